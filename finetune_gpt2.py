@@ -1,0 +1,52 @@
+"""Fine-tune a GPT-2 (the embedded tiny one by default) on the k-th smallest element task.
+
+    python finetune_gpt2.py --task min01 --out runs/tiny-min01
+    python finetune_gpt2.py --task min01 --model gpt2 --device cuda --out runs/gpt2-min01
+
+Writes OUT/model/ (best checkpoint by validation accuracy, reloadable with the transformers Auto
+classes), OUT/results.json, OUT/loss.{png,pdf} and OUT/accuracy.{png,pdf}. An interrupted run
+resumes from OUT/checkpoint/ when rerun with the same arguments.
+"""
+
+from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
+from mechprobe.training import TUNE_CHOICES
+
+
+def main():
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser)
+    parser.add_argument("--task", default="min01", help="minKK: KK the 0-based k, two digits")
+    parser.add_argument("--tune", default="all", choices=TUNE_CHOICES,
+                        help="which parameters to train (the rest stay frozen)")
+    parser.add_argument("--list-len", type=int, default=16, help="numbers per example (L)")
+    parser.add_argument("--num-set", type=int, default=512, help="size of the number set (S)")
+    parser.add_argument("--n-train", type=int, help="training examples (default: tiny 98000, "
+                        "pretrained 980000); validation and test get n_train/98 each (98/1/1)")
+    parser.add_argument("--n-eval", type=int, help="override the validation and test size")
+    parser.add_argument("--epochs", type=int, help="passes over the training set (default 2)")
+    parser.add_argument("--steps", type=int, help="optimizer steps; overrides --epochs")
+    parser.add_argument("--lr", type=float, help="AdamW learning rate (tiny 1e-3, pretrained 2e-5)")
+    parser.add_argument("--warmup", type=int, help="linear warm-up steps, then constant "
+                        "(tiny 200, pretrained 500; capped at a tenth of the run)")
+    parser.add_argument("--eval-every", type=int, help="steps between validations (default: 20 per run)")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard an interrupted run's checkpoint instead of resuming it")
+    parser.add_argument("--tiny-layers", type=int, default=4)
+    parser.add_argument("--tiny-heads", type=int, default=4)
+    parser.add_argument("--tiny-dim", type=int, default=128)
+    parser.add_argument("--stop-after", type=int, help=argparse_suppress())
+    args = parser.parse_args()
+    quiet_libraries()
+    from mechprobe.finetune import run as finetune
+
+    finetune(args)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    run(main)

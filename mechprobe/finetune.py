@@ -1,0 +1,126 @@
+"""The fine-tuning experiment of Task 1: train a model on minKK and save its best checkpoint."""
+
+import json
+import os
+import platform
+import shutil
+from dataclasses import asdict
+
+import torch
+
+from . import ksmallest
+from .cli import UserError, format_table
+from .models import (TASK_FILE, TinyConfig, build_tiny, load_pretrained, resolve_device,
+                     resolve_dtype)
+from .outputs import replace_dir, seed_everything, write_json
+from .plots import line_plot, save_figure
+from .training import Settings, evaluate, finetune, select_trainable
+
+# Defaults that differ between the tiny model trained from scratch and a pretrained GPT-2.
+# The pretrained column is the paper's setting (METHOD.md, Task 1).
+DEFAULTS = {
+    "tiny": {"lr": 1e-3, "batch_size": 128, "n_train": 98_000, "epochs": 2, "warmup": 200},
+    "pretrained": {"lr": 2e-5, "batch_size": 128, "n_train": 980_000, "epochs": 2, "warmup": 500},
+}
+
+
+def max_positions(model):
+    config = model.config
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+
+def prepare(args):
+    """Everything that can fail on bad input, before any output is written."""
+    task = ksmallest.parse_task(args.task, args.list_len, args.num_set)
+    device = resolve_device(args.device)
+    amp_dtype = resolve_dtype(args.dtype, device)
+    defaults = DEFAULTS["tiny" if args.model == "tiny" else "pretrained"]
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    seed_everything(args.seed)
+    if args.model == "tiny":
+        tiny = TinyConfig(args.tiny_layers, args.tiny_heads, args.tiny_dim)
+        model, tokenizer = build_tiny(range(task.num_set), tiny, seed=args.seed)
+    else:
+        model, tokenizer = load_pretrained(args.model)
+    numbers = ksmallest.number_set(tokenizer, task.num_set)
+    if max_positions(model) and task.list_len > max_positions(model):
+        raise UserError(f"--list-len {task.list_len} exceeds the model's {max_positions(model)} "
+                        "positions: use a shorter list")
+    n_eval = args.n_eval or max(1, args.n_train // 98)
+    splits = ksmallest.make_splits(task, args.n_train, n_eval, args.seed)
+    steps = args.steps or args.epochs * -(-args.n_train // args.batch_size)
+    if steps < 1:
+        raise UserError(f"--steps {steps} must be at least 1")
+    settings = Settings(lr=args.lr, batch_size=args.batch_size, steps=steps,
+                        warmup=min(args.warmup, steps // 10), seed=args.seed,
+                        eval_every=args.eval_every or max(1, steps // 20), amp_dtype=amp_dtype)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out} is a file: pass a directory path")
+    return task, device, model, tokenizer, numbers, splits, settings
+
+
+def tensors(task, numbers, indices):
+    inputs = torch.from_numpy(numbers.encode(indices))
+    targets = torch.from_numpy(numbers.later_ids[ksmallest.answers(task, indices)])
+    return inputs, targets
+
+
+def run(args):
+    task, device, model, tokenizer, numbers, splits, settings = prepare(args)
+    trained = select_trainable(model, args.tune)
+    model.to(device)
+    data = {name: tensors(task, numbers, getattr(splits, name)) for name in ("train", "val", "test")}
+
+    out = args.out
+    checkpoint_dir = os.path.join(out, "checkpoint")
+    os.makedirs(out, exist_ok=True)
+    if args.restart:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    fingerprint = {**task.to_json(), **{k: v for k, v in asdict(settings).items() if k != "amp_dtype"},
+                   "amp_dtype": str(settings.amp_dtype), "model": args.model, "tune": args.tune,
+                   "n_train": len(splits.train), "n_eval": len(splits.val),
+                   "tiny": [args.tiny_layers, args.tiny_heads, args.tiny_dim]}
+    outcome, best_state = finetune(model, data["train"], data["val"], settings, checkpoint_dir,
+                                   fingerprint, stop_after=args.stop_after)
+    model.load_state_dict(best_state)
+    test_accuracy, test_loss = evaluate(model, *data["test"], settings.batch_size, settings.amp_dtype)
+
+    tmp_model_dir = os.path.join(out, "model.tmp")
+    shutil.rmtree(tmp_model_dir, ignore_errors=True)
+    model.save_pretrained(tmp_model_dir)
+    tokenizer.save_pretrained(tmp_model_dir)
+    write_json(os.path.join(tmp_model_dir, TASK_FILE),
+               {**task.to_json(), "numbers": numbers.numbers.tolist()})
+    replace_dir(tmp_model_dir, os.path.join(out, "model"))
+
+    steps = [row["step"] for row in outcome.history]
+    save_figure(line_plot({"train": (steps, [r["train_loss"] for r in outcome.history]),
+                           "validation": (steps, [r["val_loss"] for r in outcome.history])},
+                          "step", "cross-entropy", f"{task.name}: loss"), out, "loss")
+    save_figure(line_plot({"validation": (steps, [r["val_accuracy"] for r in outcome.history])},
+                          "step", "accuracy", f"{task.name}: validation accuracy"), out, "accuracy")
+    results = {
+        **task.to_json(), "model": args.model, "tune": args.tune, "trained_parameters": len(trained),
+        "seed": args.seed, "device": str(device), "amp_dtype": str(settings.amp_dtype),
+        "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
+        "batch_size": settings.batch_size, "lr": settings.lr, "warmup": settings.warmup,
+        "steps": outcome.steps, "best_step": outcome.best_step,
+        "best_val_accuracy": outcome.best_val_accuracy, "test_accuracy": test_accuracy,
+        "test_loss": test_loss, "train_seconds": round(outcome.train_seconds, 2),
+        "resumed_from_step": outcome.resumed_from, "history": outcome.history,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+    }
+    write_json(os.path.join(out, "results.json"), results)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    print()
+    print(format_table([{"task": task.name, "model": args.model, "tune": args.tune,
+                         "steps": outcome.steps, "best_step": outcome.best_step,
+                         "best_val_acc": outcome.best_val_accuracy, "test_acc": test_accuracy,
+                         "train_s": round(outcome.train_seconds, 1)}],
+                       ["task", "model", "tune", "steps", "best_step", "best_val_acc", "test_acc",
+                        "train_s"]))
+    print(f"model: {os.path.join(out, 'model')}   results: {os.path.join(out, 'results.json')}")
+    return results

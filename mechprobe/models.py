@@ -1,0 +1,126 @@
+"""Loading models: devices, dtypes, the embedded tiny GPT-2, and hub ids or local directories."""
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .cli import UserError
+
+TASK_FILE = "task.json"  # written beside a fine-tuned model: which task it was trained on
+
+
+def resolve_device(spec):
+    """'auto' -> CUDA when present, else CPU; an explicit CUDA request must be satisfiable."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UserError(f"unknown --device '{spec}': use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {spec} asked for CUDA but torch sees no CUDA device "
+                            "(no GPU or a CPU-only torch build): use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s); "
+                            "use an index below that")
+    elif device.type != "cpu":
+        raise UserError(f"unsupported --device '{spec}': use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_dtype(spec, device):
+    """'auto' -> bfloat16 on a CUDA device that supports it, else float32."""
+    if spec == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec]
+    if dtype == torch.float16 and device.type == "cpu":
+        raise UserError("--dtype float16 is not supported on the CPU: use float32 or bfloat16")
+    return dtype
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """Size of the embedded GPT-2 trained from scratch (small enough for a 2-core CPU)."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    n_positions: int = 64
+
+
+def build_tiny(numbers, config=TinyConfig(), seed=0):
+    """A randomly initialised GPT-2 with a word-level tokenizer whose words are `numbers`.
+
+    No dropout: trained from scratch on fresh synthetic data, the model does not overfit, and
+    dropout only slows learning.
+
+    Both are ordinary transformers objects: save_pretrained() writes a directory that
+    AutoModelForCausalLM / AutoTokenizer reload offline.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<unk>": 1}
+    for n in numbers:
+        vocab[str(n)] = len(vocab)
+    word_level = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    word_level.decoder = decoders.WordPiece()  # joins words with spaces when decoding
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, unk_token="<unk>",
+                                        pad_token="<pad>", model_max_length=config.n_positions)
+    gpt2 = GPT2Config(vocab_size=len(vocab), n_positions=config.n_positions, n_embd=config.n_embd,
+                      n_layer=config.n_layer, n_head=config.n_head, bos_token_id=0, eos_token_id=0,
+                      pad_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(gpt2), tokenizer
+
+
+def looks_like_path(name):
+    """Hub ids are 'name' or 'org/name'; anything else with a slash is meant as a directory."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/")
+
+
+def load_pretrained(name, dtype=torch.float32, attn_implementation=None):
+    """A hub id or local directory through the Auto classes; errors say what to do instead."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if os.path.isdir(name):
+        if not os.path.isfile(os.path.join(name, "config.json")):
+            raise UserError(f"model directory '{name}' has no config.json: pass a directory written "
+                            "by save_pretrained (e.g. OUT/model from finetune_gpt2.py)")
+        if not os.access(os.path.join(name, "config.json"), os.R_OK):
+            raise UserError(f"model directory '{name}' is not readable: check its permissions")
+    elif os.path.exists(name):
+        raise UserError(f"model path '{name}' is a file, not a model directory: pass the directory "
+                        "that holds config.json (e.g. OUT/model from finetune_gpt2.py)")
+    elif looks_like_path(name):
+        raise UserError(f"model path '{name}' does not exist: pass a directory written by "
+                        "finetune_gpt2.py (OUT/model), a hub id, or 'tiny'")
+    kwargs = {"dtype": dtype}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    except (OSError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"could not load model '{name}' ({first_line}): pass a local directory or "
+                        "a hub id that is already in the Hugging Face cache (no downloads offline)"
+                        ) from None
+    if tokenizer.pad_token is None:  # GPT-2 and LLaMA ship without one; padding is masked anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def read_task_file(model_dir):
+    """The task a fine-tuned model was trained on, or None for other models."""
+    path = os.path.join(model_dir, TASK_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

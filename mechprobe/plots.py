@@ -1,0 +1,34 @@
+"""Figures, each saved as PNG and PDF side by side."""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def save_figure(fig, out_dir, name):
+    """Write OUT/name.png and OUT/name.pdf; returns the two paths."""
+    paths = []
+    for ext in ("png", "pdf"):
+        path = os.path.join(out_dir, f"{name}.{ext}")
+        fig.savefig(f"{path}.tmp", format=ext, dpi=150, bbox_inches="tight")
+        os.replace(f"{path}.tmp", path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def line_plot(series, xlabel, ylabel, title):
+    """series: {label: (xs, ys)} -> a figure with one line per label."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, label=label, marker="o" if len(xs) < 30 else None, markersize=3)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    return fig

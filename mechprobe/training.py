@@ -1,0 +1,181 @@
+"""Fine-tuning a causal LM on last-token targets, with periodic validation, best-checkpoint
+selection and exact resume after an interruption.
+
+Data order is a function of (seed, step) alone and the dropout RNG is checkpointed, so a resumed
+run takes the same steps as an uninterrupted one and ends with the same numbers.
+"""
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .cli import UserError
+from .outputs import save_torch
+
+# Which parameters each --tune choice trains, by dotted-name component (GPT-2 and LLaMA-style).
+TUNE_PATTERNS = {
+    "attn": re.compile(r"(^|\.)(attn|self_attn|attention)\."),
+    "mlp": re.compile(r"(^|\.)(mlp|feed_forward)\."),
+    "ln": re.compile(r"(^|\.)(ln_\w+|\w*norm\w*)\."),
+}
+TUNE_CHOICES = ["all", *TUNE_PATTERNS]
+
+
+def select_trainable(model, tune):
+    """Freeze every parameter outside the --tune group; returns the trained parameter names."""
+    names = []
+    for name, param in model.named_parameters():
+        param.requires_grad = tune == "all" or bool(TUNE_PATTERNS[tune].search(name))
+        if param.requires_grad:
+            names.append(name)
+    if not names:
+        raise UserError(f"--tune {tune} matches no parameter of this model: use --tune all")
+    return names
+
+
+@dataclass
+class Settings:
+    lr: float
+    batch_size: int
+    steps: int
+    warmup: int
+    eval_every: int
+    seed: int
+    weight_decay: float = 1e-3
+    amp_dtype: torch.dtype = torch.float32  # bf16/fp16 autocast on top of fp32 master weights
+
+
+@dataclass
+class Outcome:
+    history: list = field(default_factory=list)  # one row per validation
+    best_step: int = -1
+    best_val_accuracy: float = -1.0
+    train_seconds: float = 0.0
+    steps: int = 0
+    resumed_from: int | None = None
+
+
+def last_logits(model, input_ids):
+    """Logits at the last position only (logits_to_keep spares the full-vocabulary projection)."""
+    return model(input_ids=input_ids, logits_to_keep=1).logits[:, -1].float()
+
+
+def autocast(device, dtype):
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+@torch.inference_mode()
+def evaluate(model, inputs, targets, batch_size, amp_dtype=torch.float32):
+    """(accuracy, mean loss) of next-token prediction at the last position."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for start in range(0, len(inputs), batch_size):
+        x = inputs[start:start + batch_size].to(device)
+        y = targets[start:start + batch_size].to(device)
+        with autocast(device, amp_dtype):
+            logits = last_logits(model, x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
+    model.train(was_training)
+    return correct / len(inputs), loss_sum / len(inputs)
+
+
+def batch_indices(n_train, batch_size, seed, step):
+    """Example indices of one step: a fresh permutation per epoch, fixed by (seed, epoch)."""
+    per_epoch = -(-n_train // batch_size)
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n_train)
+    return order[position * batch_size:(position + 1) * batch_size]
+
+
+def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_after=None):
+    """Train `model` in place on (inputs, targets) tensors; returns the Outcome and best weights.
+
+    Checkpoints go to checkpoint_dir at every validation. A checkpoint from an earlier run with
+    the same fingerprint (the settings that determine the result) is resumed; one with another
+    fingerprint is an error, so two different runs never mix. `stop_after` ends this call after
+    that many steps as if interrupted (for chunked runs and the resume test).
+    """
+    device = next(model.parameters()).device
+    train_x, train_y = train
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    # Paper schedule: linear warm-up, then constant.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / settings.warmup) if settings.warmup else 1.0)
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.amp_dtype == torch.float16)
+    outcome = Outcome()
+    state_path = os.path.join(checkpoint_dir, "state.pt")
+    best_path = os.path.join(checkpoint_dir, "best.pt")
+
+    start = 0
+    if os.path.isfile(state_path):
+        state = torch.load(state_path, map_location=device, weights_only=False)
+        if state["fingerprint"] != fingerprint:
+            raise UserError(f"{checkpoint_dir} holds an interrupted run with other settings: rerun "
+                            "with the same arguments to resume, pass --restart to discard it, "
+                            "or choose another --out")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        outcome = state["outcome"]
+        start = outcome.resumed_from = state["step"]
+
+    def save_checkpoint(step):
+        save_torch(state_path, {
+            "fingerprint": fingerprint, "step": step, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "outcome": outcome})
+
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    model.train()
+    interval_losses = []
+    clock = time.perf_counter()
+    bar = tqdm(range(start, settings.steps), desc="fine-tuning", initial=start,
+               total=settings.steps, dynamic_ncols=True)
+    for step in bar:
+        idx = torch.from_numpy(batch_indices(len(train_x), settings.batch_size, settings.seed, step))
+        x, y = train_x[idx].to(device), train_y[idx].to(device)
+        with autocast(device, settings.amp_dtype):
+            loss = F.cross_entropy(last_logits(model, x), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        interval_losses.append(loss.item())
+
+        done = step + 1
+        if done % settings.eval_every == 0 or done == settings.steps:
+            val_acc, val_loss = evaluate(model, *val, settings.batch_size, settings.amp_dtype)
+            outcome.train_seconds += time.perf_counter() - clock
+            outcome.steps = done
+            outcome.history.append({"step": done, "train_loss": float(np.mean(interval_losses)),
+                                    "val_loss": val_loss, "val_accuracy": val_acc})
+            interval_losses = []
+            if val_acc > outcome.best_val_accuracy:
+                outcome.best_val_accuracy, outcome.best_step = val_acc, done
+                save_torch(best_path, model.state_dict())
+            save_checkpoint(done)
+            bar.set_postfix(loss=f"{outcome.history[-1]['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
+            clock = time.perf_counter()
+        if stop_after is not None and done - start >= stop_after and done < settings.steps:
+            bar.close()
+            raise KeyboardInterrupt
+    bar.close()
+    best_state = torch.load(best_path, map_location=device, weights_only=True)
+    return outcome, best_state

@@ -1,0 +1,54 @@
+"""Shared fixtures: small local checkpoints built on the fly, so no test touches a model hub."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ["HF_HUB_OFFLINE"] = "1"  # a test that reaches for the hub must fail, not hang
+
+# Small enough that a fine-tuning test takes a few seconds on a 2-core CPU.
+SMALL_TINY = ["--tiny-layers", "2", "--tiny-heads", "2", "--tiny-dim", "32"]
+
+
+def run_script(*args, check=True):
+    """Run a top-level script as a user would; returns the CompletedProcess."""
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def bpe_gpt2_dir(tmp_path_factory):
+    """A small GPT-2 with a byte-level BPE tokenizer trained here, saved like a hub checkpoint.
+
+    The BPE vocabulary is capped so that only some numbers become single tokens: the number-set
+    rule ("n n" encodes to exactly two tokens) then has real work to do.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    rng = np.random.default_rng(0)
+    # Short lines of Zipf-distributed numbers: frequent ones get merged into one token both at the
+    # start of a line ("7") and after a space (" 7"); rare ones, and "0", stay split.
+    corpus = [" ".join(str(int(n)) for n in rng.zipf(1.3, size=4) % 1000) for _ in range(20000)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>",
+                                        bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    config = GPT2Config(vocab_size=bpe.get_vocab_size(), n_positions=32, n_embd=32, n_layer=2,
+                        n_head=2, bos_token_id=0, eos_token_id=0)
+    path = tmp_path_factory.mktemp("bpe_gpt2")
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

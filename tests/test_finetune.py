@@ -1,0 +1,139 @@
+import json
+import os
+import types
+
+import pytest
+import torch
+from conftest import SMALL_TINY, run_script
+
+from mechprobe import finetune
+from mechprobe.models import build_tiny
+from mechprobe.training import select_trainable
+
+QUICK = ["--task", "min01", "--n-train", "600", "--n-eval", "64", "--steps", "12",
+         "--eval-every", "4", "--batch-size", "32", *SMALL_TINY]
+
+
+def test_contract_files_and_offline_reload(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "run"
+    proc = run_script("finetune_gpt2.py", *QUICK, "--out", str(out))
+    assert "test_acc" in proc.stdout  # the printed table
+    results = json.loads((out / "results.json").read_text())
+    for key in ("task", "test_accuracy", "best_val_accuracy", "train_seconds", "steps"):
+        assert key in results
+    assert results["task"] == "min01" and results["steps"] == 12
+    assert 0 <= results["test_accuracy"] <= 1 and len(results["history"]) == 3
+    for name in ("loss", "accuracy"):
+        assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
+    assert not (out / "checkpoint").exists() and not (out / "model.tmp").exists()
+
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    task = json.loads((out / "model" / "task.json").read_text())
+    assert task["task"] == "min01" and task["k"] == 1 and len(task["numbers"]) == 512
+    ids = torch.tensor([tokenizer("5 9 3 7", add_special_tokens=False)["input_ids"]])
+    assert model(ids).logits.shape[-1] == len(tokenizer)
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a = run_script("finetune_gpt2.py", *QUICK, "--out", str(tmp_path / "a"))
+    b = run_script("finetune_gpt2.py", *QUICK, "--out", str(tmp_path / "b"))
+    ra, rb = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
+    assert ra["history"] == rb["history"] and ra["test_accuracy"] == rb["test_accuracy"]
+    assert a.returncode == b.returncode == 0
+
+
+def args_for(out, **overrides):
+    """The argparse namespace finetune_gpt2.py would build, for in-process runs."""
+    args = dict(task="min01", model="tiny", tune="all", out=str(out), seed=0, device="cpu",
+                dtype="auto", batch_size=32, list_len=16, num_set=512, n_train=600, n_eval=64,
+                epochs=None, steps=12, lr=None, warmup=None, eval_every=4, restart=False,
+                tiny_layers=2, tiny_heads=2, tiny_dim=32, stop_after=None)
+    args.update(overrides)
+    return types.SimpleNamespace(**args)
+
+
+def test_interrupted_run_resumes_to_the_same_numbers(tmp_path):
+    straight = finetune.run(args_for(tmp_path / "straight"))
+    # Interrupted after 6 steps: the checkpoint of step 4 remains; steps 5-6 are redone.
+    with pytest.raises(KeyboardInterrupt):
+        finetune.run(args_for(tmp_path / "resumed", stop_after=6))
+    assert (tmp_path / "resumed" / "checkpoint" / "state.pt").exists()
+    assert not (tmp_path / "resumed" / "results.json").exists()
+    resumed = finetune.run(args_for(tmp_path / "resumed"))
+    assert resumed["resumed_from_step"] == 4
+    assert resumed["history"] == straight["history"]
+    assert resumed["test_accuracy"] == straight["test_accuracy"]
+
+
+def test_resume_refuses_other_settings_and_restart_discards(tmp_path, capsys):
+    with pytest.raises(KeyboardInterrupt):
+        finetune.run(args_for(tmp_path, stop_after=5))
+    from mechprobe.cli import UserError
+
+    with pytest.raises(UserError, match="--restart"):
+        finetune.run(args_for(tmp_path, lr=5e-4))
+    fresh = finetune.run(args_for(tmp_path, lr=5e-4, restart=True))
+    assert fresh["resumed_from_step"] is None and fresh["lr"] == 5e-4
+
+
+@pytest.mark.parametrize("tune", ["attn", "mlp", "ln"])
+def test_tune_keeps_frozen_weights_unchanged(tmp_path, tune):
+    out = tmp_path / tune
+    run_script("finetune_gpt2.py", *QUICK, "--tune", tune, "--out", str(out))
+    # The same seed builds the same initial weights; compare them with the trained ones.
+    initial, _ = build_tiny(range(512), finetune.TinyConfig(2, 2, 32), seed=0)
+    trained_names = set(select_trainable(initial, tune))
+    from transformers import AutoModelForCausalLM
+
+    trained = dict(AutoModelForCausalLM.from_pretrained(out / "model").named_parameters())
+    changed = {name for name, p in initial.named_parameters() if not torch.equal(p, trained[name])}
+    assert changed, "training changed nothing"
+    assert changed <= trained_names
+    assert all(n.split(".")[-2] != "wte" for n in changed)
+
+
+def test_select_trainable_groups():
+    model, _ = build_tiny(range(10), finetune.TinyConfig(2, 2, 16))
+    attn = select_trainable(model, "attn")
+    assert attn and all(".attn." in n for n in attn)
+    assert all(".mlp." in n for n in select_trainable(model, "mlp"))
+    ln = select_trainable(model, "ln")
+    assert "transformer.ln_f.weight" in ln and all(".ln_" in n or "ln_f" in n for n in ln)
+    assert len(select_trainable(model, "all")) == len(list(model.parameters()))
+
+
+def test_local_bpe_model_directory(tmp_path, bpe_gpt2_dir):
+    out = tmp_path / "bpe"
+    run_script("finetune_gpt2.py", "--task", "min01", "--model", bpe_gpt2_dir, "--num-set", "40",
+               "--list-len", "8", "--n-train", "300", "--n-eval", "32", "--steps", "3",
+               "--batch-size", "32", "--out", str(out))
+    task = json.loads((out / "model" / "task.json").read_text())
+    assert len(task["numbers"]) == 40 and 0 not in task["numbers"]  # "0" is two BPE tokens there
+
+
+BAD_INPUTS = [
+    (["--task", "max01"], "unknown task 'max01'"),
+    (["--task", "min16"], "use k < --list-len"),
+    (["--num-set", "600", "--model", "{bpe}"], "larger than this tokenizer can supply"),
+    (["--model", "./no/such/dir"], "does not exist"),
+    (["--model", "{empty}"], "has no config.json"),
+    (["--tune", "heads"], "invalid choice"),
+]
+if not torch.cuda.is_available():
+    BAD_INPUTS.append((["--device", "cuda"], "use --device cpu or auto"))
+
+
+@pytest.mark.parametrize("extra,message", BAD_INPUTS)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, bpe_gpt2_dir, extra, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    extra = [e.format(bpe=bpe_gpt2_dir, empty=empty) for e in extra]
+    out = tmp_path / "out"
+    proc = run_script("finetune_gpt2.py", "--steps", "2", *extra, "--out", str(out), check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+    assert not out.exists()
