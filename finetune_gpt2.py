@@ -8,7 +8,10 @@ classes), OUT/results.json, OUT/loss.{png,pdf} and OUT/accuracy.{png,pdf}. An in
 resumes from OUT/checkpoint/ when rerun with the same arguments.
 """
 
+import argparse
+
 from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
+from mechprobe.models import TinyConfig
 from mechprobe.training import TUNE_CHOICES
 
 
@@ -20,7 +23,7 @@ def main():
                         help="which parameters to train (the rest stay frozen)")
     parser.add_argument("--list-len", type=int, default=16, help="numbers per example (L)")
     parser.add_argument("--num-set", type=int, default=512, help="size of the number set (S)")
-    parser.add_argument("--n-train", type=int, help="training examples (default: tiny 98000, "
+    parser.add_argument("--n-train", type=int, help="training examples (default: tiny 245000, "
                         "pretrained 980000); validation and test get n_train/98 each (98/1/1)")
     parser.add_argument("--n-eval", type=int, help="override the validation and test size")
     parser.add_argument("--epochs", type=int, help="passes over the training set (default 2)")
@@ -28,24 +31,23 @@ def main():
     parser.add_argument("--lr", type=float, help="AdamW learning rate (tiny 1e-3, pretrained 2e-5)")
     parser.add_argument("--warmup", type=int, help="linear warm-up steps, then constant "
                         "(tiny 200, pretrained 500; capped at a tenth of the run)")
+    parser.add_argument("--schedule", choices=["constant", "linear"],
+                        help="learning rate after warm-up: constant (the paper; pretrained default) "
+                        "or linear decay to 0 (tiny default)")
     parser.add_argument("--eval-every", type=int, help="steps between validations (default: 20 per run)")
     parser.add_argument("--restart", action="store_true",
                         help="discard an interrupted run's checkpoint instead of resuming it")
-    parser.add_argument("--tiny-layers", type=int, default=4)
-    parser.add_argument("--tiny-heads", type=int, default=4)
-    parser.add_argument("--tiny-dim", type=int, default=128)
-    parser.add_argument("--stop-after", type=int, help=argparse_suppress())
+    parser.add_argument("--tiny-layers", type=int, default=TinyConfig.n_layer,
+                        help="layers of the tiny model (only with --model tiny)")
+    parser.add_argument("--tiny-heads", type=int, default=TinyConfig.n_head)
+    parser.add_argument("--tiny-dim", type=int, default=TinyConfig.n_embd)
+    # Ends the run after N steps as if interrupted: for exercising resume by hand.
+    parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     quiet_libraries()
     from mechprobe.finetune import run as finetune
 
     finetune(args)
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

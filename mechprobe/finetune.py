@@ -19,8 +19,10 @@ from .training import Settings, evaluate, finetune, select_trainable
 # Defaults that differ between the tiny model trained from scratch and a pretrained GPT-2.
 # The pretrained column is the paper's setting (METHOD.md, Task 1).
 DEFAULTS = {
-    "tiny": {"lr": 1e-3, "batch_size": 128, "n_train": 98_000, "epochs": 2, "warmup": 200},
-    "pretrained": {"lr": 2e-5, "batch_size": 128, "n_train": 980_000, "epochs": 2, "warmup": 500},
+    "tiny": {"lr": 1e-3, "batch_size": 128, "n_train": 245_000, "epochs": 2, "warmup": 200,
+             "schedule": "linear"},
+    "pretrained": {"lr": 2e-5, "batch_size": 128, "n_train": 980_000, "epochs": 2, "warmup": 500,
+                   "schedule": "constant"},
 }
 
 
@@ -54,7 +56,7 @@ def prepare(args):
     if steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
     settings = Settings(lr=args.lr, batch_size=args.batch_size, steps=steps,
-                        warmup=min(args.warmup, steps // 10), seed=args.seed,
+                        warmup=min(args.warmup, steps // 10), seed=args.seed, schedule=args.schedule,
                         eval_every=args.eval_every or max(1, steps // 20), amp_dtype=amp_dtype)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError(f"--out {args.out} is a file: pass a directory path")
@@ -106,6 +108,7 @@ def run(args):
         "seed": args.seed, "device": str(device), "amp_dtype": str(settings.amp_dtype),
         "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
         "batch_size": settings.batch_size, "lr": settings.lr, "warmup": settings.warmup,
+        "schedule": settings.schedule,
         "steps": outcome.steps, "best_step": outcome.best_step,
         "best_val_accuracy": outcome.best_val_accuracy, "test_accuracy": test_accuracy,
         "test_loss": test_loss, "train_seconds": round(outcome.train_seconds, 2),

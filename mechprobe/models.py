@@ -49,7 +49,7 @@ class TinyConfig:
 
     n_layer: int = 4
     n_head: int = 4
-    n_embd: int = 128
+    n_embd: int = 64
     n_positions: int = 64
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ class Settings:
     warmup: int
     eval_every: int
     seed: int
+    schedule: str = "constant"  # after warm-up: "constant" (the paper) or "linear" decay to 0
     weight_decay: float = 1e-3
     amp_dtype: torch.dtype = torch.float32  # bf16/fp16 autocast on top of fp32 master weights
 
@@ -59,6 +61,15 @@ class Outcome:
     train_seconds: float = 0.0
     steps: int = 0
     resumed_from: int | None = None
+
+
+def lr_factor(settings, step):
+    """Linear warm-up, then constant (the paper) or a linear decay that reaches 0 at the end."""
+    if step < settings.warmup:
+        return (step + 1) / settings.warmup
+    if settings.schedule == "linear":
+        return max(0.0, (settings.steps - step) / max(1, settings.steps - settings.warmup))
+    return 1.0
 
 
 def last_logits(model, input_ids):
@@ -108,9 +119,7 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
     train_x, train_y = train
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    # Paper schedule: linear warm-up, then constant.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / settings.warmup) if settings.warmup else 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_factor, settings))
     scaler = torch.amp.GradScaler(device.type, enabled=settings.amp_dtype == torch.float16)
     outcome = Outcome()
     state_path = os.path.join(checkpoint_dir, "state.pt")

@@ -49,7 +49,7 @@ def args_for(out, **overrides):
     """The argparse namespace finetune_gpt2.py would build, for in-process runs."""
     args = dict(task="min01", model="tiny", tune="all", out=str(out), seed=0, device="cpu",
                 dtype="auto", batch_size=32, list_len=16, num_set=512, n_train=600, n_eval=64,
-                epochs=None, steps=12, lr=None, warmup=None, eval_every=4, restart=False,
+                epochs=None, steps=12, lr=None, warmup=None, schedule=None, eval_every=4, restart=False,
                 tiny_layers=2, tiny_heads=2, tiny_dim=32, stop_after=None)
     args.update(overrides)
     return types.SimpleNamespace(**args)
