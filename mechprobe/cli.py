@@ -16,11 +16,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (run with --help for the accepted values)\n")
 
 
-def add_common_args(parser, model_default="tiny"):
+def add_common_args(parser, model_default="tiny", out_required=True):
     """The flags every entry point accepts (DESIGN.md, 'Contracts')."""
     parser.add_argument("--model", default=model_default,
                         help="'tiny' for the embedded small GPT-2, else a hub id or local directory")
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", required=out_required, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])

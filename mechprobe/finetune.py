@@ -1,6 +1,5 @@
 """The fine-tuning experiment of Task 1: train a model on minKK and save its best checkpoint."""
 
-import json
 import os
 import platform
 import shutil

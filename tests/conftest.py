@@ -52,3 +52,13 @@ def bpe_gpt2_dir(tmp_path_factory):
     GPT2LMHeadModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def small_finetuned(tmp_path_factory):
+    """A 2-layer tiny GPT-2 briefly fine-tuned on min01: OUT with model/ and results.json."""
+    out = tmp_path_factory.mktemp("small_finetuned") / "run"
+    run_script("finetune_gpt2.py", "--task", "min01", "--n-train", "3000", "--n-eval", "64",
+               "--steps", "40", "--batch-size", "64", "--device", "cpu", *SMALL_TINY,
+               "--out", str(out))
+    return out

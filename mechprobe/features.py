@@ -1,0 +1,123 @@
+"""Per-statement attention features (METHOD.md, 'Features').
+
+An example is a token sequence with some query positions and some statements, each statement a
+set of token positions. Its features are, per layer (and optionally per head), the attention from
+the query tokens to each statement: token weights pooled over the statement's tokens, query rows
+pooled by mean or max. One example gives an array (statements, layers, heads or 1).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+POOLS = ("mean", "max", "sum")
+
+
+@dataclass
+class Example:
+    input_ids: list          # token ids of the whole prompt
+    query: list              # positions of the query tokens
+    statements: list         # per statement, the list of its token positions
+
+
+def segment_tokens(tokenizer, segments, add_special_tokens=True):
+    """Tokenize the concatenation of `segments`; return (ids, per segment its token positions).
+
+    A token belongs to every segment its characters overlap, so a BPE token merged across a
+    segment boundary (" 17" after "3") counts for both, and no non-empty segment is left without
+    a token. Special tokens (BOS) belong to no segment.
+    """
+    text = "".join(segments)
+    encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=add_special_tokens)
+    bounds = np.cumsum([0] + [len(s) for s in segments])
+    positions = [[] for _ in segments]
+    for index, (start, end) in enumerate(encoded["offset_mapping"]):
+        if end <= start:
+            continue
+        # segments i with bounds[i] < end and bounds[i+1] > start
+        first = np.searchsorted(bounds, start, side="right") - 1
+        for seg in range(first, len(segments)):
+            if bounds[seg] >= end:
+                break
+            if bounds[seg + 1] > start:
+                positions[seg].append(index)
+    return list(encoded["input_ids"]), positions
+
+
+def pool(values, how, axis):
+    if how == "mean":
+        return values.mean(axis=axis)
+    if how == "max":
+        return values.max(axis=axis)
+    if how == "sum":
+        return values.sum(axis=axis)
+    raise ValueError(f"unknown pooling '{how}': use one of {POOLS}")
+
+
+def example_features(weights, example, query_pool="mean", statement_pool="mean"):
+    """weights: (layers, heads, R, N) attention of this example's query rows -> (S, layers, heads)."""
+    rows = pool(weights[:, :, :len(example.query)], query_pool, axis=2)   # (layers, heads, N)
+    return np.stack([pool(rows[:, :, tokens], statement_pool, axis=2)
+                     for tokens in example.statements])
+
+
+def batches_by_length(examples, batch_size, max_tokens):
+    """Index batches of similar length (less padding), each at most batch_size examples and
+    max_tokens padded tokens (one long example still forms its own batch). Memory grows with the
+    tokens in flight, while on a CPU long prompts gain nothing from batching."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    batches, current = [], []
+    for i in order:
+        width = len(examples[i].input_ids)  # the longest so far, as the order is ascending
+        if current and (len(current) == batch_size or (len(current) + 1) * width > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    return batches + [current] if current else batches
+
+
+def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="mean",
+            statement_pool="mean", pad_id=0, logit_ids=None, max_tokens=4096, desc="attention"):
+    """Features of every example and its next-token prediction at the last position.
+
+    Returns (list of (S_i, len(layers), heads or 1) float32 arrays, (n,) argmax token ids, and
+    (n, len(logit_ids)) logits of the tokens `logit_ids` or None).
+    Batches are right-padded: a real token never attends to a pad, so results equal unpadded runs.
+    """
+    device = next(recorder.model.parameters()).device
+    features = [None] * len(examples)
+    predicted = np.zeros(len(examples), dtype=np.int64)
+    chosen = None if logit_ids is None else np.zeros((len(examples), len(logit_ids)), np.float32)
+    batches = batches_by_length(examples, batch_size, max_tokens)
+    for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+        group = [examples[i] for i in batch]
+        width = max(len(e.input_ids) for e in group)
+        n_rows = max(len(e.query) for e in group)
+        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        rows = torch.zeros((len(group), n_rows), dtype=torch.long)
+        for j, e in enumerate(group):
+            ids[j, :len(e.input_ids)] = torch.tensor(e.input_ids)
+            mask[j, :len(e.input_ids)] = 1
+            # Unused row slots repeat the last query row; example_features ignores them.
+            rows[j] = torch.tensor(e.query + [e.query[-1]] * (n_rows - len(e.query)))
+        last = mask.sum(dim=1) - 1
+        batch_logits, recorded = recorder.forward(ids.to(device), mask.to(device), rows=rows.to(device),
+                                                  layers=layers, per_head=per_head,
+                                                  logits_at=last.to(device))
+        # (batch, layers, heads, R, N); head-mean recordings get a heads axis of 1
+        stacked = torch.stack([recorded[layer] if per_head else recorded[layer][:, None]
+                               for layer in layers], dim=1).cpu().numpy()
+        for j, i in enumerate(batch):
+            features[i] = example_features(stacked[j], group[j], query_pool, statement_pool)
+        predicted[batch] = batch_logits.argmax(dim=-1).cpu().numpy()
+        if chosen is not None:
+            chosen[batch] = batch_logits[:, list(logit_ids)].cpu().numpy()
+    return features, predicted, chosen
+
+
+def normalise_by_max(features):
+    """Divide each example's features by its maximum (the k-th smallest setting of the paper)."""
+    return [f / max(float(f.max()), np.finfo(np.float32).tiny) for f in features]

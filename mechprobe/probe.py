@@ -1,0 +1,120 @@
+"""The two kNN probes, cross-validated by example, and the probing score (METHOD.md).
+
+Samples are statements. X has shape (samples, layers, per-layer features): one feature per layer
+for head-mean attention, one per head with per-head features. `groups` names each sample's
+example, so that the statements of one example never straddle a train/test split.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GroupKFold
+from sklearn.neighbors import KNeighborsClassifier
+
+from .cli import UserError
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    neighbors: int = 8
+    p: int = 2               # Minkowski p: 2 Euclidean (k-th smallest), 1 Manhattan (ProofWriter/ARC)
+    folds: int = 5
+    seed: int = 0
+
+
+@dataclass
+class Samples:
+    """Statement-level samples pooled from many examples."""
+
+    X: np.ndarray            # (n, layers, per-layer features)
+    useful: np.ndarray       # (n,) bool
+    depth: np.ndarray        # (n,) int class, -1 where not useful
+    groups: np.ndarray       # (n,) example index
+
+    @classmethod
+    def from_examples(cls, features, useful, depth):
+        """Per example: features (S_i, layers, f), useful (S_i,), depth (S_i,) -> one Samples."""
+        groups = np.concatenate([np.full(len(f), i) for i, f in enumerate(features)])
+        return cls(np.concatenate(features).astype(np.float32),
+                   np.concatenate(useful).astype(bool), np.concatenate(depth).astype(int), groups)
+
+
+def cross_validated_f1(X, y, groups, config):
+    """Macro F1 over folds grouped by example: (mean, std over folds)."""
+    n_groups = len(np.unique(groups))
+    if n_groups < config.folds:
+        raise UserError(f"only {n_groups} examples for {config.folds}-fold cross-validation: "
+                        "probe more examples (--n-examples) or use fewer --folds")
+    X = X.reshape(len(X), -1)
+    scores = []
+    splitter = GroupKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+    for train, test in splitter.split(X, y, groups):
+        knn = KNeighborsClassifier(n_neighbors=min(config.neighbors, len(train)), weights="distance",
+                                   p=config.p)
+        knn.fit(X[train], y[train])
+        scores.append(f1_score(y[test], knn.predict(X[test]), average="macro"))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def depth_applicable(samples):
+    """Stage 2 needs at least two height classes among the useful statements."""
+    return len(np.unique(samples.depth[samples.useful])) > 1
+
+
+def probe_stages(samples, config, layers=None):
+    """{'useful': (mean, std), 'depth': (mean, std) or None} using the given layer positions."""
+    X = samples.X if layers is None else samples.X[:, layers]
+    result = {"useful": cross_validated_f1(X, samples.useful.astype(int), samples.groups, config),
+              "depth": None}
+    if depth_applicable(samples):
+        keep = samples.useful
+        result["depth"] = cross_validated_f1(X[keep], samples.depth[keep], samples.groups[keep], config)
+    return result
+
+
+def probing_score(f1_model, f1_random):
+    """S_P = (F1_model - F1_random) / (1 - F1_random); None where not applicable or undefined."""
+    if f1_model is None or f1_random is None or f1_random >= 1.0:
+        return None
+    return (f1_model - f1_random) / (1.0 - f1_random)
+
+
+def mean_of(stage):
+    return None if stage is None else stage[0]
+
+
+def compare(model, random, config, layers=None):
+    """Both stages on the model's and the random model's features, with probing scores."""
+    trained, untrained = probe_stages(model, config, layers), probe_stages(random, config, layers)
+    return {
+        "f1": {stage: mean_of(trained[stage]) for stage in trained},
+        "f1_spread": {stage: None if trained[stage] is None else trained[stage][1] for stage in trained},
+        "f1_random": {stage: mean_of(untrained[stage]) for stage in untrained},
+        "f1_random_spread": {stage: None if untrained[stage] is None else untrained[stage][1]
+                             for stage in untrained},
+        "probing_score": {stage: probing_score(mean_of(trained[stage]), mean_of(untrained[stage]))
+                          for stage in trained},
+    }
+
+
+def layerwise(model, random, config, layer_names):
+    """Rows per layer, mode 'single' (that layer only) and 'cumulative' (layers up to it)."""
+    rows = []
+    for mode in ("single", "cumulative"):
+        for position, layer in enumerate(layer_names):
+            chosen = [position] if mode == "single" else list(range(position + 1))
+            result = compare(model, random, config, chosen)
+            rows.append({"layer": layer, "mode": mode,
+                         "f1_useful": result["f1"]["useful"], "f1_depth": result["f1"]["depth"],
+                         "f1_random_useful": result["f1_random"]["useful"],
+                         "f1_random_depth": result["f1_random"]["depth"],
+                         "probing_score_useful": result["probing_score"]["useful"],
+                         "probing_score_depth": result["probing_score"]["depth"]})
+    return rows
+
+
+def best_layer(rows, stage):
+    """The single layer with the highest probing score for `stage` ('useful' or 'depth')."""
+    scored = [r for r in rows if r["mode"] == "single" and r[f"probing_score_{stage}"] is not None]
+    return max(scored, key=lambda r: r[f"probing_score_{stage}"])["layer"] if scored else None

@@ -1,0 +1,134 @@
+"""Probing runs shared by every task: model and random twin, features, probes, report."""
+
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from .cli import UserError, format_table
+from .features import extract
+from .models import load_pretrained, resolve_device, resolve_dtype
+from .outputs import write_json
+from .plots import line_plot, save_figure
+from .probe import Samples, best_layer, compare, layerwise
+from .recorder import Recorder
+
+
+def parse_layers(spec, n_layers):
+    """'0-16,19,28' -> [0..16, 19, 28] (0-based); None -> every layer."""
+    if spec is None:
+        return list(range(n_layers))
+    layers = []
+    try:
+        for part in spec.split(","):
+            if "-" in part:
+                first, last = (int(x) for x in part.split("-"))
+                layers.extend(range(first, last + 1))
+            else:
+                layers.append(int(part))
+    except ValueError:
+        raise UserError(f"--layers '{spec}' is not a list like 0-16,19,28") from None
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad or not layers:
+        raise UserError(f"--layers '{spec}': the model has layers 0-{n_layers - 1} (0-based)")
+    return sorted(set(layers))
+
+
+def check_model_name(name):
+    """'tiny' names a model to build, not one to probe."""
+    if name == "tiny":
+        raise UserError("--model must name a trained model: fine-tune one first "
+                        "(python finetune_gpt2.py --task min01 --out runs/tiny-min01) and pass "
+                        "--model runs/tiny-min01/model, or pass a hub id / local directory")
+
+
+def load_model(args):
+    """The probed model on the requested device and dtype, in eval mode."""
+    check_model_name(args.model)
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    model, tokenizer = load_pretrained(args.model, dtype=dtype)
+    return model.to(device).eval(), tokenizer, device
+
+
+def random_twin(model, seed):
+    """The same architecture, randomly initialised (the probing score's baseline)."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    twin = AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
+    return twin.to(next(model.parameters()).device).eval()
+
+
+def features_of(model, examples, layers, args, pad_id, logit_ids=None, desc="attention"):
+    recorder = Recorder(model)
+    return extract(recorder, examples, layers, args.batch_size, per_head=args.per_head,
+                   query_pool=args.query_pool, statement_pool=args.statement_pool, pad_id=pad_id,
+                   logit_ids=logit_ids, max_tokens=args.max_batch_tokens, desc=desc)
+
+
+def probe_setting(features, random_features, useful, depth, config, layers):
+    """Probe one setting (a k, a bucket): overall scores, layer-wise rows, best layers."""
+    model_samples = Samples.from_examples(features, useful, depth)
+    random_samples = Samples.from_examples(random_features, useful, depth)
+    result = compare(model_samples, random_samples, config)
+    rows = layerwise(model_samples, random_samples, config, layers)
+    result["layerwise"] = rows
+    result["best_layer"] = {stage: best_layer(rows, stage) for stage in ("useful", "depth")}
+    result["n_examples"] = len(features)
+    result["n_statements"] = int(len(model_samples.useful))
+    return result
+
+
+def summary_row(name, result):
+    return {"setting": name, "n": result["n_examples"], "accuracy": result.get("accuracy"),
+            "f1_useful": result["f1"]["useful"], "f1_rand_useful": result["f1_random"]["useful"],
+            "S_P1": result["probing_score"]["useful"],
+            "f1_depth": result["f1"]["depth"], "f1_rand_depth": result["f1_random"]["depth"],
+            "S_P2": result["probing_score"]["depth"],
+            "best_layer_P1": result["best_layer"]["useful"],
+            "best_layer_P2": result["best_layer"]["depth"]}
+
+
+SUMMARY_COLUMNS = ["setting", "n", "accuracy", "f1_useful", "f1_rand_useful", "S_P1", "f1_depth",
+                   "f1_rand_depth", "S_P2", "best_layer_P1", "best_layer_P2"]
+LAYER_COLUMNS = ["layer", "mode", "f1_useful", "f1_random_useful", "probing_score_useful",
+                 "f1_depth", "f1_random_depth", "probing_score_depth"]
+
+
+def layerwise_figure(name, rows, out):
+    """F1 by layer, single and cumulative, for the model and the random twin."""
+    series = {}
+    for stage in ("useful", "depth"):
+        for mode in ("single", "cumulative"):
+            picked = [r for r in rows if r["mode"] == mode and r[f"f1_{stage}"] is not None]
+            if picked:
+                layers = [r["layer"] for r in picked]
+                series[f"{stage} {mode}"] = (layers, [r[f"f1_{stage}"] for r in picked])
+                series[f"{stage} {mode} (random)"] = (layers, [r[f"f1_random_{stage}"] for r in picked])
+    fig = line_plot(series, "layer (0-based)", "macro F1", f"{name}: layer-wise probing")
+    save_figure(fig, out, f"layerwise_{name}")
+
+
+def report(out, meta, settings, started):
+    """results.json, figures and printed tables; a single setting is also copied to the top level."""
+    os.makedirs(out, exist_ok=True)
+    for name, result in settings.items():
+        layerwise_figure(name, result["layerwise"], out)
+    results = {**meta, "settings": settings, "seconds": round(time.time() - started, 2),
+               "versions": {"python": platform.python_version(), "torch": torch.__version__}}
+    if len(settings) == 1:
+        results.update(next(iter(settings.values())))
+    write_json(os.path.join(out, "results.json"), results)
+    if len(settings) == 1:
+        print(format_table(next(iter(settings.values()))["layerwise"], LAYER_COLUMNS))
+        print()
+    print(format_table([summary_row(n, r) for n, r in settings.items()], SUMMARY_COLUMNS))
+    print(f"results: {os.path.join(out, 'results.json')}")
+    return results
+
+
+def accuracy(predicted, targets):
+    return float(np.mean(np.asarray(predicted) == np.asarray(targets)))

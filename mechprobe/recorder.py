@@ -1,0 +1,232 @@
+"""Attention recording: the attention of a few query rows per layer, without N x N matrices.
+
+`output_attentions=True` makes every layer return its full (batch, heads, N, N) attention, which is
+what made the old probing code slow and memory-bound. The probe needs only a few query rows. So the
+recorder registers its own attention function with transformers' AttentionInterface: each layer
+computes its output with the fast sdpa kernel as usual, then recomputes softmax(q k^T * scaling +
+mask) in float32 for the selected rows only, grouped by key/value head (GQA), reduces it (head mean
+or per head) and keeps that. The same function can zero chosen heads' outputs (head masking for the
+causal analysis; transformers 5 ignores `head_mask`).
+
+Models whose attention does not go through the interface fall back to an eager forward hook per
+attention module that slices the rows at once and drops the full matrix before the next layer.
+"""
+
+import contextlib
+import contextvars
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from .cli import UserError
+
+IMPLEMENTATION = "mechprobe_recorder"
+
+# The capture of the forward pass in progress; None outside `Recorder.forward` (plain sdpa then).
+_ACTIVE = contextvars.ContextVar("mechprobe_capture", default=None)
+
+
+@dataclass
+class Capture:
+    rows: torch.Tensor | None            # (batch, R) query positions to record, or None: record nothing
+    layers: frozenset | None             # layer indices to record; None = all
+    per_head: bool
+    head_mask: torch.Tensor | None       # (layers, heads), 0 = zero that head's output
+    recorded: dict = field(default_factory=dict)   # layer -> (batch, R, N) or (batch, heads, R, N)
+    calls: int = 0                       # attention calls seen, the layer index of modules without one
+
+    def layer_of(self, module):
+        layer = getattr(module, "layer_idx", None)
+        self.calls += 1
+        return self.calls - 1 if layer is None else layer
+
+    def wants(self, layer):
+        return self.rows is not None and (self.layers is None or layer in self.layers)
+
+
+def row_attention(query, key, mask, rows, scaling, softcap=None, sinks=None):
+    """softmax(q k^T * scaling + mask) for the query rows `rows` only, in float32.
+
+    query (b, h, N, d), key (b, h_kv, N, d); mask: bool (b|1, 1, N, N) True = may attend, a float
+    additive mask, or None for plain causal; rows (b, R). Returns (b, h, R, N).
+    """
+    batch, heads, _, dim = query.shape
+    kv_heads, n_keys = key.shape[1], key.shape[2]
+    n_rows = rows.shape[1]
+    picked = query.gather(2, rows[:, None, :, None].expand(batch, heads, n_rows, dim)).float()
+    # GQA: the query heads of one group share a key head, so no repeat of the keys is needed.
+    grouped = picked.view(batch, kv_heads, heads // kv_heads, n_rows, dim)
+    scores = torch.einsum("bkgrd,bknd->bkgrn", grouped, key.float()).reshape(batch, heads, n_rows, n_keys)
+    scores = scores * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    lowest = torch.finfo(torch.float32).min
+    if mask is None:
+        allowed = torch.arange(n_keys, device=rows.device)[None, None, :] <= rows[:, :, None]
+        scores = scores.masked_fill(~allowed[:, None], lowest)
+    else:
+        mask_rows = mask.expand(batch, -1, -1, -1).gather(
+            2, rows[:, None, :, None].expand(batch, mask.shape[1], n_rows, mask.shape[-1]))
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask_rows, lowest)
+        else:
+            scores = (scores + mask_rows.float()).clamp(min=lowest)
+    if sinks is not None:  # attention sinks: an extra logit per head that takes probability mass
+        sink = sinks.float().reshape(1, heads, 1, 1).expand(batch, heads, n_rows, 1)
+        return torch.softmax(torch.cat([scores, sink], dim=-1), dim=-1)[..., :-1]
+    return torch.softmax(scores, dim=-1)
+
+
+def eager_output(query, key, value, mask, scaling, softcap=None, sinks=None):
+    """The full attention output, for what sdpa cannot do (softcap, sinks); one layer at a time."""
+    heads = query.shape[1]
+    rows = torch.arange(query.shape[2], device=query.device).expand(query.shape[0], -1)
+    weights = row_attention(query, key, mask, rows, scaling, softcap, sinks).to(value.dtype)
+    groups = heads // value.shape[1]
+    value = value.repeat_interleave(groups, dim=1)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous()
+
+
+def recording_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
+                        is_causal=None, **kwargs):
+    """An AttentionInterface function: sdpa's output, plus the selected rows' weights on the side."""
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    softcap, sinks = kwargs.get("softcap"), kwargs.get("s_aux")
+    if softcap is not None or sinks is not None:
+        output = eager_output(query, key, value, attention_mask, scaling, softcap, sinks)
+    else:
+        output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                           scaling=scaling, is_causal=is_causal, **kwargs)
+    capture = _ACTIVE.get()
+    if capture is None:
+        return output, None
+    layer = capture.layer_of(module)
+    if capture.wants(layer):
+        weights = row_attention(query, key, attention_mask, capture.rows, scaling, softcap, sinks)
+        capture.recorded[layer] = weights if capture.per_head else weights.mean(dim=1)
+    if capture.head_mask is not None:
+        keep = capture.head_mask[layer].to(output.device, output.dtype)
+        output = output * keep[None, None, :, None]  # output is (batch, N, heads, head_dim)
+    return output, None
+
+
+def recording_mask(*args, **kwargs):
+    """sdpa's boolean mask (None when plain causal with no padding, so sdpa keeps its fast path)."""
+    return sdpa_mask(*args, **kwargs)
+
+
+AttentionInterface.register(IMPLEMENTATION, recording_attention)
+AttentionMaskInterface.register(IMPLEMENTATION, recording_mask)
+
+
+def attention_modules(model):
+    """The self-attention modules in layer order: the outermost modules named '*Attention'."""
+    found = []
+    for name, module in model.named_modules():
+        if type(module).__name__.endswith("Attention") and not any(
+                name.startswith(f"{outer}.") for outer, _ in found):
+            found.append((name, module))
+    return [module for _, module in found]
+
+
+class Recorder:
+    """Records selected query rows of a model's attention during ordinary forward passes.
+
+    mode 'interface' (the fast path) or 'hook' (eager attention, rows sliced by a forward hook on
+    each attention module); 'auto' tries the interface and falls back when the model bypasses it.
+    """
+
+    def __init__(self, model, mode="auto"):
+        self.model = model
+        self.n_layers = model.config.get_text_config().num_hidden_layers
+        self.n_heads = model.config.get_text_config().num_attention_heads
+        self.mode = None
+        if mode in ("auto", "interface"):
+            try:
+                model.set_attn_implementation(IMPLEMENTATION)
+                self.mode = "interface"
+            except (ValueError, NotImplementedError, AttributeError):
+                if mode == "interface":
+                    raise
+        if self.mode is None:
+            self._use_hooks()
+        self._auto = mode == "auto"
+
+    def _use_hooks(self):
+        with contextlib.suppress(ValueError, NotImplementedError, AttributeError):
+            self.model.set_attn_implementation("eager")
+        if not attention_modules(self.model):
+            raise UserError(f"cannot record the attention of {type(self.model).__name__}: it has no "
+                            "modules named *Attention; use a transformers causal LM that supports "
+                            "attn_implementation='eager'")
+        self.mode = "hook"
+
+    def forward(self, input_ids, attention_mask=None, rows=None, layers=None, per_head=False,
+                head_mask=None, logits_at=None):
+        """One forward pass; returns (logits at `logits_at` or None, {layer: weights}).
+
+        rows: (batch, R) query positions whose attention is kept, as (batch, R, N) per layer, or
+        (batch, heads, R, N) with per_head. logits_at: (batch,) positions whose next-token logits
+        are returned, (batch, vocab) in float32, computed for those positions only.
+        """
+        if head_mask is not None and self.mode == "hook":
+            raise UserError(f"head masking needs the attention interface, which "
+                            f"{type(self.model).__name__} bypasses: use a model that supports "
+                            "transformers' AttentionInterface (GPT-2, Llama, Mistral, Qwen ...)")
+        capture = Capture(rows=rows, layers=None if layers is None else frozenset(layers),
+                          per_head=per_head, head_mask=head_mask)
+        logits = self._run(capture, input_ids, attention_mask, logits_at)
+        wanted = set(range(self.n_layers)) if layers is None else set(layers)
+        if rows is not None and not wanted <= set(capture.recorded):
+            if self.mode == "interface" and self._auto and head_mask is None:
+                self._use_hooks()  # the model computed attention without calling the interface
+                return self.forward(input_ids, attention_mask, rows, layers, per_head, head_mask,
+                                    logits_at)
+            missing = sorted(wanted - set(capture.recorded))
+            raise UserError(f"cannot record the attention of {type(self.model).__name__} at layers "
+                            f"{missing}: it neither calls transformers' AttentionInterface nor "
+                            "returns eager attention weights; use another architecture")
+        return logits, capture.recorded
+
+    @torch.inference_mode()
+    def _run(self, capture, input_ids, attention_mask, logits_at):
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if logits_at is not None:
+            # Only the positions asked for go through the vocabulary projection.
+            keep, inverse = torch.unique(logits_at, return_inverse=True)
+            kwargs["logits_to_keep"] = keep
+        else:
+            kwargs["logits_to_keep"] = 1
+        handles = self._install_hooks(capture) if self.mode == "hook" else []
+        token = _ACTIVE.set(capture)
+        try:
+            outputs = self.model(**kwargs)
+        finally:
+            _ACTIVE.reset(token)
+            for handle in handles:
+                handle.remove()
+        if logits_at is None:
+            return None
+        batch = torch.arange(len(logits_at), device=outputs.logits.device)
+        return outputs.logits[batch, inverse.to(outputs.logits.device)].float()
+
+    def _install_hooks(self, capture):
+        def hook(module, args, output):
+            weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+            layer = capture.layer_of(module)
+            if weights is None or not capture.wants(layer):
+                return None
+            rows = capture.rows.to(weights.device)
+            batch, heads, _, n_keys = weights.shape
+            picked = weights.gather(2, rows[:, None, :, None].expand(batch, heads, rows.shape[1], n_keys))
+            picked = picked.float()
+            capture.recorded[layer] = picked if capture.per_head else picked.mean(dim=1)
+            # Drop the full matrix now, so no caller keeps every layer's N x N.
+            return (output[0], None, *output[2:])
+
+        # prepend: run before transformers' own output-capturing hooks, which then see None.
+        return [module.register_forward_hook(hook, prepend=True)
+                for module in attention_modules(self.model)]

@@ -1,0 +1,52 @@
+"""MechanisticProbe: recover the reasoning tree from a model's attention and score it.
+
+    python probe.py --task ksmallest --model runs/tiny-min01/model --out runs/probe-tiny-min01
+    python probe.py --task ksmallest --model gpt2 --all-k --out runs/probe-gpt2-pretrained
+    python probe.py --task ksmallest --k 1 --dump-examples examples.jsonl   # no model needed
+
+Writes OUT/results.json (per setting: f1, f1_random, probing_score, fold spread, layer-wise rows),
+OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
+"""
+
+from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
+from mechprobe.features import POOLS
+
+
+def main():
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, model_default=None, out_required=False)  # --dump-examples needs no --out
+    parser.add_argument("--task", default="ksmallest", choices=["ksmallest"])
+    parser.add_argument("--k", type=int, help="k-th smallest, 0-based (default: the model's task.json)")
+    parser.add_argument("--all-k", action="store_true",
+                        help="probe every k in 0..L/2-1 on the same attention (the paper's "
+                        "pretrained comparison)")
+    parser.add_argument("--list-len", type=int, help="numbers per example (default: the model's task)")
+    parser.add_argument("--num-set", type=int, help="number-set size (default: the model's task)")
+    parser.add_argument("--n-examples", type=int, default=1024, help="examples probed")
+    parser.add_argument("--layers", help="0-based layer subset, e.g. 0-16,19,28 (default: all)")
+    parser.add_argument("--per-head", action="store_true",
+                        help="one feature per head instead of the head mean")
+    parser.add_argument("--query-pool", default="mean", choices=POOLS,
+                        help="pooling over query tokens")
+    parser.add_argument("--statement-pool", default="mean", choices=POOLS,
+                        help="pooling over a statement's tokens")
+    parser.add_argument("--max-batch-tokens", type=int, default=4096,
+                        help="cap on padded tokens per forward pass (memory); --batch-size caps "
+                        "examples")
+    parser.add_argument("--neighbors", type=int, default=8, help="kNN neighbours")
+    parser.add_argument("--p", type=int, choices=[1, 2],
+                        help="kNN distance: 2 Euclidean, 1 Manhattan (default: the task's)")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by example")
+    parser.add_argument("--dump-examples", metavar="FILE",
+                        help="write one JSON line per example with its statements and labels")
+    args = parser.parse_args()
+    if args.model is not None and args.out is None:
+        parser.error("--out DIR is required when a model is probed")
+    quiet_libraries()
+    from mechprobe import probe_ksmallest
+
+    probe_ksmallest.run(args)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,121 @@
+"""probe.py --task ksmallest end to end, and its F1 recomputed independently from eager attention."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_script
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GroupKFold
+from sklearn.neighbors import KNeighborsClassifier
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from mechprobe import ksmallest
+
+N = 64
+
+
+def probe_cli(model_dir, out, *extra):
+    return run_script("probe.py", "--task", "ksmallest", "--model", str(model_dir), "--out", str(out),
+                      "--n-examples", str(N), "--batch-size", "16", "--device", "cpu", *extra)
+
+
+def eager_features(model, ids):
+    """The old way: one example per forward, eager attention, full matrices, rows sliced after."""
+    features = []
+    for row in ids:
+        with torch.no_grad():
+            attentions = model(torch.tensor([row]), output_attentions=True).attentions
+        f = torch.stack([a[0, :, -1, :].mean(0) for a in attentions], dim=1).numpy()  # (L, layers)
+        features.append(f / f.max())
+    return features
+
+
+def independent_f1(features, labels, seed=0):
+    X = np.concatenate(features)
+    groups = np.repeat(np.arange(len(features)), len(features[0]))
+    y = np.concatenate(labels)
+    scores = []
+    for train, test in GroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups):
+        knn = KNeighborsClassifier(8, weights="distance", p=2).fit(X[train], y[train])
+        scores.append(f1_score(y[test], knn.predict(X[test]), average="macro"))
+    return float(np.mean(scores))
+
+
+def test_probe_results_match_an_independent_recomputation(small_finetuned, tmp_path):
+    model_dir = small_finetuned / "model"
+    proc = probe_cli(model_dir, tmp_path / "probe")
+    assert "S_P1" in proc.stdout and "f1_useful" in proc.stdout
+    results = json.loads((tmp_path / "probe" / "results.json").read_text())
+    for key in ("f1", "f1_random", "probing_score", "f1_spread", "layerwise", "accuracy", "settings"):
+        assert key in results
+    assert set(results["settings"]) == {"min01"} and results["layers"] == [0, 1]
+    assert [(r["layer"], r["mode"]) for r in results["layerwise"]] == [
+        (0, "single"), (1, "single"), (0, "cumulative"), (1, "cumulative")]
+    for name in ("layerwise_min01.png", "layerwise_min01.pdf"):
+        assert (tmp_path / "probe" / name).stat().st_size > 0
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    task = ksmallest.Task(k=1)
+    indices = ksmallest.generate(task, N, [0, 1])
+    numbers = ksmallest.number_set(tokenizer, task.num_set)
+    ids = numbers.encode(indices).tolist()
+    useful, depth = ksmallest.reasoning_tree(task, indices)
+    trained = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    torch.manual_seed(0)
+    untrained = AutoModelForCausalLM.from_config(trained.config, attn_implementation="eager").eval()
+    for model, key in ((trained, "f1"), (untrained, "f1_random")):
+        features = eager_features(model, ids)
+        assert independent_f1(features, useful.astype(int)) == pytest.approx(results[key]["useful"], abs=1e-9)
+        depth_features = [f[u] for f, u in zip(features, useful)]
+        depth_labels = [d[u] for d, u in zip(depth, useful)]
+        assert independent_f1(depth_features, depth_labels) == pytest.approx(results[key]["depth"], abs=1e-9)
+
+    with torch.no_grad():
+        predicted = trained(torch.tensor(ids)).logits[:, -1].argmax(-1).numpy()
+    answers = numbers.later_ids[ksmallest.answers(task, indices)]
+    assert results["accuracy"] == pytest.approx(float(np.mean(predicted == answers)))
+
+
+def test_all_k_and_layer_subset(small_finetuned, tmp_path):
+    probe_cli(small_finetuned / "model", tmp_path / "p", "--all-k", "--layers", "1")
+    results = json.loads((tmp_path / "p" / "results.json").read_text())
+    assert list(results["settings"]) == [f"min{k:02d}" for k in range(8)]
+    assert results["settings"]["min00"]["f1"]["depth"] is None        # a single class at k = 0
+    assert results["settings"]["min03"]["f1"]["depth"] is not None
+    assert results["layers"] == [1] and len(results["settings"]["min03"]["layerwise"]) == 2
+
+
+def test_dump_examples_needs_no_model(tmp_path):
+    path = tmp_path / "examples.jsonl"
+    proc = run_script("probe.py", "--task", "ksmallest", "--k", "2", "--list-len", "6",
+                      "--n-examples", "5", "--dump-examples", str(path))
+    assert "wrote 5 examples" in proc.stdout
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 5
+    for ex in lines:
+        assert set(ex) == {"id", "statements", "question", "answer", "useful", "depth", "qdep", "bucket"}
+        values = [int(s) for s in ex["statements"]]
+        order = sorted(range(6), key=lambda i: (values[i], i))          # ties by position
+        assert int(ex["answer"]) == values[order[2]]
+        assert [i for i in range(6) if ex["useful"][i]] == sorted(order[:3])
+        assert ex["depth"][order[2]] == 1 and ex["depth"][order[0]] == ex["depth"][order[1]] == 0
+        assert all(ex["depth"][i] is None for i in order[3:])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "tiny"], "must name a trained model"),
+    (["--model", "./no/such/dir"], "does not exist"),
+    (["--model", "MODEL", "--layers", "0-5"], "--layers"),
+    (["--model", "MODEL", "--k", "16"], "k < --list-len"),
+    (["--model", "MODEL", "--n-examples", "3"], "cross-validation"),
+])
+def test_bad_inputs_fail_in_one_line(small_finetuned, tmp_path, flags, message):
+    out = tmp_path / "out"
+    flags = [str(small_finetuned / "model") if f == "MODEL" else f for f in flags]
+    proc = run_script("probe.py", "--task", "ksmallest", "--device", "cpu", "--out", str(out), *flags,
+                      check=False)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
+    assert not (out / "results.json").exists()

@@ -1,0 +1,153 @@
+"""The recorder against eager attention with output_attentions=True, per architecture."""
+
+import pytest
+import torch
+import transformers
+
+from mechprobe.cli import UserError
+from mechprobe.recorder import Recorder
+
+VOCAB = 64
+SMALL = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+             num_attention_heads=4, max_position_embeddings=64, pad_token_id=0, bos_token_id=1,
+             eos_token_id=2)
+
+
+def gpt2():
+    return transformers.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=3, n_head=4, n_positions=64,
+                                   bos_token_id=1, eos_token_id=2)
+
+
+def llama_gqa():
+    return transformers.LlamaConfig(**SMALL, num_key_value_heads=2)
+
+
+def mistral_sliding():
+    return transformers.MistralConfig(**SMALL, num_key_value_heads=2, sliding_window=5)
+
+
+def qwen3():
+    return transformers.Qwen3Config(**SMALL, num_key_value_heads=2, head_dim=8)
+
+
+def neox_partial_rotary():
+    return transformers.GPTNeoXConfig(**{k: v for k, v in SMALL.items() if k != "intermediate_size"},
+                                      intermediate_size=64, rope_parameters={
+                                          "rope_type": "default", "rope_theta": 10000.0,
+                                          "partial_rotary_factor": 0.25})
+
+
+def gemma2_softcap():
+    return transformers.Gemma2Config(**SMALL, num_key_value_heads=2, head_dim=8, sliding_window=5,
+                                     attn_logit_softcapping=2.0, final_logit_softcapping=5.0,
+                                     query_pre_attn_scalar=8)
+
+
+CONFIGS = [gpt2, llama_gqa, mistral_sliding, qwen3, neox_partial_rotary, gemma2_softcap]
+
+
+def build(config_fn, implementation):
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config_fn(), attn_implementation=implementation)
+    return model.eval()
+
+
+def padded_batch(lengths, side, n):
+    """Random token ids of the given lengths, padded to n on one side; returns ids, mask, offsets."""
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.zeros(len(lengths), n, dtype=torch.long)
+    mask = torch.zeros(len(lengths), n, dtype=torch.long)
+    offsets = []
+    for i, length in enumerate(lengths):
+        start = n - length if side == "left" else 0
+        ids[i, start:start + length] = torch.randint(3, VOCAB, (length,), generator=gen)
+        mask[i, start:start + length] = 1
+        offsets.append(start)
+    return ids, mask, torch.tensor(offsets)
+
+
+def eager_rows(config_fn, ids, mask, rows):
+    model = build(config_fn, "eager")
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, output_attentions=True)
+    index = rows[:, None, :, None]
+    picked = [a.gather(2, index.expand(a.shape[0], a.shape[1], rows.shape[1], a.shape[3]))
+              for a in out.attentions]
+    return out.logits, picked
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("config_fn", CONFIGS, ids=lambda f: f.__name__)
+def test_rows_equal_eager_attentions(config_fn, side):
+    lengths, n = [12, 7, 10], 12
+    ids, mask, offsets = padded_batch(lengths, side, n)
+    # Rows inside each example: its last token, and two earlier ones (sliding window cuts in).
+    last = offsets + torch.tensor(lengths) - 1
+    rows = torch.stack([last, last - 6, offsets + 1], dim=1)
+    eager_logits, eager = eager_rows(config_fn, ids, mask, rows)
+
+    recorder = Recorder(build(config_fn, "eager"))
+    assert recorder.mode == "interface"
+    logits, recorded = recorder.forward(ids, mask, rows=rows, per_head=True, logits_at=last)
+    assert sorted(recorded) == list(range(3))
+    for layer, expected in enumerate(eager):
+        assert torch.allclose(recorded[layer], expected, atol=1e-5), f"layer {layer}"
+    batch = torch.arange(len(lengths))
+    # The model's own output is untouched by recording.
+    assert torch.allclose(logits, eager_logits[batch, last], atol=1e-4)
+
+    _, mean = recorder.forward(ids, mask, rows=rows, layers=[0, 2])
+    assert sorted(mean) == [0, 2]
+    assert torch.allclose(mean[2], eager[2].mean(dim=1), atol=1e-5)
+
+
+def test_sliding_window_really_cuts_in():
+    ids, mask, _ = padded_batch([12], "right", 12)
+    rows = torch.tensor([[11]])
+    _, recorded = Recorder(build(mistral_sliding, "sdpa")).forward(ids, mask, rows=rows)
+    weights = recorded[0][0, 0]
+    assert torch.all(weights[:7] == 0) and torch.all(weights[7:] > 0)
+
+
+def bypassing_gpt2():
+    """A GPT-2 whose attention modules compute eager attention themselves, ignoring the interface."""
+    model = build(gpt2, "eager")
+    for module in model.transformer.h:
+        attn = module.attn
+
+        def legacy_forward(hidden_states, attention_mask=None, attn=attn, **kwargs):
+            q, k, v = attn.c_attn(hidden_states).split(attn.split_size, dim=2)
+            shape = (*q.shape[:-1], attn.num_heads, attn.head_dim)
+            q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
+            scores = q @ k.transpose(-1, -2) * attn.scaling
+            if attention_mask is not None:
+                scores = scores + attention_mask
+            weights = scores.softmax(-1)
+            out = (weights @ v).transpose(1, 2).reshape(hidden_states.shape)
+            return attn.c_proj(out), weights
+
+        attn.forward = legacy_forward
+    return model
+
+
+def test_bypassing_model_falls_back_to_hooks():
+    ids, mask, _ = padded_batch([9, 12], "right", 12)
+    rows = torch.tensor([[8], [11]])
+    _, eager = eager_rows(gpt2, ids, mask, rows)
+    recorder = Recorder(bypassing_gpt2())
+    _, recorded = recorder.forward(ids, mask, rows=rows, per_head=True)
+    assert recorder.mode == "hook"
+    for layer, expected in enumerate(eager):
+        assert torch.allclose(recorded[layer], expected, atol=1e-5)
+    with pytest.raises(UserError, match="head masking"):
+        recorder.forward(ids, mask, rows=rows, head_mask=torch.ones(3, 4))
+
+
+def test_unrecordable_model_is_a_clear_error():
+    model = bypassing_gpt2()
+    for module in model.transformer.h:
+        legacy = module.attn.forward
+        module.attn.forward = lambda *a, legacy=legacy, **k: (legacy(*a, **k)[0], None)
+    ids, mask, _ = padded_batch([6], "right", 6)
+    with pytest.raises(UserError, match="cannot record the attention"):
+        Recorder(model).forward(ids, mask, rows=torch.tensor([[5]]))
