@@ -10,19 +10,17 @@ OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
 
 from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
 from mechprobe.features import POOLS
+from mechprobe.probe_ksmallest import add_task_args
 
 
 def main():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None, out_required=False)  # --dump-examples needs no --out
     parser.add_argument("--task", default="ksmallest", choices=["ksmallest"])
-    parser.add_argument("--k", type=int, help="k-th smallest, 0-based (default: the model's task.json)")
+    add_task_args(parser)
     parser.add_argument("--all-k", action="store_true",
                         help="probe every k in 0..L/2-1 on the same attention (the paper's "
                         "pretrained comparison)")
-    parser.add_argument("--list-len", type=int, help="numbers per example (default: the model's task)")
-    parser.add_argument("--num-set", type=int, help="number-set size (default: the model's task)")
-    parser.add_argument("--n-examples", type=int, default=1024, help="examples probed")
     parser.add_argument("--layers", help="0-based layer subset, e.g. 0-16,19,28 (default: all)")
     parser.add_argument("--per-head", action="store_true",
                         help="one feature per head instead of the head mean")

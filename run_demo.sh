@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 TASK=${TASK:-min01}
-TRAIN_OUT=${TRAIN_OUT:-runs/tiny-$TASK}      # the fine-tuned model lands in $TRAIN_OUT/model
-PROBE_OUT=${PROBE_OUT:-runs/demo-probe-$TASK}
+TRAIN_OUT=${TRAIN_OUT:-runs/finetune-tiny/$TASK}  # where run_finetune_gpt2.sh puts it; model in $TRAIN_OUT/model
+PROBE_OUT=${PROBE_OUT:-runs/probing-gpt2/$TASK}      # where run_probing_gpt2.sh puts it
 SEED=${SEED:-0}
 
 source scripts/setup_venv.sh

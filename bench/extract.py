@@ -17,6 +17,7 @@ is `extract: speedup=<x> memory_ratio=<y> max_abs_diff=<z>` for case (b).
 """
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -109,12 +110,12 @@ def worker(case_name, approach, quick, result_path):
     ids = prompts(case, model.config.vocab_size)
     # Warm-up on two short prompts: one-time costs (kernel selection, thread pools) are not the
     # approach's. The recorded rows are kept in both approaches and count in both.
-    run = old_way if approach == "old" else new_way
-    run(model, ids[:2, :32], 1) if approach == "old" else run(model, ids[:2, :32], 1, 2)
+    run = old_way if approach == "old" else functools.partial(new_way, batch=case["batch"])
+    run(model, ids[:2, :32], 1)
     peak_rss_reset()
     before = rss("VmRSS")
     started = time.perf_counter()
-    rows = run(model, ids, case["rows"]) if approach == "old" else run(model, ids, case["rows"], case["batch"])
+    rows = run(model, ids, case["rows"])
     seconds = time.perf_counter() - started
     peak = rss("VmHWM") - before
     np.save(result_path + ".npy", rows.numpy())

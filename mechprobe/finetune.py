@@ -9,8 +9,8 @@ import torch
 
 from . import ksmallest
 from .cli import UserError, format_table
-from .models import (TASK_FILE, TinyConfig, build_tiny, load_pretrained, resolve_device,
-                     resolve_dtype)
+from .models import (TASK_FILE, TinyConfig, build_tiny, check_fits, load_pretrained,
+                     resolve_device, resolve_dtype)
 from .outputs import replace_dir, seed_everything, write_json
 from .plots import line_plot, save_figure
 from .training import Settings, evaluate, finetune, select_trainable
@@ -23,11 +23,6 @@ DEFAULTS = {
     "pretrained": {"lr": 2e-5, "batch_size": 128, "n_train": 980_000, "epochs": 2, "warmup": 500,
                    "schedule": "constant"},
 }
-
-
-def max_positions(model):
-    config = model.config
-    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
 
 
 def prepare(args):
@@ -46,9 +41,7 @@ def prepare(args):
     else:
         model, tokenizer = load_pretrained(args.model)
     numbers = ksmallest.number_set(tokenizer, task.num_set)
-    if max_positions(model) and task.list_len > max_positions(model):
-        raise UserError(f"--list-len {task.list_len} exceeds the model's {max_positions(model)} "
-                        "positions: use a shorter list")
+    check_fits(model, task.list_len)
     n_eval = args.n_eval or max(1, args.n_train // 98)
     splits = ksmallest.make_splits(task, args.n_train, n_eval, args.seed)
     steps = args.steps or args.epochs * -(-args.n_train // args.batch_size)

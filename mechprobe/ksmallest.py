@@ -97,6 +97,12 @@ def generate(task, n_examples, seed):
     return rng.integers(0, task.num_set, size=(n_examples, task.list_len))
 
 
+def probe_examples(task, n_examples, seed):
+    """Examples for probing and analysis: the random stream [seed, 1], which fine-tuning (whose
+    splits come from [seed]) never draws from."""
+    return generate(task, n_examples, [seed, 1])
+
+
 def ranks(indices):
     """Rank of each position when sorted by (value, position): ties go to the earlier position."""
     order = np.argsort(indices, axis=-1, kind="stable")

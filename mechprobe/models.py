@@ -100,7 +100,7 @@ def load_pretrained(name, dtype=torch.float32, attn_implementation=None):
                         "that holds config.json (e.g. OUT/model from finetune_gpt2.py)")
     elif looks_like_path(name):
         raise UserError(f"model path '{name}' does not exist: pass a directory written by "
-                        "finetune_gpt2.py (OUT/model), a hub id, or 'tiny'")
+                        "finetune_gpt2.py (OUT/model) or a hub id")
     kwargs = {"dtype": dtype}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
@@ -115,6 +115,15 @@ def load_pretrained(name, dtype=torch.float32, attn_implementation=None):
     if tokenizer.pad_token is None:  # GPT-2 and LLaMA ship without one; padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def check_fits(model, length):
+    """A prompt of `length` tokens must fit the model's position embeddings."""
+    config = model.config.get_text_config()
+    limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    if limit and length > limit:
+        raise UserError(f"prompts of {length} tokens exceed the model's {limit} positions: "
+                        "use a shorter --list-len")
 
 
 def read_task_file(model_dir):

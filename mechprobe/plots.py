@@ -32,3 +32,18 @@ def line_plot(series, xlabel, ylabel, title):
     if len(series) > 1:
         ax.legend()
     return fig
+
+
+def heatmap(matrix, xlabel, ylabel, title, xticks=None, yticks=None, cbar="attention",
+            vmin=None, vmax=None):
+    """A matrix as an image, row 0 at the bottom (layer 0 low, as in the paper's figures)."""
+    rows, cols = len(matrix), len(matrix[0])
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * cols + 2), max(2.5, 0.35 * rows + 1.5)))
+    image = ax.imshow(matrix, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(cols), xticks if xticks is not None else range(cols))
+    ax.set_yticks(range(rows), yticks if yticks is not None else range(rows))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label=cbar)
+    return fig

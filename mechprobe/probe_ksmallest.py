@@ -9,13 +9,19 @@ import numpy as np
 from . import ksmallest
 from .cli import UserError
 from .features import Example, normalise_by_max
-from .models import read_task_file
+from .models import check_fits, read_task_file
 from .probe import ProbeConfig
 from .probing import (accuracy, features_of, load_model, parse_layers, probe_setting, random_twin,
                       report)
 
-# Probed examples come from the random stream [seed, 1]; fine-tuning draws its splits from [seed].
-PROBE_STREAM = 1
+def add_task_args(parser, n_examples=1024):
+    """Flags naming the k-th smallest examples to analyse (shared by probe, attn_visual, causal)."""
+    parser.add_argument("--k", type=int, help="k-th smallest, 0-based (default: the model's task.json)")
+    parser.add_argument("--list-len", type=int, help="numbers per example (default: the model's task)")
+    parser.add_argument("--num-set", type=int, help="number-set size (default: the model's task)")
+    parser.add_argument("--n-examples", type=int, default=n_examples,
+                        help="test examples, drawn from a stream fine-tuning never uses")
+    parser.set_defaults(all_k=False)
 
 
 def resolve_task(args):
@@ -29,6 +35,14 @@ def resolve_task(args):
     list_len = args.list_len or saved.get("list_len", 16)
     num_set = args.num_set or saved.get("num_set", 512)
     return ksmallest.parse_task(f"min{k or 0:02d}", list_len, num_set)
+
+
+def load(args):
+    """The model, its tokenizer, the task (flags, then the model's task.json) and number set."""
+    model, tokenizer, _ = load_model(args)
+    task = resolve_task(args)
+    check_fits(model, task.list_len)
+    return model, tokenizer, task, ksmallest.number_set(tokenizer, task.num_set)
 
 
 def to_examples(numbers, indices):
@@ -59,7 +73,7 @@ def run(args):
         if not args.dump_examples:
             raise UserError("pass --model DIR (a fine-tuned model) or --dump-examples FILE")
         task = resolve_task(args)
-        indices = ksmallest.generate(task, args.n_examples, [args.seed, PROBE_STREAM])
+        indices = ksmallest.probe_examples(task, args.n_examples, args.seed)
         # The tiny model's number set is 0..S-1; no tokenizer is needed for it.
         dump_examples(args.dump_examples, task, np.arange(task.num_set), indices)
         print(f"wrote {args.n_examples} examples to {args.dump_examples}")
@@ -68,10 +82,8 @@ def run(args):
         raise UserError(f"--n-examples {args.n_examples} is too few for {args.folds}-fold "
                         "cross-validation: probe more examples or use fewer --folds")
 
-    model, tokenizer, _ = load_model(args)
-    task = resolve_task(args)
-    indices = ksmallest.generate(task, args.n_examples, [args.seed, PROBE_STREAM])
-    numbers = ksmallest.number_set(tokenizer, task.num_set)
+    model, tokenizer, task, numbers = load(args)
+    indices = ksmallest.probe_examples(task, args.n_examples, args.seed)
     if args.dump_examples:
         dump_examples(args.dump_examples, task, numbers.numbers, indices)
     layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)

@@ -93,6 +93,10 @@ def eager_output(query, key, value, mask, scaling, softcap=None, sinks=None):
 def recording_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
                         is_causal=None, **kwargs):
     """An AttentionInterface function: sdpa's output, plus the selected rows' weights on the side."""
+    if kwargs.get("head_mask") is not None:
+        # transformers 5 passes it along and ignores it: a silently unmasked run would mislead.
+        raise UserError("head_mask= is ignored by transformers 5: pass head_mask to "
+                        "Recorder.forward instead (per layer and head, 1 keeps, 0 zeroes the output)")
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
     softcap, sinks = kwargs.get("softcap"), kwargs.get("s_aux")
     if softcap is not None or sinks is not None:

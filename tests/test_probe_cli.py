@@ -110,6 +110,7 @@ def test_dump_examples_needs_no_model(tmp_path):
     (["--model", "MODEL", "--layers", "0-5"], "--layers"),
     (["--model", "MODEL", "--k", "16"], "k < --list-len"),
     (["--model", "MODEL", "--n-examples", "3"], "cross-validation"),
+    (["--model", "MODEL", "--list-len", "80"], "exceed the model's 64 positions"),
 ])
 def test_bad_inputs_fail_in_one_line(small_finetuned, tmp_path, flags, message):
     out = tmp_path / "out"

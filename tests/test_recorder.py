@@ -151,3 +151,67 @@ def test_unrecordable_model_is_a_clear_error():
     ids, mask, _ = padded_batch([6], "right", 6)
     with pytest.raises(UserError, match="cannot record the attention"):
         Recorder(model).forward(ids, mask, rows=torch.tensor([[5]]))
+
+
+def masked_logits(model, ids, head_mask):
+    last = torch.full((len(ids),), ids.shape[1] - 1)
+    logits, _ = Recorder(model).forward(ids, head_mask=head_mask, logits_at=last)
+    return logits
+
+
+def hooked_logits(model, module, hook, pre=False):
+    ids, _, _ = padded_batch([10, 10], "right", 10)
+    handle = (module.register_forward_pre_hook(hook) if pre else module.register_forward_hook(hook))
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[:, -1]
+    handle.remove()
+    return logits
+
+
+def test_masking_nothing_changes_no_logit():
+    model = build(llama_gqa, "eager")
+    ids, _, _ = padded_batch([10, 10], "right", 10)
+    with torch.no_grad():
+        eager = model(input_ids=ids).logits[:, -1]
+    assert torch.allclose(masked_logits(model, ids, torch.ones(3, 4)), eager, atol=1e-5)
+    assert torch.allclose(masked_logits(model, ids, None), eager, atol=1e-5)
+
+
+@pytest.mark.parametrize("config_fn", [llama_gqa, gpt2], ids=lambda f: f.__name__)
+def test_masking_a_whole_layer_removes_its_attention_output(config_fn):
+    model = build(config_fn, "eager")
+    ids, _, _ = padded_batch([10, 10], "right", 10)
+    mask = torch.ones(3, 4)
+    mask[1] = 0
+    masked = masked_logits(model, ids, mask)
+    if config_fn is gpt2:   # every head's contribution removed; the projection's bias stays
+        attn = model.transformer.h[1].attn
+        removed = hooked_logits(model, attn, lambda m, a, out: (m.c_proj.bias.expand_as(out[0]), None))
+    else:
+        attn = model.model.layers[1].self_attn
+        removed = hooked_logits(model, attn, lambda m, a, out: (torch.zeros_like(out[0]), None))
+    assert torch.allclose(masked, removed, atol=1e-5)
+    assert not torch.allclose(masked, masked_logits(model, ids, None), atol=1e-3)
+
+
+def test_masking_one_head_zeroes_its_slice_of_the_output_projection():
+    model = build(llama_gqa, "eager")
+    ids, _, _ = padded_batch([10, 10], "right", 10)
+    mask = torch.ones(3, 4)
+    mask[2, 1] = 0
+    head_dim = 32 // 4
+
+    def zero_head(module, args):
+        x = args[0].clone()
+        x[..., head_dim:2 * head_dim] = 0
+        return (x,)
+
+    removed = hooked_logits(model, model.model.layers[2].self_attn.o_proj, zero_head, pre=True)
+    assert torch.allclose(masked_logits(model, ids, mask), removed, atol=1e-5)
+
+
+def test_head_mask_passed_to_the_model_is_refused():
+    model = build(gpt2, "eager")
+    Recorder(model)
+    with pytest.raises(UserError, match="head_mask= is ignored"):
+        model(input_ids=torch.tensor([[3, 4, 5]]), head_mask=torch.ones(3, 4))

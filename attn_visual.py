@@ -1,0 +1,30 @@
+"""Where does the last token look? Head-averaged attention by sorted rank and by position.
+
+    python attn_visual.py --model runs/tiny-min01/model --out runs/attn-tiny-min01
+    python attn_visual.py --model runs/tiny-min01/model --random-init --out runs/attn-tiny-original
+
+Writes OUT/attention_by_rank.{png,pdf}, OUT/attention_by_position.{png,pdf} (layer x rank and
+layer x position heatmaps), OUT/results.json with both matrices, and prints per layer the rank
+and position that receive the most attention.
+"""
+
+from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
+from mechprobe.probe_ksmallest import add_task_args
+
+
+def main():
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, model_default=None)
+    add_task_args(parser)
+    parser.add_argument("--random-init", action="store_true",
+                        help="use the model's architecture and tokenizer, randomly initialised "
+                        "(the 'original' model for the tiny GPT-2)")
+    args = parser.parse_args()
+    quiet_libraries()
+    from mechprobe.attn_visual import run as attn_visual
+
+    attn_visual(args)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,35 @@
+"""Which heads does the answer depend on? Head entropy, pruning curves and an attention flow.
+
+    python causal.py --model runs/tiny-min01/model --out runs/causal-tiny-min01
+
+Writes OUT/entropy_position.{png,pdf} and OUT/entropy_size.{png,pdf} (normalised entropy per
+head), OUT/pruning.{png,pdf} (test accuracy with 10%..90% of heads pruned at random, lowest
+position entropy first, lowest size entropy first), OUT/attention_flow.{png,pdf} (the case study:
+40% lowest-position-entropy heads pruned, smallest and second smallest at positions 8 and 12),
+and OUT/results.json (`entropy`, `pruning.random`, `pruning.min_position_entropy`,
+`pruning.min_size_entropy`, `case_study`).
+"""
+
+from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
+from mechprobe.probe_ksmallest import add_task_args
+
+
+def main():
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, model_default=None)
+    add_task_args(parser)
+    parser.add_argument("--random-repeats", type=int, default=10,
+                        help="random pruning draws per level (mean and spread are reported)")
+    parser.add_argument("--case-examples", type=int, default=256,
+                        help="examples in the attention-flow case study")
+    args = parser.parse_args()
+    if args.random_repeats < 1 or args.case_examples < 1:
+        parser.error("--random-repeats and --case-examples must be at least 1")
+    quiet_libraries()
+    from mechprobe.causal import run as causal
+
+    causal(args)
+
+
+if __name__ == "__main__":
+    run(main)
