@@ -3,6 +3,7 @@
     python probe.py --task ksmallest --model runs/tiny-min01/model --out runs/probe-tiny-min01
     python probe.py --task ksmallest --model gpt2 --all-k --out runs/probe-gpt2-pretrained
     python probe.py --task ksmallest --k 1 --dump-examples examples.jsonl   # no model needed
+    python probe.py --task proofwriter --data data/pw --model DIR --icl 4 --out runs/probe-pw
 
 Writes OUT/results.json (per setting: f1, f1_random, probing_score, fold spread, layer-wise rows),
 OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
@@ -16,21 +17,28 @@ from mechprobe.probe_ksmallest import add_task_args
 def main():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None, out_required=False)  # --dump-examples needs no --out
-    parser.add_argument("--task", default="ksmallest", choices=["ksmallest"])
+    parser.add_argument("--task", default="ksmallest", choices=["ksmallest", "proofwriter"])
     add_task_args(parser)
+    parser.add_argument("--data", help="ProofWriter: the release root, its CWA folder, or the "
+                        "folder of the paper's preprocessed {train,dev,test}.json")
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
+                        help="ProofWriter split probed (shots always come from train)")
+    parser.add_argument("--icl", type=int, default=0,
+                        help="ProofWriter: in-context examples before each question (0 = the "
+                        "fine-tuned-model setting)")
     parser.add_argument("--all-k", action="store_true",
                         help="probe every k in 0..L/2-1 on the same attention (the paper's "
                         "pretrained comparison)")
     parser.add_argument("--layers", help="0-based layer subset, e.g. 0-16,19,28 (default: all)")
     parser.add_argument("--per-head", action="store_true",
                         help="one feature per head instead of the head mean")
-    parser.add_argument("--query-pool", default="mean", choices=POOLS,
-                        help="pooling over query tokens")
+    parser.add_argument("--query-pool", choices=POOLS,
+                        help="pooling over query tokens (default: max with --icl, else mean)")
     parser.add_argument("--statement-pool", default="mean", choices=POOLS,
                         help="pooling over a statement's tokens")
-    parser.add_argument("--max-batch-tokens", type=int, default=4096,
-                        help="cap on padded tokens per forward pass (memory); --batch-size caps "
-                        "examples")
+    parser.add_argument("--max-batch-tokens", type=int, default=1024,
+                        help="cap on padded tokens per forward pass (memory; raise it on a GPU); "
+                        "--batch-size caps examples")
     parser.add_argument("--neighbors", type=int, default=8, help="kNN neighbours")
     parser.add_argument("--p", type=int, choices=[1, 2],
                         help="kNN distance: 2 Euclidean, 1 Manhattan (default: the task's)")
@@ -41,9 +49,11 @@ def main():
     if args.model is not None and args.out is None:
         parser.error("--out DIR is required when a model is probed")
     quiet_libraries()
-    from mechprobe import probe_ksmallest
+    if args.icl < 0:
+        parser.error("--icl must be 0 or more")
+    from mechprobe import probe_ksmallest, probe_proofwriter
 
-    probe_ksmallest.run(args)
+    {"ksmallest": probe_ksmallest, "proofwriter": probe_proofwriter}[args.task].run(args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ recomputes only the query rows. Cases:
       prompts of about 2000 tokens, the last 16 tokens as query rows (an in-context prompt's
       question).
 Each approach runs in a fresh subprocess, so its peak extra memory (peak RSS above the RSS after
-loading the model and prompts, or CUDA peak allocation) is its own. Prints per case throughput
+loading the model and prompts; CPU only) is its own. Prints per case throughput
 ratio, peak extra memory ratio and the max absolute difference of the recorded rows; the last line
 is `extract: speedup=<x> memory_ratio=<y> max_abs_diff=<z>` for case (b).
 """
@@ -32,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mechprobe.cli import format_table  # noqa: E402
+from mechprobe.memory import PeakMemory  # noqa: E402
 from mechprobe.recorder import Recorder  # noqa: E402
 
 CASES = {
@@ -68,19 +69,6 @@ def prompts(case, vocab):
     return torch.from_numpy(rng.integers(2, vocab, size=(case["n"], case["length"])))
 
 
-def peak_rss_reset():
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM, the peak resident set size, to the current RSS
-
-
-def rss(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def old_way(model, ids, n_rows):
     rows = []
     with torch.no_grad():
@@ -112,15 +100,13 @@ def worker(case_name, approach, quick, result_path):
     # approach's. The recorded rows are kept in both approaches and count in both.
     run = old_way if approach == "old" else functools.partial(new_way, batch=case["batch"])
     run(model, ids[:2, :32], 1)
-    peak_rss_reset()
-    before = rss("VmRSS")
-    started = time.perf_counter()
-    rows = run(model, ids, case["rows"])
-    seconds = time.perf_counter() - started
-    peak = rss("VmHWM") - before
+    with PeakMemory("cpu") as peak:
+        started = time.perf_counter()
+        rows = run(model, ids, case["rows"])
+        seconds = time.perf_counter() - started
     np.save(result_path + ".npy", rows.numpy())
     with open(result_path, "w") as f:
-        json.dump({"seconds": seconds, "peak_extra_bytes": peak, "n": case["n"],
+        json.dump({"seconds": seconds, "peak_extra_bytes": peak.extra_bytes, "n": case["n"],
                    "length": case["length"]}, f)
 
 

@@ -79,7 +79,7 @@ def batches_by_length(examples, batch_size, max_tokens):
 
 
 def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="mean",
-            statement_pool="mean", pad_id=0, logit_ids=None, max_tokens=4096, desc="attention"):
+            statement_pool="mean", pad_id=0, logit_ids=None, max_tokens=1024, desc="attention"):
     """Features of every example and its next-token prediction at the last position.
 
     Returns (list of (S_i, len(layers), heads or 1) float32 arrays, (n,) argmax token ids, and

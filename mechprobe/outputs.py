@@ -6,10 +6,13 @@ import random
 import shutil
 
 import numpy as np
-import torch
 
 
+# torch is imported inside the functions that need it: data generators use this module and
+# should start in a fraction of a second.
 def seed_everything(seed):
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -25,6 +28,8 @@ def write_json(path, obj):
 
 
 def save_torch(path, obj):
+    import torch
+
     tmp = f"{path}.tmp"
     torch.save(obj, tmp)
     os.replace(tmp, path)

@@ -20,7 +20,8 @@ def add_task_args(parser, n_examples=1024):
     parser.add_argument("--list-len", type=int, help="numbers per example (default: the model's task)")
     parser.add_argument("--num-set", type=int, help="number-set size (default: the model's task)")
     parser.add_argument("--n-examples", type=int, default=n_examples,
-                        help="test examples, drawn from a stream fine-tuning never uses")
+                        help="k-th smallest: examples probed (drawn from a stream fine-tuning never "
+                        "uses); ProofWriter: at most this many per bucket")
     parser.set_defaults(all_k=False)
 
 
@@ -89,6 +90,7 @@ def run(args):
     layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
     examples = to_examples(numbers, indices)
     args.batch_size = args.batch_size or 256
+    args.query_pool = args.query_pool or "mean"   # one query token: pooling changes nothing
     pad_id = tokenizer.pad_token_id or 0
     features, predicted, _ = features_of(model, examples, layers, args, pad_id, desc="model")
     random_features, _, _ = features_of(random_twin(model, args.seed), examples, layers, args,

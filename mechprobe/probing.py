@@ -53,11 +53,17 @@ def load_model(args):
     return model.to(device).eval(), tokenizer, device
 
 
+def twin_seed(seed):
+    """The random twin's initialisation seed: derived from --seed but not equal to it, so that a
+    model which is itself a random init from that seed (make_data.py llama) is not its own twin."""
+    return int(np.random.default_rng([seed, 5]).integers(2**31))
+
+
 def random_twin(model, seed):
     """The same architecture, randomly initialised (the probing score's baseline)."""
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(seed)
+    torch.manual_seed(twin_seed(seed))
     twin = AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
     return twin.to(next(model.parameters()).device).eval()
 

@@ -12,6 +12,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mechprobe import ksmallest
+from mechprobe.probing import twin_seed
 
 N = 64
 
@@ -63,7 +64,7 @@ def test_probe_results_match_an_independent_recomputation(small_finetuned, tmp_p
     ids = numbers.encode(indices).tolist()
     useful, depth = ksmallest.reasoning_tree(task, indices)
     trained = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
-    torch.manual_seed(0)
+    torch.manual_seed(twin_seed(0))
     untrained = AutoModelForCausalLM.from_config(trained.config, attn_implementation="eager").eval()
     for model, key in ((trained, "f1"), (untrained, "f1_random")):
         features = eager_features(model, ids)

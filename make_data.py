@@ -1,0 +1,85 @@
+"""Generate data sets offline in their released formats, so the loaders run without a download.
+
+    python make_data.py proofwriter --out data/proofwriter-gen
+    python make_data.py proofwriter --out data/proofwriter-gen --n-theories 5000 --seed 1
+    python make_data.py llama --data data/proofwriter-gen --out runs/models/word-llama
+
+proofwriter writes OUT/CWA/depth-{0,1,2,3,5}/meta-{train,dev,test}.jsonl in the layout and
+record format of the ProofWriter release V2020.12.3 (mechprobe/proofwriter_gen.py). The same
+seed writes byte-identical files; an existing OUT/CWA is replaced only once the new one is complete.
+
+llama writes a randomly initialised Llama-architecture checkpoint (grouped-query attention, about
+30M parameters) with a word-level tokenizer over the words of a ProofWriter folder: a local
+stand-in for LLaMA that runs the probing pipeline offline. Untrained, it answers at chance.
+"""
+
+import os
+
+from mechprobe.cli import ArgumentParser, UserError, format_table, run
+from mechprobe.proofwriter_gen import DEPTHS, write_release
+
+STAT_COLUMNS = ["depth", "train", "dev", "test", "questions", "proved", "NAF", "OR", "failed", "max_QDep"]
+
+
+def make_proofwriter(args):
+    minimum = 3 * len(DEPTHS)
+    if args.n_theories < minimum:
+        raise UserError(f"--n-theories {args.n_theories} is too small: use at least {minimum} "
+                        f"(one theory per split for each of the {len(DEPTHS)} depths)")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out} is a file: give a directory (it is created if missing)")
+    os.makedirs(args.out, exist_ok=True)
+    rows = write_release(args.out, args.n_theories, args.seed)
+    print(format_table(rows, STAT_COLUMNS))
+    print(f"train/dev/test: theories per split; questions by outcome: proved (proof or inv-proof), "
+          f"with NAF, with OR alternatives, failed (no proof).\nwritten: {os.path.join(args.out, 'CWA')}")
+
+
+def make_llama(args):
+    from mechprobe import proofwriter
+    from mechprobe.cli import quiet_libraries
+    from mechprobe.models import build_word_llama
+    from mechprobe.outputs import replace_dir
+
+    quiet_libraries()
+    texts = []
+    for split in proofwriter.SPLITS:
+        for question in proofwriter.load(args.data, split):
+            texts += question.statements + [question.question]
+    model, tokenizer = build_word_llama(texts, seed=args.seed)
+    tmp = f"{os.path.normpath(args.out)}.tmp"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    replace_dir(tmp, args.out)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"wrote {args.out}: Llama architecture, {model.config.num_hidden_layers} layers, "
+          f"{n_params / 1e6:.1f}M parameters, vocabulary of {len(tokenizer)} words")
+
+
+def main():
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    # One subcommand per data set, so that others (arc) slot in beside proofwriter.
+    datasets = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    proofwriter = datasets.add_parser(
+        "proofwriter", help="ProofWriter CWA theories, depths 0,1,2,3,5",
+        description="ProofWriter-format CWA theories with questions and proofs (FORMATS.md section 1)")
+    proofwriter.add_argument("--out", required=True, help="output directory; writes OUT/CWA/")
+    proofwriter.add_argument("--n-theories", type=int, default=1000,
+                             help="theories in total, split evenly over the 5 depths, then "
+                             "70/10/20 train/dev/test within each depth (default 1000)")
+    proofwriter.add_argument("--seed", type=int, default=0)
+    proofwriter.set_defaults(handler=make_proofwriter)
+    llama = datasets.add_parser(
+        "llama", help="a random-init Llama-architecture model over a data folder's words",
+        description="a randomly initialised Llama-architecture checkpoint with a word-level "
+        "tokenizer over the words of a ProofWriter folder (an offline stand-in for LLaMA)")
+    llama.add_argument("--data", required=True, help="ProofWriter folder (make_data.py proofwriter's OUT)")
+    llama.add_argument("--out", required=True, help="checkpoint directory (save_pretrained layout)")
+    llama.add_argument("--seed", type=int, default=0)
+    llama.set_defaults(handler=make_llama)
+    args = parser.parse_args()
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,186 @@
+"""ProofWriter data (METHOD.md Task 2, FORMATS.md sections 1 and 2): loading, filtering, labels.
+
+Two on-disk formats are read: the raw release (`CWA/depth-N/meta-{split}.jsonl`, one theory per
+line) and the paper's preprocessed files (`{split}.json`, one object keyed by depth). Both become
+Questions: statements = the theory's facts then rules in id order; labels come from the parsed
+proof (useful = in the proof tree, depth = height class).
+"""
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+from .cli import UserError
+from .trees import ProofSyntaxError, depth_classes, parse_proofs
+
+DEPTHS = (0, 1, 2, 3, 5)
+SPLITS = ("train", "dev", "test")
+BUCKETS = (2, 4, 8, 12, 16, 20, 24)   # depth-1 questions by statement count m (paper's buckets)
+HOW_TO_GET = ("download the ProofWriter release V2020.12.3 (CWA/depth-N/meta-*.jsonl) or the "
+              "paper's preprocessed files (proofwriter/CWA/{train,dev,test}.json), or write "
+              "offline data with `python make_data.py proofwriter --out DIR`; see data/README.md")
+
+
+@dataclass
+class Question:
+    id: str
+    statement_ids: list          # triple/rule ids, facts first, in id order
+    statements: list             # their texts
+    question: str
+    answer: bool
+    proofs: str                  # the raw proofs string
+    qdep: int
+    source: str = ""             # "file:line", for error messages
+    useful: list = field(default_factory=list)   # 0/1 per statement
+    depth: list = field(default_factory=list)    # class per statement, None where not useful
+
+    @property
+    def bucket(self):
+        """'m=1' for depth-0 questions; depth-1 questions by statement count; else None."""
+        if self.qdep == 0:
+            return "m=1"
+        if self.qdep == 1:
+            for size in BUCKETS:
+                if len(self.statements) <= size:
+                    return f"m={size}"
+        return None
+
+    @property
+    def context(self):
+        return " ".join(self.statements)
+
+    def dump(self):
+        return {"id": self.id, "statements": self.statements, "question": self.question,
+                "answer": self.answer, "useful": self.useful, "depth": self.depth,
+                "qdep": self.qdep, "bucket": self.bucket}
+
+
+def id_order(key):
+    """'triple10' sorts after 'triple9'."""
+    match = re.search(r"(\d+)$", key)
+    return (re.sub(r"\d+$", "", key), int(match.group(1)) if match else 0)
+
+
+def statements_of(triples, rules):
+    """Facts then rules, each in id order; values are texts (preprocessed) or {'text': ...}."""
+    ids, texts = [], []
+    for group in (triples, rules):
+        for key in sorted(group, key=id_order):
+            value = group[key]
+            ids.append(key)
+            texts.append(value["text"] if isinstance(value, dict) else value)
+    return ids, texts
+
+
+def label(question):
+    """Fill useful/depth from the proof; raise UserError naming the record when it is inconsistent."""
+    try:
+        proofs = parse_proofs(question.proofs)
+    except ProofSyntaxError as err:
+        raise UserError(f"{question.source}: question {question.id} has a malformed proof ({err}): "
+                        "the file is damaged; download or generate it again") from None
+    proof = proofs[0]
+    missing = [node for node in proof.nodes if node not in question.statement_ids]
+    if missing:
+        raise UserError(f"{question.source}: the proof of question {question.id} names {missing[0]}, "
+                        "which its theory does not have: the file is damaged or from another "
+                        "release; download or generate it again")
+    classes = depth_classes(proof.nodes, proof.edges)
+    question.useful = [int(s in classes) for s in question.statement_ids]
+    question.depth = [classes.get(s) for s in question.statement_ids]
+    return question
+
+
+def keep_for_probing(proofs):
+    """METHOD.md filters: a proof exists, no negation as failure, a single proof."""
+    return proofs.startswith("[(") and "NAF" not in proofs and " OR " not in proofs
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UserError(f"{path}:{number}: not valid JSON ({err.msg}): the file is truncated "
+                                "or damaged; download or generate it again") from None
+
+
+def release_questions(path):
+    """Questions of one meta-{split}.jsonl file that pass the probing filters, labelled."""
+    out = []
+    for number, theory in read_jsonl(path):
+        try:
+            ids, texts = statements_of(theory["triples"], theory["rules"])
+            items = sorted(theory["questions"].items(), key=lambda kv: id_order(kv[0]))
+            for qid, q in items:
+                if q.get("QLen", "") == "" or not keep_for_probing(q["proofs"]):
+                    continue
+                out.append(label(Question(
+                    id=f"{theory['id']}-{qid}", statement_ids=ids, statements=texts,
+                    question=q["question"], answer=bool(q["answer"]), proofs=q["proofs"],
+                    qdep=int(q["QDep"]), source=f"{path}:{number}")))
+        except (KeyError, TypeError, AttributeError) as err:
+            raise UserError(f"{path}:{number}: not a ProofWriter theory record (missing or bad "
+                            f"field {err}): {HOW_TO_GET}") from None
+    return out
+
+
+def preprocessed_questions(path, split):
+    try:
+        with open(path) as f:
+            by_depth = json.load(f)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}): the file is truncated or "
+                        "damaged; download it again") from None
+    out = []
+    for depth_key in sorted(by_depth, key=int):
+        for index, record in enumerate(by_depth[depth_key]):
+            try:
+                ids, texts = statements_of(record["triples"], record["rules"])
+                if not keep_for_probing(record["proof"]):
+                    continue
+                out.append(label(Question(
+                    id=f"{split}-{depth_key}-{index}", statement_ids=ids, statements=texts,
+                    question=record["question"], answer=bool(record["answer"]),
+                    proofs=record["proof"], qdep=int(depth_key),
+                    source=f"{path} (depth {depth_key}, record {index})")))
+            except (KeyError, TypeError, AttributeError) as err:
+                raise UserError(f"{path} (depth {depth_key}, record {index}): not a preprocessed "
+                                f"ProofWriter record (missing or bad field {err}): {HOW_TO_GET}") from None
+    return out
+
+
+def locate(root):
+    """('release', CWA folder) or ('preprocessed', folder with {split}.json); clear errors else."""
+    if not os.path.isdir(root):
+        raise UserError(f"--data {root} is not a folder: {HOW_TO_GET}")
+    base = os.path.basename(os.path.normpath(root))
+    if base == "OWA" or (os.path.isdir(os.path.join(root, "OWA"))
+                         and not os.path.isdir(os.path.join(root, "CWA"))):
+        raise UserError(f"--data {root} is the open-world (OWA) data; the method uses the closed-world "
+                        "folder: pass the release root or its CWA folder")
+    for folder in (root, os.path.join(root, "CWA")):
+        if any(os.path.isdir(os.path.join(folder, f"depth-{d}")) for d in DEPTHS):
+            return "release", folder
+        if any(os.path.isfile(os.path.join(folder, f"{s}.json")) for s in SPLITS):
+            return "preprocessed", folder
+    raise UserError(f"no ProofWriter files under {root}: {HOW_TO_GET}")
+
+
+def load(root, split):
+    """Every probing-eligible question of one split, labelled, in a fixed order."""
+    kind, folder = locate(root)
+    if kind == "preprocessed":
+        path = os.path.join(folder, f"{split}.json")
+        if not os.path.isfile(path):
+            raise UserError(f"{path} is missing: {HOW_TO_GET}")
+        return preprocessed_questions(path, split)
+    paths = [os.path.join(folder, f"depth-{d}", f"meta-{split}.jsonl") for d in DEPTHS]
+    present = [p for p in paths if os.path.isfile(p)]
+    if not present:
+        raise UserError(f"no meta-{split}.jsonl under {folder}/depth-*: {HOW_TO_GET}")
+    return [q for path in present for q in release_questions(path)]

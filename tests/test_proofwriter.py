@@ -1,0 +1,241 @@
+"""ProofWriter: proof-string parser, loaders of both formats, labels, and bad data."""
+
+import json
+import re
+
+import pytest
+from conftest import run_script
+
+from mechprobe import proofwriter
+from mechprobe.cli import UserError
+from mechprobe.trees import depth_classes, parse_proofs
+
+# Every proof string of FORMATS.md, with hand-derived nodes, edges and classes.
+PROOFS = {
+    "[(triple3)]": [(["triple3"], [], {"triple3": 0})],
+    "[(((triple4) -> rule1))]": [(["triple4", "rule1"], [("triple4", "rule1")],
+                                  {"triple4": 0, "rule1": 1})],
+    "[(((triple6 triple4) -> rule2))]": [(["triple6", "triple4", "rule2"],
+                                          [("triple6", "rule2"), ("triple4", "rule2")],
+                                          {"triple6": 0, "triple4": 0, "rule2": 1})],
+    # rule1 on triple4 gives an intermediate; it and triple4 feed rule2. triple4's longest path
+    # to the root is through rule1 (height 2), so it is a class-0 leaf.
+    "[(((((triple4) -> rule1) triple4) -> rule2))]": [
+        (["triple4", "rule1", "rule2"], [("triple4", "rule1"), ("rule1", "rule2"), ("triple4", "rule2")],
+         {"triple4": 0, "rule1": 1, "rule2": 2})],
+    "[(((((triple1) -> rule3)) -> rule2))]": [
+        (["triple1", "rule3", "rule2"], [("triple1", "rule3"), ("rule3", "rule2")],
+         {"triple1": 0, "rule3": 1, "rule2": 2})],
+    "[(((triple4) -> rule1) OR ((triple7) -> rule1))]": [
+        (["triple4", "rule1"], [("triple4", "rule1")], {"triple4": 0, "rule1": 1}),
+        (["triple7", "rule1"], [("triple7", "rule1")], {"triple7": 0, "rule1": 1})],
+    "[(((NAF) -> rule6))]": [(["rule6"], [], {"rule6": 0})],
+    "[@1: Bob is green.[CWA. Example of deepest failure = (rule2 <- FAIL)]]": [],
+}
+
+
+@pytest.mark.parametrize("text", list(PROOFS))
+def test_proof_strings(text):
+    proofs = parse_proofs(text)
+    assert len(proofs) == len(PROOFS[text])
+    for proof, (nodes, edges, classes) in zip(proofs, PROOFS[text]):
+        assert proof.nodes == nodes and proof.edges == edges
+        assert depth_classes(proof.nodes, proof.edges) == classes
+        assert proof.naf == ("NAF" in text)
+
+
+@pytest.mark.parametrize("text", ["(triple3)", "[(((triple4) -> ))]", "[(((triple4) rule1))]",
+                                  "[(triple3) triple4]"])
+def test_malformed_proofs_raise(text):
+    with pytest.raises(ValueError):
+        parse_proofs(text)
+
+
+def theory_record(**questions):
+    """A CWA theory in the release format (after RelNeg-CWA-D2-1420 and RelNeg-OWA-D2-1717)."""
+    facts = ["The cow is big.", "The cow chases the dog.", "The tiger likes the dog.",
+             "The tiger is red.", "The dog is nice.", "The mouse sees the cow.",
+             "The tiger is kind.", "The dog is red.", "The cow is young.", "The mouse is big."]
+    rules = ["If the cow chases the dog then the cow sees the rabbit.",
+             "If something is big then it chases the dog.",
+             "If something is red and kind then it visits the dog."]
+    return {
+        "id": "RelNeg-CWA-D2-7", "maxD": 2, "NFact": len(facts), "NRule": len(rules),
+        "theory": " ".join(facts + rules),
+        # keys deliberately out of order: triple10 must come after triple9
+        "triples": {f"triple{i}": {"text": t, "representation": "()"}
+                    for i, t in reversed(list(enumerate(facts, 1)))},
+        "rules": {f"rule{i}": {"text": t, "representation": "()"} for i, t in enumerate(rules, 1)},
+        "questions": questions}
+
+
+def question(text, answer, qdep, proofs, qlen=2):
+    return {"question": text, "answer": answer, "QDep": qdep, "QLen": qlen, "strategy": "proof",
+            "proofs": proofs, "representation": "()"}
+
+
+QUESTIONS = {
+    "Q1": question("The cow is big.", True, 0, "[(triple1)]", 1),
+    "Q2": question("The cow sees the rabbit.", True, 2, "[(((((triple1) -> rule2)) -> rule1))]", 3),
+    "Q3": question("The tiger visits the dog.", True, 1, "[(((triple4 triple7) -> rule3))]", 3),
+    "Q4": question("The mouse chases the dog.", True, 1, "[(((triple10) -> rule2))]", 2),
+    "Q5": question("The dog does not visit the cow.", False, 1, "[(((NAF) -> rule3))]"),
+    "Q6": question("The cow chases the dog.", True, 1,
+                   "[(triple2) OR (((triple1) -> rule2))]"),
+    "Q7": {**question("The dog is green.", False, 0,
+                      "[@0: The dog is green.[CWA. Example of deepest failure = (FAIL)]]"), "QLen": ""},
+}
+
+
+def write_release(root, questions=QUESTIONS, depth=2, split="test"):
+    folder = root / "CWA" / f"depth-{depth}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"meta-{split}.jsonl").write_text(json.dumps(theory_record(**questions)) + "\n")
+    return folder / f"meta-{split}.jsonl"
+
+
+def test_release_loader_filters_and_labels(tmp_path):
+    write_release(tmp_path)
+    loaded = {q.id: q for q in proofwriter.load(str(tmp_path), "test")}
+    # NAF (Q5), OR (Q6) and no proof (Q7) are dropped
+    assert sorted(loaded) == ["RelNeg-CWA-D2-7-Q1", "RelNeg-CWA-D2-7-Q2", "RelNeg-CWA-D2-7-Q3",
+                              "RelNeg-CWA-D2-7-Q4"]
+    q2 = loaded["RelNeg-CWA-D2-7-Q2"]
+    assert q2.statement_ids == [f"triple{i}" for i in range(1, 11)] + ["rule1", "rule2", "rule3"]
+    assert q2.statements[9] == "The mouse is big." and q2.statements[10].startswith("If the cow")
+    # triple1 -> rule2 -> rule1: classes 0, 1, 2
+    assert q2.useful == [1] + [0] * 9 + [1, 1, 0]
+    assert q2.depth == [0] + [None] * 9 + [2, 1, None]
+    assert q2.bucket is None                       # depth 2: not in the paper's buckets
+    assert loaded["RelNeg-CWA-D2-7-Q1"].bucket == "m=1"
+    assert loaded["RelNeg-CWA-D2-7-Q3"].bucket == "m=16"   # 13 statements -> the m <= 16 bucket
+    assert loaded["RelNeg-CWA-D2-7-Q3"].depth[3] == loaded["RelNeg-CWA-D2-7-Q3"].depth[6] == 0
+    # the CWA folder itself works as --data too
+    assert len(proofwriter.load(str(tmp_path / "CWA"), "test")) == 4
+
+
+def test_preprocessed_loader(tmp_path):
+    record = theory_record()
+    examples = {"1": [{"context": record["theory"],
+                       "triples": {k: v["text"] for k, v in record["triples"].items()},
+                       "rules": {k: v["text"] for k, v in record["rules"].items()},
+                       "question": "The mouse chases the dog.", "answer": True,
+                       "proof": "[(((triple10) -> rule2))]"}]}
+    (tmp_path / "test.json").write_text(json.dumps(examples))
+    (q,) = proofwriter.load(str(tmp_path), "test")
+    assert q.id == "test-1-0" and q.qdep == 1 and q.answer is True
+    assert q.useful[9] == 1 and q.depth[9] == 0 and q.depth[11] == 1 and sum(q.useful) == 2
+
+
+def test_dump_examples_of_a_release_record(tmp_path):
+    write_release(tmp_path)
+    out = tmp_path / "dump.jsonl"
+    proc = run_script("probe.py", "--task", "proofwriter", "--data", str(tmp_path),
+                      "--dump-examples", str(out))
+    assert "wrote 4 examples" in proc.stdout
+    rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    q3 = rows["RelNeg-CWA-D2-7-Q3"]
+    assert set(q3) == {"id", "statements", "question", "answer", "useful", "depth", "qdep", "bucket"}
+    assert q3["useful"] == [0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1]
+    assert q3["depth"] == [None, None, None, 0, None, None, 0, None, None, None, None, None, 1]
+    assert q3["qdep"] == 1 and q3["bucket"] == "m=16" and q3["answer"] is True
+
+
+def bad_truncated(root):
+    path = write_release(root)
+    path.write_text(path.read_text()[:200] + "\n")
+    return f"{path}:1: not valid JSON"
+
+
+def bad_missing_triple(root):
+    write_release(root, {"Q1": question("The cow is big.", True, 1, "[(((triple42) -> rule2))]")})
+    return "names triple42, which its theory does not have"
+
+
+def bad_empty(root):
+    (root / "empty").mkdir()
+    return "no ProofWriter files under"
+
+
+def bad_owa(root):
+    (root / "OWA" / "depth-1").mkdir(parents=True)
+    return "open-world (OWA)"
+
+
+@pytest.mark.parametrize("make_bad", [bad_truncated, bad_missing_triple, bad_empty, bad_owa],
+                         ids=lambda f: f.__name__)
+def test_bad_data_is_one_line(tmp_path, make_bad):
+    message = make_bad(tmp_path)
+    data = tmp_path / "empty" if make_bad is bad_empty else tmp_path
+    with pytest.raises(UserError, match=re.escape(message.split(":")[-1].strip())):
+        proofwriter.load(str(data), "test")
+    proc = run_script("probe.py", "--task", "proofwriter", "--data", str(data), "--dump-examples",
+                      str(tmp_path / "out.jsonl"), check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert message in proc.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """Generated ProofWriter data and a small random-init Llama over its words."""
+    from mechprobe.models import build_word_llama
+
+    root = tmp_path_factory.mktemp("pw")
+    run_script("make_data.py", "proofwriter", "--out", str(root / "data"), "--n-theories", "60")
+    texts = [s for q in proofwriter.load(str(root / "data"), "train") for s in q.statements + [q.question]]
+    texts += [s for q in proofwriter.load(str(root / "data"), "test") for s in q.statements + [q.question]]
+    model, tokenizer = build_word_llama(texts, hidden=32, layers=3, heads=4, kv_heads=2,
+                                        intermediate=64)
+    model.save_pretrained(root / "model")
+    tokenizer.save_pretrained(root / "model")
+    return root
+
+
+def test_generated_data_reads_back(generated):
+    questions = proofwriter.load(str(generated / "data"), "test")
+    assert questions and all(sum(q.useful) >= 1 for q in questions)
+    for q in questions:
+        assert q.id.count("-CWA-D") == 1 and q.id.split("-")[-1].startswith("Q")
+        classes = [d for d in q.depth if d is not None]
+        assert max(classes) == q.qdep        # the tree is as deep as the question says
+
+
+@pytest.mark.parametrize("icl", [0, 2])
+def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
+    out = tmp_path / "probe"
+    proc = run_script("probe.py", "--task", "proofwriter", "--data", str(generated / "data"),
+                      "--model", str(generated / "model"), "--icl", str(icl), "--n-examples", "12",
+                      "--layers", "0,2", "--device", "cpu", "--out", str(out))
+    assert "S_P1" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["icl"] == icl and len(results["shots"]) == icl and results["layers"] == [0, 2]
+    assert results["query_pool"] == ("max" if icl else "mean")
+    assert "m=1" in results["settings"]
+    for name, setting in results["settings"].items():
+        assert 0 <= setting["accuracy"] <= 1
+        assert setting["n_examples"] <= 12
+        assert [r["layer"] for r in setting["layerwise"]] == [0, 2, 0, 2]
+        assert (setting["f1"]["depth"] is None) == (name == "m=1")
+    tokenizer_ids = results["answer_token_ids"]
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(generated / "model")
+    assert tokenizer.convert_ids_to_tokens(tokenizer_ids) == ["True", "False"]
+
+
+def test_prompt_spans(generated):
+    from transformers import AutoTokenizer
+
+    from mechprobe.probe_proofwriter import SUFFIX, shot_text, to_example
+
+    tokenizer = AutoTokenizer.from_pretrained(generated / "model")
+    q = proofwriter.load(str(generated / "data"), "test")[0]
+    prefix = shot_text(q)
+    example = to_example(tokenizer, q, prefix)
+    tokens = tokenizer.convert_ids_to_tokens(example.input_ids)
+    for statement, positions in zip(q.statements, example.statements):
+        assert " ".join(tokens[p] for p in positions) == " ".join(tokenizer.tokenize(statement))
+    query = " ".join(tokens[p] for p in example.query)
+    assert query == " ".join(tokenizer.tokenize(q.question + SUFFIX))
+    assert example.query[-1] == len(example.input_ids) - 1
+    assert prefix.endswith(" True\n") or prefix.endswith(" False\n")
