@@ -2,22 +2,27 @@
 
     python make_data.py proofwriter --out data/proofwriter-gen
     python make_data.py proofwriter --out data/proofwriter-gen --n-theories 5000 --seed 1
+    python make_data.py arc --out runs/data/arc
     python make_data.py llama --data data/proofwriter-gen --out runs/models/word-llama
 
 proofwriter writes OUT/CWA/depth-{0,1,2,3,5}/meta-{train,dev,test}.jsonl in the layout and
 record format of the ProofWriter release V2020.12.3 (mechprobe/proofwriter_gen.py). The same
 seed writes byte-identical files; an existing OUT/CWA is replaced only once the new one is complete.
 
+arc copies the hand-written ARC records in STREET's format (data/arc_offline) into OUT.
+
 llama writes a randomly initialised Llama-architecture checkpoint (grouped-query attention, about
-30M parameters) with a word-level tokenizer over the words of a ProofWriter folder: a local
+30M parameters) with a word-level tokenizer over the words of a ProofWriter or ARC folder: a local
 stand-in for LLaMA that runs the probing pipeline offline. Untrained, it answers at chance.
 """
 
 import os
+import shutil
 
 from mechprobe.cli import ArgumentParser, UserError, format_table, run
 from mechprobe.proofwriter_gen import DEPTHS, write_release
 
+ARC_RECORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "arc_offline")
 STAT_COLUMNS = ["depth", "train", "dev", "test", "questions", "proved", "NAF", "OR", "failed", "max_QDep"]
 
 
@@ -35,16 +40,35 @@ def make_proofwriter(args):
           f"with NAF, with OR alternatives, failed (no proof).\nwritten: {os.path.join(args.out, 'CWA')}")
 
 
+def make_arc(args):
+    """Copy the hand-written STREET-format records shipped in data/arc_offline into OUT."""
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out} is a file: give a directory (it is created if missing)")
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    for split in ("train", "dev", "test"):
+        name = f"reasoning_annotated_{split}.jsonl"
+        shutil.copyfile(os.path.join(ARC_RECORDS, name), os.path.join(args.out, f"{name}.tmp"))
+        os.replace(os.path.join(args.out, f"{name}.tmp"), os.path.join(args.out, name))
+        with open(os.path.join(args.out, name)) as f:
+            rows.append({"split": split, "records": sum(1 for line in f if line.strip())})
+    print(format_table(rows, ["split", "records"]))
+    print(f"written: {args.out} (hand-written records in STREET's format; see {ARC_RECORDS}/README.md)")
+
+
 def make_llama(args):
-    from mechprobe import proofwriter
+    from mechprobe import arc, proofwriter
     from mechprobe.cli import quiet_libraries
     from mechprobe.models import build_word_llama
     from mechprobe.outputs import replace_dir
 
     quiet_libraries()
+    is_arc = any(os.path.isfile(os.path.join(args.data, f"reasoning_annotated_{s}.jsonl"))
+                 for s in arc.SPLITS)
+    data = arc if is_arc else proofwriter
     texts = []
-    for split in proofwriter.SPLITS:
-        for question in proofwriter.load(args.data, split):
+    for split in data.SPLITS:
+        for question in data.load(args.data, split):
             texts += question.statements + [question.question]
     model, tokenizer = build_word_llama(texts, seed=args.seed)
     tmp = f"{os.path.normpath(args.out)}.tmp"
@@ -69,11 +93,17 @@ def main():
                              "70/10/20 train/dev/test within each depth (default 1000)")
     proofwriter.add_argument("--seed", type=int, default=0)
     proofwriter.set_defaults(handler=make_proofwriter)
+    arc = datasets.add_parser(
+        "arc", help="ARC questions in STREET's format (the hand-written records shipped here)",
+        description="copies the hand-written STREET-format ARC records of data/arc_offline into OUT")
+    arc.add_argument("--out", required=True, help="output directory")
+    arc.set_defaults(handler=make_arc)
     llama = datasets.add_parser(
         "llama", help="a random-init Llama-architecture model over a data folder's words",
         description="a randomly initialised Llama-architecture checkpoint with a word-level "
-        "tokenizer over the words of a ProofWriter folder (an offline stand-in for LLaMA)")
-    llama.add_argument("--data", required=True, help="ProofWriter folder (make_data.py proofwriter's OUT)")
+        "tokenizer over the words of a ProofWriter or ARC folder (an offline stand-in for LLaMA)")
+    llama.add_argument("--data", required=True,
+                       help="ProofWriter or ARC folder (make_data.py proofwriter's or arc's OUT)")
     llama.add_argument("--out", required=True, help="checkpoint directory (save_pretrained layout)")
     llama.add_argument("--seed", type=int, default=0)
     llama.set_defaults(handler=make_llama)

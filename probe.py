@@ -17,14 +17,15 @@ from mechprobe.probe_ksmallest import add_task_args
 def main():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None, out_required=False)  # --dump-examples needs no --out
-    parser.add_argument("--task", default="ksmallest", choices=["ksmallest", "proofwriter"])
+    parser.add_argument("--task", default="ksmallest", choices=["ksmallest", "proofwriter", "arc"])
     add_task_args(parser)
     parser.add_argument("--data", help="ProofWriter: the release root, its CWA folder, or the "
-                        "folder of the paper's preprocessed {train,dev,test}.json")
+                        "folder of the paper's preprocessed {train,dev,test}.json; ARC: the folder "
+                        "of STREET's reasoning_annotated_*.jsonl or the preprocessed files")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
-                        help="ProofWriter split probed (shots always come from train)")
+                        help="split probed (in-context shots always come from train)")
     parser.add_argument("--icl", type=int, default=0,
-                        help="ProofWriter: in-context examples before each question (0 = the "
+                        help="ProofWriter/ARC: in-context examples before each question (0 = the "
                         "fine-tuned-model setting)")
     parser.add_argument("--all-k", action="store_true",
                         help="probe every k in 0..L/2-1 on the same attention (the paper's "
@@ -51,9 +52,9 @@ def main():
     quiet_libraries()
     if args.icl < 0:
         parser.error("--icl must be 0 or more")
-    from mechprobe import probe_ksmallest, probe_proofwriter
+    from mechprobe import probe_ksmallest, probe_text
 
-    {"ksmallest": probe_ksmallest, "proofwriter": probe_proofwriter}[args.task].run(args)
+    (probe_ksmallest if args.task == "ksmallest" else probe_text).run(args)
 
 
 if __name__ == "__main__":

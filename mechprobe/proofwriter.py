@@ -17,6 +17,7 @@ from .trees import ProofSyntaxError, depth_classes, parse_proofs
 DEPTHS = (0, 1, 2, 3, 5)
 SPLITS = ("train", "dev", "test")
 BUCKETS = (2, 4, 8, 12, 16, 20, 24)   # depth-1 questions by statement count m (paper's buckets)
+SUFFIX = ": True or False?"           # the prompt's question suffix (METHOD.md)
 HOW_TO_GET = ("download the ProofWriter release V2020.12.3 (CWA/depth-N/meta-*.jsonl) or the "
               "paper's preprocessed files (proofwriter/CWA/{train,dev,test}.json), or write "
               "offline data with `python make_data.py proofwriter --out DIR`; see data/README.md")
@@ -45,6 +46,15 @@ class Question:
                 if len(self.statements) <= size:
                     return f"m={size}"
         return None
+
+    @property
+    def target(self):
+        """The answer as the word the model should say next."""
+        return "True" if self.answer else "False"
+
+    @property
+    def choices(self):
+        return ("True", "False")
 
     @property
     def context(self):

@@ -226,12 +226,13 @@ def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
 def test_prompt_spans(generated):
     from transformers import AutoTokenizer
 
-    from mechprobe.probe_proofwriter import SUFFIX, shot_text, to_example
+    from mechprobe.probe_text import shot_text, to_example
+    from mechprobe.proofwriter import SUFFIX
 
     tokenizer = AutoTokenizer.from_pretrained(generated / "model")
     q = proofwriter.load(str(generated / "data"), "test")[0]
-    prefix = shot_text(q)
-    example = to_example(tokenizer, q, prefix)
+    prefix = shot_text(q, SUFFIX)
+    example = to_example(tokenizer, q, prefix, SUFFIX)
     tokens = tokenizer.convert_ids_to_tokens(example.input_ids)
     for statement, positions in zip(q.statements, example.statements):
         assert " ".join(tokens[p] for p in positions) == " ".join(tokenizer.tokenize(statement))

@@ -1,4 +1,10 @@
-"""Probing on ProofWriter (METHOD.md, Task 2): fine-tuned (no shots) and in-context settings."""
+"""Probing on text tasks, ProofWriter and ARC (METHOD.md Tasks 2 and 3): statements in a prompt,
+the fine-tuned setting (no shots, mean over question tokens) and the in-context setting (--icl N
+shots from train, max over question tokens).
+
+A task is its data module (mechprobe.proofwriter or mechprobe.arc): load(root, split) returning
+labelled questions with .statements, .question, .target, .choices and .bucket; SUFFIX; HOW_TO_GET.
+"""
 
 import json
 import os
@@ -6,39 +12,42 @@ import time
 
 import numpy as np
 
-from . import proofwriter
+from . import arc, proofwriter
 from .cli import UserError
 from .features import Example, segment_tokens
 from .memory import PeakMemory, model_bytes
 from .probe import ProbeConfig
 from .probing import features_of, load_model, parse_layers, probe_setting, random_twin, report
 
-SUFFIX = ": True or False?"
+TASKS = {"proofwriter": proofwriter, "arc": arc}
 
 
-def answer_word(answer):
-    return "True" if answer else "False"
+def prompt(question, suffix):
+    return f"{question.context} {question.question}{suffix}"
 
 
-def shot_text(question):
-    return f"{question.context} {question.question}{SUFFIX} {answer_word(question.answer)}\n"
+def shot_text(question, suffix):
+    return f"{prompt(question, suffix)} {question.target}\n"
 
 
 def choose_shots(train, n_shots, seed):
-    """n_shots training questions, half True and half False (the odd one True), fixed by seed."""
+    """n_shots training questions spread evenly over the answers (True/False, or option letters
+    in order), fixed by seed, then shuffled."""
     rng = np.random.default_rng([seed, 3])
+    answers = list(dict.fromkeys(c for q in train for c in q.choices))
+    counts = {a: n_shots // len(answers) + (i < n_shots % len(answers)) for i, a in enumerate(answers)}
     shots = []
-    for answer, count in ((True, n_shots - n_shots // 2), (False, n_shots // 2)):
-        pool = [q for q in train if q.answer == answer]
+    for answer, count in counts.items():
+        pool = [q for q in train if q.target == answer]
         if len(pool) < count:
-            raise UserError(f"the train split has {len(pool)} {answer_word(answer)} questions, "
-                            f"fewer than --icl {n_shots} needs: use fewer shots")
+            raise UserError(f"the train split has {len(pool)} questions answered {answer}, fewer "
+                            f"than --icl {n_shots} needs: use fewer shots")
         shots += [pool[i] for i in sorted(rng.choice(len(pool), size=count, replace=False))]
     order = rng.permutation(len(shots))
     return [shots[i] for i in order]
 
 
-def to_example(tokenizer, question, prefix):
+def to_example(tokenizer, question, prefix, suffix):
     """Prompt = shots + statements joined by spaces + ' ' + question + suffix; query tokens run
     from the question's start to the end of the prompt."""
     segments, statement_segments = [prefix], []
@@ -47,23 +56,23 @@ def to_example(tokenizer, question, prefix):
             segments.append(" ")
         statement_segments.append(len(segments))
         segments.append(statement)
-    segments += [" ", question.question + SUFFIX]
+    segments += [" ", question.question + suffix]
     ids, positions = segment_tokens(tokenizer, segments)
     return Example(ids, positions[-1], [positions[i] for i in statement_segments])
 
 
-def answer_ids(tokenizer, prompt):
-    """The token ids the tokenizer itself uses for ' True' and ' False' right after a prompt."""
-    base = tokenizer(prompt)["input_ids"]
+def answer_ids(tokenizer, text, words):
+    """The token ids the tokenizer itself uses for ' <word>' right after a prompt, per word."""
+    base = tokenizer(text)["input_ids"]
     ids = []
-    for word in ("True", "False"):
-        extended = tokenizer(f"{prompt} {word}")["input_ids"]
+    for word in words:
+        extended = tokenizer(f"{text} {word}")["input_ids"]
         if extended[:len(base)] != base or len(extended) == len(base):
             extended = base + tokenizer(f" {word}", add_special_tokens=False)["input_ids"]
         ids.append(extended[len(base)])
-    if ids[0] == ids[1]:
-        raise UserError("the tokenizer gives ' True' and ' False' the same first token: this model "
-                        "cannot be scored on ProofWriter")
+    if len(set(ids)) < len(ids):
+        raise UserError(f"the tokenizer gives the answers {list(words)} overlapping first tokens: "
+                        "this model cannot be scored on this task")
     return ids
 
 
@@ -94,9 +103,10 @@ def dump_examples(path, questions):
 
 def run(args):
     started = time.time()
+    data = TASKS[args.task]
     if args.data is None:
-        raise UserError("--task proofwriter needs --data DIR: " + proofwriter.HOW_TO_GET)
-    questions = proofwriter.load(args.data, args.split)
+        raise UserError(f"--task {args.task} needs --data DIR: {data.HOW_TO_GET}")
+    questions = data.load(args.data, args.split)
     if args.dump_examples:
         dump_examples(args.dump_examples, questions)
         print(f"wrote {len(questions)} examples to {args.dump_examples}")
@@ -104,50 +114,55 @@ def run(args):
         if not args.dump_examples:
             raise UserError("pass --model (a model to probe) or --dump-examples FILE")
         return None
-    shots = choose_shots(proofwriter.load(args.data, "train"), args.icl, args.seed) if args.icl else []
-    prefix = "".join(shot_text(q) for q in shots)
+    shots = choose_shots(data.load(args.data, "train"), args.icl, args.seed) if args.icl else []
+    prefix = "".join(shot_text(q, data.SUFFIX) for q in shots)
     buckets = sample_buckets(questions, args.n_examples, args.seed)
     if not buckets:
-        raise UserError(f"no depth-0 or depth-1 questions in the {args.split} split of {args.data}: "
-                        + proofwriter.HOW_TO_GET)
+        raise UserError(f"no questions of the probed depths in the {args.split} split of "
+                        f"{args.data}: {data.HOW_TO_GET}")
 
     model, tokenizer, device = load_model(args)
     layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
     args.query_pool = args.query_pool or ("max" if args.icl else "mean")
     args.batch_size = args.batch_size or 16
     flat = [q for bucket in buckets.values() for q in bucket]
-    examples = [to_example(tokenizer, q, prefix) for q in flat]
-    true_false = answer_ids(tokenizer, prefix + flat[0].context + " " + flat[0].question + SUFFIX)
+    examples = [to_example(tokenizer, q, prefix, data.SUFFIX) for q in flat]
+    words = list(dict.fromkeys(c for q in flat for c in q.choices))
+    word_ids = answer_ids(tokenizer, prefix + prompt(flat[0], data.SUFFIX), words)
     pad_id = tokenizer.pad_token_id or 0
     # One example first: torch's one-time start-up allocations (about 170 MB on a CPU, whatever the
     # model) are not extraction memory, and would otherwise dominate the peak measured below.
-    features_of(model, examples[:1], layers, args, pad_id, true_false, "warm-up")
+    features_of(model, examples[:1], layers, args, pad_id, word_ids, "warm-up")
     with PeakMemory(device) as peak:
-        features, _, scores = features_of(model, examples, layers, args, pad_id, true_false, "model")
+        features, _, scores = features_of(model, examples, layers, args, pad_id, word_ids, "model")
     random_features, _, _ = features_of(random_twin(model, args.seed), examples, layers, args,
-                                        pad_id, true_false, "random model")
-    predicted_true = scores[:, 0] > scores[:, 1]
+                                        pad_id, word_ids, "random model")
+    # The prediction is the question's own choice with the highest logit.
+    predicted = [max(q.choices, key=lambda c: scores[i, words.index(c)]) for i, q in enumerate(flat)]
+    correct = np.array([p == q.target for p, q in zip(predicted, flat)])
 
     config = ProbeConfig(neighbors=args.neighbors, p=args.p or 1, folds=args.folds, seed=args.seed)
     settings, start = {}, 0
     for bucket, members in buckets.items():
         span = slice(start, start + len(members))
         start += len(members)
-        answers = np.array([q.answer for q in members])
-        accuracy = float(np.mean(predicted_true[span] == answers))
+        targets = [q.target for q in members]
+        majority = max(targets.count(t) for t in set(targets)) / len(targets)
         if len(members) < args.folds:
             print(f"skipping bucket {bucket}: {len(members)} examples, fewer than {args.folds} folds")
             continue
         useful = [np.array(q.useful) for q in members]
         depth = [np.array([-1 if d is None else d for d in q.depth]) for q in members]
         result = probe_setting(features[span], random_features[span], useful, depth, config, layers)
-        settings[bucket] = {"accuracy": accuracy, "answer_true_rate": float(answers.mean()), **result}
-    meta = {"task": "proofwriter", "model": args.model, "data": args.data, "split": args.split,
+        settings[bucket] = {"accuracy": float(correct[span].mean()), "majority_rate": majority,
+                            **result}
+    meta = {"task": args.task, "model": args.model, "data": args.data, "split": args.split,
             "icl": args.icl, "shots": [q.id for q in shots], "layers": layers,
             "per_head": args.per_head, "query_pool": args.query_pool,
             "statement_pool": args.statement_pool,
             "probe": {"neighbors": config.neighbors, "p": config.p, "folds": config.folds},
-            "answer_token_ids": true_false, "seed": args.seed, "device": str(device),
+            "answer_words": words, "answer_token_ids": word_ids, "seed": args.seed,
+            "device": str(device),
             "mean_prompt_tokens": float(np.mean([len(e.input_ids) for e in examples])),
             "memory": {"model_mb": model_bytes(model) / 2**20,
                        "extraction_peak_extra_mb": None if peak.extra_bytes is None

@@ -1,0 +1,166 @@
+"""ARC with STREET's reasoning annotations (METHOD.md Task 3, FORMATS.md sections 2 and 3).
+
+Two on-disk formats: STREET's `reasoning_annotated_{split}.jsonl` (one question per line, with its
+textual logical units and reasoning-graph edges) and the paper's preprocessed `{split}.json` (keyed
+by depth, a flattened proof string like "(5 2 1) -> 7 -> 9"). Statements = the logical units except
+the final "The answer is ..." unit, in key order; the tree = the graph's edges among them.
+"""
+
+import json
+import os
+import re
+from dataclasses import dataclass
+
+from .cli import UserError
+from .proofwriter import Question, id_order
+from .trees import depth_classes
+
+SPLITS = ("train", "dev", "test")
+MAX_DEPTH = 2   # the paper keeps trees of depth <= 2
+SUFFIX = " Answer:"
+HOW_TO_GET = ("download STREET's ARC files (reasoning_annotated_{train,dev,test}.jsonl) or the "
+              "paper's preprocessed data/arc/{train,dev,test}.json, or use the records shipped in "
+              "data/arc_offline; see data/README.md")
+ANSWER_UNIT = re.compile(r"\bthe answer is\b", re.IGNORECASE)
+
+
+@dataclass
+class ArcQuestion(Question):
+    choices: tuple = ()          # option letters, e.g. ("A", "B", "C", "D")
+
+    @property
+    def bucket(self):
+        return f"depth={self.qdep}" if self.qdep <= MAX_DEPTH else None
+
+    @property
+    def target(self):
+        return self.answer
+
+
+def letters(options):
+    """'A) ice' -> 'A', for each option."""
+    return tuple(option.strip()[0] for option in options)
+
+
+def tree_labels(statement_ids, edges, where):
+    """useful/depth per statement from (premise, conclusion) edges among statements and the
+    premises that feed the answer directly; the tree depth is the largest height."""
+    nodes = []
+    for premise, conclusion in edges:
+        for node in (premise, conclusion):
+            if node is not None and node not in nodes:
+                nodes.append(node)
+    inner = [(p, c) for p, c in edges if c is not None]
+    missing = [n for n in nodes if n not in statement_ids]
+    if missing:
+        raise UserError(f"{where}: the reasoning graph names unit {missing[0]}, which the record does "
+                        "not have: the file is damaged; download it again or fix the record")
+    try:
+        classes = depth_classes(nodes, inner)
+    except ValueError as err:
+        raise UserError(f"{where}: {err}: fix the record") from None
+    useful = [int(s in classes) for s in statement_ids]
+    depth = [classes.get(s) for s in statement_ids]
+    return useful, depth, max(classes.values(), default=0)
+
+
+def street_question(record, where):
+    """One STREET record -> ArcQuestion; edges into or out of the answer unit are dropped, but the
+    units feeding the answer stay in the tree (as its top)."""
+    try:
+        units = {str(k): v for k, v in record["textual_logical_units"].items()}
+        keys = sorted(units, key=lambda k: int(k))
+        answer_keys = [k for k in keys if ANSWER_UNIT.search(units[k])]
+        if not answer_keys:
+            raise UserError(f"{where}: record {record['id']} has no 'The answer is ...' unit: "
+                            "is it a STREET reasoning_annotated record?")
+        answer_key = answer_keys[-1]
+        statement_ids = [k for k in keys if k != answer_key]
+        edges = []
+        for edge in record["reasoning_graph_edges"]:
+            conclusion = str(edge["consequent"])
+            for premise in map(str, edge["antecedents"]):
+                if premise == answer_key:
+                    continue
+                if premise not in units or conclusion not in units:
+                    bad = premise if premise not in units else conclusion
+                    raise UserError(f"{where}: record {record['id']} has an edge naming unit {bad}, "
+                                    "which it does not have: fix or re-download the record")
+                edges.append((premise, None if conclusion == answer_key else conclusion))
+        useful, depth, tree_depth = tree_labels(statement_ids, edges, f"{where} ({record['id']})")
+        return ArcQuestion(
+            id=record["id"], statement_ids=statement_ids,
+            statements=[units[k] for k in statement_ids],
+            question=f"{record['question']} {' '.join(record['options'])}",
+            answer=record["answer"].strip()[0], proofs="", qdep=tree_depth, source=where,
+            useful=useful, depth=depth, choices=letters(record["options"]))
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise UserError(f"{where}: not a STREET ARC record (missing or bad field {err}): "
+                        f"{HOW_TO_GET}") from None
+
+
+def parse_flat_proof(proof):
+    """'(5 2 1) -> 7 -> 9' -> edges: 5->7, 2->7, 1->7, 7->9 (units in the parentheses feed the
+    first unit of the path, then the path runs left to right). '(5 2)' alone: leaves, no edges."""
+    proof = proof.strip()
+    group, path = [], proof
+    match = re.match(r"^\(([^)]*)\)\s*(?:->\s*)?(.*)$", proof)
+    if match:
+        group, path = match.group(1).split(), match.group(2)
+    steps = [s.strip() for s in path.split("->") if s.strip()]
+    edges = [(g, steps[0]) for g in group] if steps else [(g, None) for g in group]
+    edges += list(zip(steps, steps[1:]))
+    if len(steps) == 1 and not group:
+        edges = [(steps[0], None)]
+    return edges
+
+
+def preprocessed_questions(path, split):
+    try:
+        with open(path) as f:
+            by_depth = json.load(f)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}): the file is truncated or "
+                        "damaged; download it again") from None
+    out = []
+    for depth_key in sorted(by_depth, key=int):
+        for index, record in enumerate(by_depth[depth_key]):
+            where = f"{path} (depth {depth_key}, record {index})"
+            try:
+                statement_ids = sorted(map(str, record["triples"]), key=id_order)
+                edges = parse_flat_proof(record["proof"])
+                useful, depth, tree_depth = tree_labels(statement_ids, edges, where)
+                out.append(ArcQuestion(
+                    id=f"{split}-{depth_key}-{index}", statement_ids=statement_ids,
+                    statements=[record["triples"][k] for k in statement_ids],
+                    question=record["question"], answer=record["answer"].strip()[0], proofs=record["proof"],
+                    qdep=tree_depth, source=where, useful=useful, depth=depth,
+                    choices=letters(record["options"])))
+            except (KeyError, TypeError, AttributeError, IndexError) as err:
+                raise UserError(f"{where}: not a preprocessed ARC record (missing or bad field "
+                                f"{err}): {HOW_TO_GET}") from None
+    return out
+
+
+def load(root, split):
+    """Every question of one split, labelled, in file order."""
+    if not os.path.isdir(root):
+        raise UserError(f"--data {root} is not a folder: {HOW_TO_GET}")
+    street = os.path.join(root, f"reasoning_annotated_{split}.jsonl")
+    if os.path.isfile(street):
+        out = []
+        with open(street) as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise UserError(f"{street}:{number}: not valid JSON ({err.msg}): the file is "
+                                    "truncated or damaged; download it again") from None
+                out.append(street_question(record, f"{street}:{number}"))
+        return out
+    preprocessed = os.path.join(root, f"{split}.json")
+    if os.path.isfile(preprocessed):
+        return preprocessed_questions(preprocessed, split)
+    raise UserError(f"no ARC files for split '{split}' under {root}: {HOW_TO_GET}")
