@@ -6,12 +6,12 @@ by depth, a flattened proof string like "(5 2 1) -> 7 -> 9"). Statements = the l
 the final "The answer is ..." unit, in key order; the tree = the graph's edges among them.
 """
 
-import json
 import os
 import re
 from dataclasses import dataclass
 
 from .cli import UserError
+from .jsonfiles import read_json, read_jsonl
 from .proofwriter import Question, id_order
 from .trees import depth_classes
 
@@ -116,12 +116,7 @@ def parse_flat_proof(proof):
 
 
 def preprocessed_questions(path, split):
-    try:
-        with open(path) as f:
-            by_depth = json.load(f)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}): the file is truncated or "
-                        "damaged; download it again") from None
+    by_depth = read_json(path)
     out = []
     for depth_key in sorted(by_depth, key=int):
         for index, record in enumerate(by_depth[depth_key]):
@@ -148,18 +143,7 @@ def load(root, split):
         raise UserError(f"--data {root} is not a folder: {HOW_TO_GET}")
     street = os.path.join(root, f"reasoning_annotated_{split}.jsonl")
     if os.path.isfile(street):
-        out = []
-        with open(street) as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise UserError(f"{street}:{number}: not valid JSON ({err.msg}): the file is "
-                                    "truncated or damaged; download it again") from None
-                out.append(street_question(record, f"{street}:{number}"))
-        return out
+        return [street_question(record, f"{street}:{number}") for number, record in read_jsonl(street)]
     preprocessed = os.path.join(root, f"{split}.json")
     if os.path.isfile(preprocessed):
         return preprocessed_questions(preprocessed, split)

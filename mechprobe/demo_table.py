@@ -7,17 +7,14 @@ import json
 import sys
 
 from .cli import format_table
+from .probing import summary_row
 
 
 def demo_row(train, probe):
-    return {"task": train["task"], "test_acc": train["test_accuracy"],
-            "probe_acc": probe.get("accuracy"),
-            "F1_useful": probe["f1"]["useful"], "F1_useful_rand": probe["f1_random"]["useful"],
-            "S_P1": probe["probing_score"]["useful"],
-            "F1_depth": probe["f1"]["depth"], "F1_depth_rand": probe["f1_random"]["depth"],
-            "S_P2": probe["probing_score"]["depth"],
-            "best_layer_P1": probe["best_layer"]["useful"],
-            "best_layer_P2": probe["best_layer"]["depth"]}
+    """The fine-tuning run's test accuracy, then the probe's summary row (probing.summary_row)."""
+    summary = summary_row(train["task"], probe)
+    return {"task": train["task"], "test_acc": train["test_accuracy"], "probe_acc": summary["accuracy"],
+            **{k: v for k, v in summary.items() if k not in ("setting", "n", "accuracy")}}
 
 
 def main(train_path, probe_path):

@@ -6,12 +6,12 @@ Questions: statements = the theory's facts then rules in id order; labels come f
 proof (useful = in the proof tree, depth = height class).
 """
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 
 from .cli import UserError
+from .jsonfiles import read_json, read_jsonl
 from .trees import ProofSyntaxError, depth_classes, parse_proofs
 
 DEPTHS = (0, 1, 2, 3, 5)
@@ -107,18 +107,6 @@ def keep_for_probing(proofs):
     return proofs.startswith("[(") and "NAF" not in proofs and " OR " not in proofs
 
 
-def read_jsonl(path):
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{number}: not valid JSON ({err.msg}): the file is truncated "
-                                "or damaged; download or generate it again") from None
-
-
 def release_questions(path):
     """Questions of one meta-{split}.jsonl file that pass the probing filters, labelled."""
     out = []
@@ -140,12 +128,7 @@ def release_questions(path):
 
 
 def preprocessed_questions(path, split):
-    try:
-        with open(path) as f:
-            by_depth = json.load(f)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}): the file is truncated or "
-                        "damaged; download it again") from None
+    by_depth = read_json(path)
     out = []
     for depth_key in sorted(by_depth, key=int):
         for index, record in enumerate(by_depth[depth_key]):
