@@ -105,7 +105,9 @@ def run(args):
         useful, depth = ksmallest.reasoning_tree(task_k, indices)
         result = probe_setting(features, random_features, list(useful), list(depth), config, layers)
         targets = numbers.later_ids[ksmallest.answers(task_k, indices)]
-        settings[task_k.name] = {"k": k, "accuracy": accuracy(predicted, targets), **result}
+        majority = np.unique(targets, return_counts=True)[1].max() / len(targets)
+        settings[task_k.name] = {"k": k, "accuracy": accuracy(predicted, targets),
+                                 "majority_rate": float(majority), **result}
     meta = {"task": "ksmallest", "model": args.model, "list_len": task.list_len,
             "num_set": task.num_set, "n_examples": args.n_examples, "layers": layers,
             "per_head": args.per_head, "query_pool": args.query_pool,

@@ -8,6 +8,7 @@ labelled questions with .statements, .question, .target, .choices and .bucket; S
 
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -16,7 +17,7 @@ from . import arc, proofwriter
 from .cli import UserError
 from .features import Example, segment_tokens
 from .memory import PeakMemory, model_bytes
-from .probe import ProbeConfig
+from .probe import ProbeConfig, Samples, mean_of, probe_stages
 from .probing import features_of, load_model, parse_layers, probe_setting, random_twin, report
 
 TASKS = {"proofwriter": proofwriter, "arc": arc}
@@ -93,6 +94,23 @@ def sample_buckets(questions, per_bucket, seed):
     return sampled
 
 
+def words(text):
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def text_features(question):
+    """The text-only control: per statement, whether it is a rule, its word overlap with the
+    question (Jaccard), and its relative position; shape (statements, 1, 3) like attention features."""
+    asked = words(question.question)
+    n = len(question.statements)
+    rows = []
+    for index, (sid, statement) in enumerate(zip(question.statement_ids, question.statements)):
+        said = words(statement)
+        overlap = len(said & asked) / max(1, len(said | asked))
+        rows.append([float(sid.startswith("rule")), overlap, index / max(1, n - 1)])
+    return np.array(rows, dtype=np.float32)[:, None, :]
+
+
 def dump_examples(path, questions):
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
@@ -154,6 +172,9 @@ def run(args):
         useful = [np.array(q.useful) for q in members]
         depth = [np.array([-1 if d is None else d for d in q.depth]) for q in members]
         result = probe_setting(features[span], random_features[span], useful, depth, config, layers)
+        control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful, depth),
+                               config)
+        result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
         settings[bucket] = {"accuracy": float(correct[span].mean()), "majority_rate": majority,
                             **result}
     meta = {"task": args.task, "model": args.model, "data": args.data, "split": args.split,

@@ -88,14 +88,26 @@ def probe_setting(features, random_features, useful, depth, config, layers):
     return result
 
 
+def near_chance(accuracy, majority_rate, n, alpha=0.05):
+    """True when the accuracy is not significantly above always giving the commonest answer (a
+    one-sided binomial test): the model does not solve the task, so its probing scores say little
+    about how it reasons."""
+    from scipy.stats import binomtest
+
+    return bool(binomtest(round(accuracy * n), n, majority_rate, alternative="greater").pvalue > alpha)
+
+
 def summary_row(name, result):
+    control = result.get("f1_text_control")
+    extra = {} if control is None else {"f1_text_useful": control["useful"],
+                                        "f1_text_depth": control["depth"]}
     return {"setting": name, "n": result["n_examples"], "accuracy": result.get("accuracy"),
             "f1_useful": result["f1"]["useful"], "f1_rand_useful": result["f1_random"]["useful"],
             "S_P1": result["probing_score"]["useful"],
             "f1_depth": result["f1"]["depth"], "f1_rand_depth": result["f1_random"]["depth"],
             "S_P2": result["probing_score"]["depth"],
             "best_layer_P1": result["best_layer"]["useful"],
-            "best_layer_P2": result["best_layer"]["depth"]}
+            "best_layer_P2": result["best_layer"]["depth"], **extra}
 
 
 SUMMARY_COLUMNS = ["setting", "n", "accuracy", "f1_useful", "f1_rand_useful", "S_P1", "f1_depth",
@@ -123,6 +135,9 @@ def report(out, meta, settings, started):
     os.makedirs(out, exist_ok=True)
     for name, result in settings.items():
         layerwise_figure(name, result["layerwise"], out)
+        if "majority_rate" in result:
+            result["near_chance"] = near_chance(result["accuracy"], result["majority_rate"],
+                                                result["n_examples"])
     results = {**meta, "settings": settings, "seconds": round(time.time() - started, 2),
                "versions": {"python": platform.python_version(), "torch": torch.__version__}}
     if len(settings) == 1:
@@ -131,7 +146,17 @@ def report(out, meta, settings, started):
     if len(settings) == 1:
         print(format_table(next(iter(settings.values()))["layerwise"], LAYER_COLUMNS))
         print()
-    print(format_table([summary_row(n, r) for n, r in settings.items()], SUMMARY_COLUMNS))
+    rows = [summary_row(n, r) for n, r in settings.items()]
+    columns = SUMMARY_COLUMNS + [c for c in ("f1_text_useful", "f1_text_depth") if c in rows[0]]
+    print(format_table(rows, columns))
+    if "f1_text_useful" in rows[0]:
+        print("f1_text_*: the same probes on text-only features (statement kind, word overlap with the "
+              "question, position): what wording alone gives away.")
+    weak = [n for n, r in settings.items() if r.get("near_chance")]
+    if weak:
+        print(f"warning: in {', '.join(weak)} the model's accuracy is not significantly above always "
+              "giving the commonest answer (majority_rate in results.json): it does not solve the "
+              "task there, so its probing scores say little about how it reasons.")
     print(f"results: {os.path.join(out, 'results.json')}")
     return results
 

@@ -240,3 +240,31 @@ def test_prompt_spans(generated):
     assert query == " ".join(tokenizer.tokenize(q.question + SUFFIX))
     assert example.query[-1] == len(example.input_ids) - 1
     assert prefix.endswith(" True\n") or prefix.endswith(" False\n")
+
+
+def test_text_control_and_chance_warning(generated, tmp_path):
+    """The untrained model answers at chance: the probe says so, and prints the text-only control."""
+    from mechprobe.probe_text import text_features
+
+    q = next(q for q in proofwriter.load(str(generated / "data"), "test") if q.qdep == 1)
+    features = text_features(q)
+    assert features.shape == (len(q.statements), 1, 3)
+    assert features[:, 0, 0].tolist() == [float(s.startswith("rule")) for s in q.statement_ids]
+    assert features[0, 0, 2] == 0 and features[-1, 0, 2] == 1
+
+    out = tmp_path / "probe"
+    proc = run_script("probe.py", "--task", "proofwriter", "--data", str(generated / "data"),
+                      "--model", str(generated / "model"), "--n-examples", "12", "--device", "cpu",
+                      "--out", str(out))
+    results = json.loads((out / "results.json").read_text())
+    for setting in results["settings"].values():
+        assert set(setting["f1_text_control"]) == {"useful", "depth"}
+        assert setting["near_chance"] is True       # an untrained model cannot beat the majority
+    assert "f1_text_useful" in proc.stdout and "warning:" in proc.stdout
+
+
+def test_near_chance():
+    from mechprobe.probing import near_chance
+
+    assert near_chance(0.55, 0.5, 100) and not near_chance(0.75, 0.5, 100)
+    assert near_chance(0.8, 0.8, 1000) and not near_chance(0.95, 0.8, 200)
