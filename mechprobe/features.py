@@ -85,6 +85,7 @@ def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="
     Returns (list of (S_i, len(layers), heads or 1) float32 arrays, (n,) argmax token ids, and
     (n, len(logit_ids)) logits of the tokens `logit_ids` or None).
     Batches are right-padded: a real token never attends to a pad, so results equal unpadded runs.
+    With no layers nothing is recorded (predictions only) and the features are None.
     """
     device = next(recorder.model.parameters()).device
     features = [None] * len(examples)
@@ -104,14 +105,16 @@ def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="
             # Unused row slots repeat the last query row; example_features ignores them.
             rows[j] = torch.tensor(e.query + [e.query[-1]] * (n_rows - len(e.query)))
         last = mask.sum(dim=1) - 1
-        batch_logits, recorded = recorder.forward(ids.to(device), mask.to(device), rows=rows.to(device),
+        batch_logits, recorded = recorder.forward(ids.to(device), mask.to(device),
+                                                  rows=rows.to(device) if layers else None,
                                                   layers=layers, per_head=per_head,
                                                   logits_at=last.to(device))
-        # (batch, layers, heads, R, N); head-mean recordings get a heads axis of 1
-        stacked = torch.stack([recorded[layer] if per_head else recorded[layer][:, None]
-                               for layer in layers], dim=1).cpu().numpy()
-        for j, i in enumerate(batch):
-            features[i] = example_features(stacked[j], group[j], query_pool, statement_pool)
+        if layers:
+            # (batch, layers, heads, R, N); head-mean recordings get a heads axis of 1
+            stacked = torch.stack([recorded[layer] if per_head else recorded[layer][:, None]
+                                   for layer in layers], dim=1).cpu().numpy()
+            for j, i in enumerate(batch):
+                features[i] = example_features(stacked[j], group[j], query_pool, statement_pool)
         predicted[batch] = batch_logits.argmax(dim=-1).cpu().numpy()
         if chosen is not None:
             chosen[batch] = batch_logits[:, list(logit_ids)].cpu().numpy()

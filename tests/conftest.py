@@ -62,3 +62,20 @@ def small_finetuned(tmp_path_factory):
                "--steps", "40", "--batch-size", "64", "--device", "cpu", *SMALL_TINY,
                "--out", str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    """Generated ProofWriter data and a small random-init Llama over its words."""
+    from mechprobe import proofwriter
+    from mechprobe.models import build_word_llama
+
+    root = tmp_path_factory.mktemp("pw")
+    run_script("make_data.py", "proofwriter", "--out", str(root / "data"), "--n-theories", "60")
+    texts = [s for q in proofwriter.load(str(root / "data"), "train") for s in q.statements + [q.question]]
+    texts += [s for q in proofwriter.load(str(root / "data"), "test") for s in q.statements + [q.question]]
+    model, tokenizer = build_word_llama(texts, hidden=32, layers=3, heads=4, kv_heads=2,
+                                        intermediate=64)
+    model.save_pretrained(root / "model")
+    tokenizer.save_pretrained(root / "model")
+    return root

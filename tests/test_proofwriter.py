@@ -176,22 +176,6 @@ def test_bad_data_is_one_line(tmp_path, make_bad):
     assert not (tmp_path / "out.jsonl").exists()
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    """Generated ProofWriter data and a small random-init Llama over its words."""
-    from mechprobe.models import build_word_llama
-
-    root = tmp_path_factory.mktemp("pw")
-    run_script("make_data.py", "proofwriter", "--out", str(root / "data"), "--n-theories", "60")
-    texts = [s for q in proofwriter.load(str(root / "data"), "train") for s in q.statements + [q.question]]
-    texts += [s for q in proofwriter.load(str(root / "data"), "test") for s in q.statements + [q.question]]
-    model, tokenizer = build_word_llama(texts, hidden=32, layers=3, heads=4, kv_heads=2,
-                                        intermediate=64)
-    model.save_pretrained(root / "model")
-    tokenizer.save_pretrained(root / "model")
-    return root
-
-
 def test_generated_data_reads_back(generated):
     questions = proofwriter.load(str(generated / "data"), "test")
     assert questions and all(sum(q.useful) >= 1 for q in questions)

@@ -1,0 +1,205 @@
+"""Robustness (METHOD.md): does a higher probing score go with answers that resist corruption?
+
+Depth-1 ProofWriter questions are probed once; then, many times over, a subset of 64-128 of them
+is drawn and its in-context accuracy, S_P1 and S_P2 computed, and the accuracy change when each
+example is corrupted: (a) a noise statement (not in the proof) made counterfactual, (b) a useful
+statement made counterfactual, (c) the statements shuffled. Each example's corruption is drawn
+once (seeded), so every subset sees the same corrupted versions. Subsets are binned by S_P2 into
+8 equal-width bins; Pearson and Spearman correlations relate S_P2 to the accuracy change.
+"""
+
+import dataclasses
+import os
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+from tqdm.auto import tqdm
+
+from . import proofwriter
+from .cli import UserError, format_table
+from .outputs import write_json
+from .plots import save_figure
+from .probe import ProbeConfig, Samples, compare
+from .probe_text import answer_ids, choose_shots, prompt, shot_text, to_example
+from .probing import features_of, load_model, parse_layers, random_twin
+
+CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
+N_BINS = 8
+
+
+COUNTERFACTUAL_WORDS = ("That", "is", "false")   # what counterfactual() adds to a statement
+OPENERS = {"The", "If", "All", "Something", "Someone", "Everything", "Everyone"}
+
+
+def counterfactual(statement, lower_words=frozenset()):
+    """'The cow is big.' -> 'That the cow is big is false.'
+
+    The first letter is lower-cased unless the first word is a name: a name is a capitalised word
+    that is not a usual opener and never occurs in lower case in `lower_words` (the theory's
+    words past sentence starts), so 'Bob is big.' keeps 'Bob' and 'Big things are red.' does not
+    keep 'Big'.
+    """
+    body = statement.rstrip(". ")
+    first = body.split(" ", 1)[0].rstrip(",")
+    if first in OPENERS or first.lower() in lower_words or not first[:1].isupper():
+        body = body[:1].lower() + body[1:]
+    return f"That {body} is false."
+
+
+def inner_words(texts):
+    """Words of the texts that do not start a sentence."""
+    return frozenset(w.strip(".,?!") for t in texts for w in t.split()[1:])
+
+
+def corrupt(question, kind, rng):
+    """A corrupted copy of the question, or None where the corruption does not apply."""
+    statements = list(question.statements)
+    if kind == "shuffle":
+        order = rng.permutation(len(statements))
+        return dataclasses.replace(
+            question, statements=[statements[i] for i in order],
+            statement_ids=[question.statement_ids[i] for i in order],
+            useful=[question.useful[i] for i in order], depth=[question.depth[i] for i in order])
+    wanted = 1 if kind == "useful_counterfactual" else 0
+    candidates = [i for i, u in enumerate(question.useful) if u == wanted]
+    if not candidates:
+        return None
+    index = candidates[rng.integers(len(candidates))]
+    words = inner_words(statements + [question.question])
+    statements[index] = counterfactual(statements[index], words)
+    return dataclasses.replace(question, statements=statements)
+
+
+def correct_answers(scores, words, questions):
+    """1 where the question's own choice with the highest logit is its answer."""
+    return np.array([max(q.choices, key=lambda c: scores[i, words.index(c)]) == q.target
+                     for i, q in enumerate(questions)], dtype=float)
+
+
+def binned(sp2, values, n_bins=N_BINS):
+    """Equal-width bins of S_P2 over its observed range: count and mean of each value column."""
+    edges = np.linspace(sp2.min(), sp2.max(), n_bins + 1)
+    which = np.clip(np.searchsorted(edges, sp2, side="right") - 1, 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        members = which == b
+        row = {"bin": b, "sp2_low": float(edges[b]), "sp2_high": float(edges[b + 1]),
+               "subsets": int(members.sum())}
+        for name, column in values.items():
+            row[name] = float(column[members].mean()) if members.any() else None
+        rows.append(row)
+    return rows
+
+
+def correlation(x, y):
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return {"pearson": None, "pearson_p": None, "spearman": None, "spearman_p": None}
+    p, s = pearsonr(x, y), spearmanr(x, y)
+    return {"pearson": float(p.statistic), "pearson_p": float(p.pvalue),
+            "spearman": float(s.statistic), "spearman_p": float(s.pvalue)}
+
+
+def subset_samples(features, labels, chosen):
+    return Samples.from_examples([features[i] for i in chosen], [labels[0][i] for i in chosen],
+                                 [labels[1][i] for i in chosen])
+
+
+def figure(sp2, changes, out):
+    fig, axes = plt.subplots(1, len(CORRUPTIONS), figsize=(4 * len(CORRUPTIONS), 3.4), sharey=True)
+    for ax, kind in zip(axes, CORRUPTIONS):
+        ax.scatter(sp2, changes[kind], s=8, alpha=0.5)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_title(kind.replace("_", " "))
+        ax.set_xlabel("S_P2 of the subset")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy change")
+    save_figure(fig, out, "robustness")
+
+
+def run(args):
+    started = time.time()
+    if args.data is None:
+        raise UserError(f"corrupt.py needs --data DIR: {proofwriter.HOW_TO_GET}")
+    if not 1 <= args.min_subset <= args.max_subset:
+        raise UserError("--min-subset and --max-subset must satisfy 1 <= min <= max")
+    questions = [q for q in proofwriter.load(args.data, args.split) if q.qdep == 1]
+    if len(questions) > args.n_examples:     # the pool the subsets are drawn from, in file order
+        rng = np.random.default_rng([args.seed, 9])
+        keep = np.sort(rng.choice(len(questions), args.n_examples, replace=False))
+        questions = [questions[i] for i in keep]
+    if len(questions) < args.min_subset:
+        raise UserError(f"only {len(questions)} depth-1 questions in the {args.split} split, fewer "
+                        f"than --min-subset {args.min_subset}: generate more data or lower it")
+    shots = choose_shots(proofwriter.load(args.data, "train"), args.icl, args.seed) if args.icl else []
+    prefix = "".join(shot_text(q, proofwriter.SUFFIX) for q in shots)
+
+    model, tokenizer, _ = load_model(args)
+    layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
+    args.query_pool = args.query_pool or ("max" if args.icl else "mean")
+    args.batch_size = args.batch_size or 16
+    pad_id = tokenizer.pad_token_id or 0
+    words = ["True", "False"]
+    word_ids = answer_ids(tokenizer, prefix + prompt(questions[0], proofwriter.SUFFIX), words)
+
+    def examples_of(items):
+        return [to_example(tokenizer, q, prefix, proofwriter.SUFFIX) for q in items]
+
+    clean = examples_of(questions)
+    features, _, scores = features_of(model, clean, layers, args, pad_id, word_ids, "model")
+    random_features, _, _ = features_of(random_twin(model, args.seed), clean, layers, args, pad_id,
+                                        word_ids, "random model")
+    correct = correct_answers(scores, words, questions)
+    rng = np.random.default_rng([args.seed, 6])
+    corrupted_correct = {}
+    for kind in CORRUPTIONS:
+        versions = [corrupt(q, kind, rng) for q in questions]
+        applies = [i for i, v in enumerate(versions) if v is not None]
+        _, _, kind_scores = features_of(model, examples_of([versions[i] for i in applies]), [], args,
+                                        pad_id, word_ids, kind)
+        column = correct.copy()     # where a corruption does not apply, the answer is unchanged
+        column[applies] = correct_answers(kind_scores, words, [versions[i] for i in applies])
+        corrupted_correct[kind] = column
+
+    config = ProbeConfig(neighbors=args.neighbors, p=args.p or 1, folds=args.folds, seed=args.seed)
+    labels = ([np.array(q.useful) for q in questions],
+              [np.array([-1 if d is None else d for d in q.depth]) for q in questions])
+    subsets = []
+    for repeat in tqdm(range(args.repeats), desc="subsets", unit="subset", leave=False):
+        sub_rng = np.random.default_rng([args.seed, 7, repeat])
+        size = int(sub_rng.integers(args.min_subset, min(args.max_subset, len(questions)) + 1))
+        chosen = np.sort(sub_rng.choice(len(questions), size=size, replace=False))
+
+        scores_ = compare(subset_samples(features, labels, chosen),
+                          subset_samples(random_features, labels, chosen), config)["probing_score"]
+        accuracy = float(correct[chosen].mean())
+        subsets.append({"repeat": repeat, "size": size, "accuracy": accuracy,
+                        "sp1": scores_["useful"], "sp2": scores_["depth"],
+                        **{f"change_{k}": float(corrupted_correct[k][chosen].mean()) - accuracy
+                           for k in CORRUPTIONS}})
+    sp2 = np.array([s["sp2"] for s in subsets])
+    changes = {k: np.array([s[f"change_{k}"] for s in subsets]) for k in CORRUPTIONS}
+    bins = binned(sp2, {"accuracy": np.array([s["accuracy"] for s in subsets]),
+                        **{f"change_{k}": v for k, v in changes.items()}})
+    correlations = {k: correlation(sp2, v) for k, v in changes.items()}
+
+    os.makedirs(args.out, exist_ok=True)
+    figure(sp2, changes, args.out)
+    results = {"task": "proofwriter", "model": args.model, "data": args.data, "split": args.split,
+               "icl": args.icl, "shots": [q.id for q in shots], "layers": layers,
+               "n_questions": len(questions), "n_examples": args.n_examples, "repeats": args.repeats,
+               "subset_size": [args.min_subset, args.max_subset], "seed": args.seed,
+               "clean_accuracy": float(correct.mean()),
+               "corrupted_accuracy": {k: float(v.mean()) for k, v in corrupted_correct.items()},
+               "bins": bins, "correlation": correlations, "subsets": subsets,
+               "seconds": round(time.time() - started, 2)}
+    write_json(os.path.join(args.out, "results.json"), results)
+    print(f"{len(questions)} depth-1 questions; accuracy clean {correct.mean():.4f}, "
+          + ", ".join(f"{k} {v.mean():.4f}" for k, v in corrupted_correct.items()))
+    print(format_table(bins, list(bins[0])))
+    print()
+    print(format_table([{"corruption": k, **v} for k, v in correlations.items()],
+                       ["corruption", "pearson", "pearson_p", "spearman", "spearman_p"]))
+    print(f"results: {os.path.join(args.out, 'results.json')}")
+    return results

@@ -1,0 +1,97 @@
+"""Robustness experiment: the corruptions, the binning, and corrupt.py end to end."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_script
+
+from mechprobe import proofwriter
+from mechprobe.corrupt import (binned, correct_answers, correlation, corrupt, counterfactual,
+                               inner_words)
+
+
+@pytest.mark.parametrize("statement, expected", [
+    ("Bob is big.", "That Bob is big is false."),
+    ("The cow likes the dog.", "That the cow likes the dog is false."),
+    ("If something is red then it is kind.", "That if something is red then it is kind is false."),
+    ("All round things are cold.", "That all round things are cold is false."),
+    ("Big, red things are kind.", "That big, red things are kind is false."),
+])
+def test_counterfactual(statement, expected):
+    theory = ["Bob is big.", "If Bob is red then Bob is kind.", "The cow is big.", "Dave is red."]
+    assert counterfactual(statement, inner_words(theory)) == expected
+
+
+@pytest.fixture
+def question(generated):
+    return next(q for q in proofwriter.load(str(generated / "data"), "test")
+                if q.qdep == 1 and 0 < sum(q.useful) < len(q.statements))
+
+
+@pytest.mark.parametrize("kind, wanted", [("useful_counterfactual", 1), ("noise_counterfactual", 0)])
+def test_counterfactual_corruption_hits_one_statement_of_the_right_kind(question, kind, wanted):
+    corrupted = corrupt(question, kind, np.random.default_rng(0))
+    changed = [i for i, (a, b) in enumerate(zip(question.statements, corrupted.statements)) if a != b]
+    assert len(changed) == 1 and question.useful[changed[0]] == wanted
+    assert corrupted.statements[changed[0]].startswith("That ")
+    assert corrupted.statements[changed[0]].endswith(" is false.")
+    assert question.statements != corrupted.statements     # the original is left alone
+
+
+def test_shuffle_moves_labels_with_their_statements(question):
+    corrupted = corrupt(question, "shuffle", np.random.default_rng(1))
+    assert sorted(corrupted.statements) == sorted(question.statements)
+    before = {s: (i, u, d) for s, i, u, d in zip(question.statements, question.statement_ids,
+                                                  question.useful, question.depth)}
+    for s, i, u, d in zip(corrupted.statements, corrupted.statement_ids, corrupted.useful,
+                          corrupted.depth):
+        assert before[s] == (i, u, d)
+
+
+def test_corruption_that_does_not_apply(question):
+    all_useful = type(question)(**{**question.__dict__, "useful": [1] * len(question.statements)})
+    assert corrupt(all_useful, "noise_counterfactual", np.random.default_rng(0)) is None
+
+
+def test_correct_answers_read_the_question_choices():
+    questions = [type("Q", (), {"choices": ("True", "False"), "target": t})() for t in ("True", "False")]
+    scores = np.array([[2.0, 1.0], [2.0, 1.0]])
+    assert correct_answers(scores, ["True", "False"], questions).tolist() == [1.0, 0.0]
+
+
+def test_bins_and_correlations():
+    sp2 = np.array([0.0, 0.1, 0.5, 0.9, 1.0])
+    change = np.array([-0.5, -0.4, -0.2, 0.0, 0.1])
+    rows = binned(sp2, {"change": change}, n_bins=4)
+    assert [r["subsets"] for r in rows] == [2, 0, 1, 2]
+    assert rows[0]["change"] == pytest.approx(-0.45) and rows[1]["change"] is None
+    assert rows[-1]["sp2_high"] == 1.0
+    assert correlation(sp2, change)["spearman"] == pytest.approx(1.0)
+    assert correlation(sp2, np.zeros(5))["pearson"] is None    # constant: undefined, not 0
+
+
+def test_corrupt_end_to_end(generated, tmp_path):
+    out = tmp_path / "corrupt"
+    proc = run_script("corrupt.py", "--model", str(generated / "model"), "--data",
+                      str(generated / "data"), "--split", "train", "--icl", "1", "--repeats", "6",
+                      "--min-subset", "8", "--max-subset", "10", "--folds", "2", "--neighbors", "2",
+                      "--device", "cpu",
+                      "--out", str(out))
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["subsets"]) == 6 and len(results["bins"]) == 8
+    assert sum(b["subsets"] for b in results["bins"]) == 6
+    assert set(results["correlation"]) == set(results["corrupted_accuracy"]) == {
+        "noise_counterfactual", "useful_counterfactual", "shuffle"}
+    for row in results["subsets"]:
+        assert 8 <= row["size"] <= 10 and 0 <= row["accuracy"] <= 1
+    assert (out / "robustness.png").is_file() and (out / "robustness.pdf").is_file()
+    assert "spearman" in proc.stdout
+
+
+def test_corrupt_bad_subset_sizes(generated, tmp_path):
+    proc = run_script("corrupt.py", "--model", str(generated / "model"), "--data",
+                      str(generated / "data"), "--min-subset", "5000", "--max-subset", "6000",
+                      "--out", str(tmp_path / "c"), check=False)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    assert "--min-subset" in proc.stderr and not (tmp_path / "c").exists()
