@@ -1,7 +1,9 @@
-"""Fine-tune a GPT-2 (the embedded tiny one by default) on the k-th smallest element task.
+"""Fine-tune a GPT-2 (the embedded tiny one by default) on the k-th smallest element task or on
+ProofWriter's depth <= 1 questions.
 
     python finetune_gpt2.py --task min01 --out runs/tiny-min01
     python finetune_gpt2.py --task min01 --model gpt2 --device cuda --out runs/gpt2-min01
+    python finetune_gpt2.py --task proofwriter --data runs/data/proofwriter --out runs/finetune-proofwriter
 
 Writes OUT/model/ (best checkpoint by validation accuracy, reloadable with the transformers Auto
 classes), OUT/results.json, OUT/loss.{png,pdf} and OUT/accuracy.{png,pdf}. An interrupted run
@@ -11,21 +13,28 @@ resumes from OUT/checkpoint/ when rerun with the same arguments.
 import argparse
 
 from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
-from mechprobe.models import TinyConfig
+from mechprobe.models import TINY_TEXT, TinyConfig
 from mechprobe.training import TUNE_CHOICES
 
 
 def main():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
-    parser.add_argument("--task", default="min01", help="minKK: KK the 0-based k, two digits")
+    parser.add_argument("--task", default="min01",
+                        help="minKK (KK the 0-based k, two digits) or proofwriter")
+    parser.add_argument("--data", help="proofwriter: ProofWriter release folder (make_data.py proofwriter)")
+    parser.add_argument("--max-qdep", type=int, default=1,
+                        help="proofwriter: train and test on questions of at most this depth")
     parser.add_argument("--tune", default="all", choices=TUNE_CHOICES,
                         help="which parameters to train (the rest stay frozen)")
     parser.add_argument("--list-len", type=int, default=16, help="numbers per example (L)")
     parser.add_argument("--num-set", type=int, default=512, help="size of the number set (S)")
-    parser.add_argument("--n-train", type=int, help="training examples (default: tiny 245000, "
-                        "pretrained 980000); validation and test get n_train/98 each (98/1/1)")
-    parser.add_argument("--n-eval", type=int, help="override the validation and test size")
+    parser.add_argument("--n-train", type=int, help="training examples (minKK default: tiny 245000, "
+                        "pretrained 980000; validation and test get n_train/98 each, 98/1/1; "
+                        "proofwriter default: every train-split question)")
+    parser.add_argument("--n-eval", type=int, help="minKK: override the validation and test size; "
+                        "proofwriter: validation questions sampled from the dev split (default "
+                        "2000; the test split is used whole)")
     parser.add_argument("--epochs", type=int, help="passes over the training set (default 2)")
     parser.add_argument("--steps", type=int, help="optimizer steps; overrides --epochs")
     parser.add_argument("--lr", type=float, help="AdamW learning rate (tiny 1e-3, pretrained 2e-5)")
@@ -34,19 +43,35 @@ def main():
     parser.add_argument("--schedule", choices=["constant", "linear"],
                         help="learning rate after warm-up: constant (the paper; pretrained default) "
                         "or linear decay to 0 (tiny default)")
+    parser.add_argument("--lm-weight", type=float,
+                        help="weight of an extra next-token loss on the prompt's tokens (default: "
+                        "proofwriter tiny 1.0, else 0)")
+    parser.add_argument("--curriculum", type=float,
+                        help="proofwriter: fraction of the steps on short theories first (default: "
+                        "tiny 0.5, pretrained 0)")
     parser.add_argument("--eval-every", type=int, help="steps between validations (default: 20 per run)")
     parser.add_argument("--restart", action="store_true",
                         help="discard an interrupted run's checkpoint instead of resuming it")
-    parser.add_argument("--tiny-layers", type=int, default=TinyConfig.n_layer,
-                        help="layers of the tiny model (only with --model tiny)")
-    parser.add_argument("--tiny-heads", type=int, default=TinyConfig.n_head)
-    parser.add_argument("--tiny-dim", type=int, default=TinyConfig.n_embd)
+    parser.add_argument("--tiny-layers", type=int,
+                        help=f"layers of the tiny model (only with --model tiny; default {TinyConfig.n_layer})")
+    parser.add_argument("--tiny-heads", type=int, help=f"default {TinyConfig.n_head}")
+    parser.add_argument("--tiny-dim", type=int,
+                        help=f"default {TinyConfig.n_embd} (minKK), {TINY_TEXT.n_embd} (proofwriter)")
     # Ends the run after N steps as if interrupted: for exercising resume by hand.
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.task == "proofwriter" and args.data is None:
+        parser.error("--task proofwriter needs --data DIR, a ProofWriter release folder "
+                     "(`python make_data.py proofwriter --out DIR` writes one offline)")
+    if args.max_qdep < 0:
+        parser.error("--max-qdep must be 0 or more")
+    if args.curriculum is not None and not 0 <= args.curriculum < 1:
+        parser.error("--curriculum must be a fraction in [0, 1)")
     quiet_libraries()
-    from mechprobe.finetune import run as finetune
-
+    if args.task == "proofwriter":
+        from mechprobe.finetune_proofwriter import run as finetune
+    else:
+        from mechprobe.finetune import run as finetune
     finetune(args)
 
 

@@ -30,13 +30,11 @@ def prepare(args):
     task = ksmallest.parse_task(args.task, args.list_len, args.num_set)
     device = resolve_device(args.device)
     amp_dtype = resolve_dtype(args.dtype, device)
-    defaults = DEFAULTS["tiny" if args.model == "tiny" else "pretrained"]
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_defaults(args, DEFAULTS["tiny" if args.model == "tiny" else "pretrained"])
     seed_everything(args.seed)
     if args.model == "tiny":
-        tiny = TinyConfig(args.tiny_layers, args.tiny_heads, args.tiny_dim)
+        tiny = TinyConfig(args.tiny_layers or TinyConfig.n_layer, args.tiny_heads or TinyConfig.n_head,
+                          args.tiny_dim or TinyConfig.n_embd)
         model, tokenizer = build_tiny(range(task.num_set), tiny, seed=args.seed)
     else:
         model, tokenizer = load_pretrained(args.model)
@@ -44,15 +42,74 @@ def prepare(args):
     check_fits(model, task.list_len)
     n_eval = args.n_eval or max(1, args.n_train // 98)
     splits = ksmallest.make_splits(task, args.n_train, n_eval, args.seed)
-    steps = args.steps or args.epochs * -(-args.n_train // args.batch_size)
+    settings = make_settings(args, args.n_train, amp_dtype)
+    check_out(args.out)
+    return task, device, model, tokenizer, numbers, splits, settings
+
+
+def save_model(model, tokenizer, out, task_info):
+    """OUT/model: the weights, tokenizer and task.json, swapped in only once complete."""
+    tmp_model_dir = os.path.join(out, "model.tmp")
+    shutil.rmtree(tmp_model_dir, ignore_errors=True)
+    model.save_pretrained(tmp_model_dir)
+    tokenizer.save_pretrained(tmp_model_dir)
+    write_json(os.path.join(tmp_model_dir, TASK_FILE), task_info)
+    replace_dir(tmp_model_dir, os.path.join(out, "model"))
+
+
+def save_curves(outcome, out, title):
+    """OUT/loss.{png,pdf} and OUT/accuracy.{png,pdf} from the validation history."""
+    steps = [row["step"] for row in outcome.history]
+    save_figure(line_plot({"train": (steps, [r["train_loss"] for r in outcome.history]),
+                           "validation": (steps, [r["val_loss"] for r in outcome.history])},
+                          "step", "cross-entropy", f"{title}: loss"), out, "loss")
+    save_figure(line_plot({"validation": (steps, [r["val_accuracy"] for r in outcome.history])},
+                          "step", "accuracy", f"{title}: validation accuracy"), out, "accuracy")
+
+
+def make_settings(args, n_train, amp_dtype):
+    """Steps, warm-up and validation interval from the arguments (defaults already filled in)."""
+    steps = args.steps or args.epochs * -(-n_train // args.batch_size)
     if steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
-    settings = Settings(lr=args.lr, batch_size=args.batch_size, steps=steps,
-                        warmup=min(args.warmup, steps // 10), seed=args.seed, schedule=args.schedule,
-                        eval_every=args.eval_every or max(1, steps // 20), amp_dtype=amp_dtype)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UserError(f"--out {args.out} is a file: pass a directory path")
-    return task, device, model, tokenizer, numbers, splits, settings
+    return Settings(lr=args.lr, batch_size=args.batch_size, steps=steps,
+                    warmup=min(args.warmup, steps // 10), seed=args.seed, schedule=args.schedule,
+                    eval_every=args.eval_every or max(1, steps // 20), amp_dtype=amp_dtype,
+                    lm_weight=getattr(args, "lm_weight", None) or 0.0)
+
+
+def fill_defaults(args, defaults):
+    for name, value in defaults.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+
+
+def check_out(out):
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} is a file: pass a directory path")
+
+
+def train(model, data, settings, args, fingerprint, curriculum=()):
+    """Fine-tune with resume in OUT/checkpoint; returns the Outcome with the best weights loaded."""
+    checkpoint_dir = os.path.join(args.out, "checkpoint")
+    os.makedirs(args.out, exist_ok=True)
+    if args.restart:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    outcome, best_state = finetune(model, data["train"], data["val"], settings, checkpoint_dir,
+                                   fingerprint, stop_after=args.stop_after, curriculum=curriculum)
+    model.load_state_dict(best_state)
+    return outcome
+
+
+def run_summary(settings, outcome):
+    """results.json fields every fine-tuning run shares."""
+    return {"batch_size": settings.batch_size, "lr": settings.lr, "warmup": settings.warmup,
+            "schedule": settings.schedule, "lm_weight": settings.lm_weight,
+            "steps": outcome.steps, "best_step": outcome.best_step,
+            "best_val_accuracy": outcome.best_val_accuracy,
+            "train_seconds": round(outcome.train_seconds, 2),
+            "resumed_from_step": outcome.resumed_from, "history": outcome.history,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__}}
 
 
 def tensors(task, numbers, indices):
@@ -68,47 +125,23 @@ def run(args):
     data = {name: tensors(task, numbers, getattr(splits, name)) for name in ("train", "val", "test")}
 
     out = args.out
-    checkpoint_dir = os.path.join(out, "checkpoint")
-    os.makedirs(out, exist_ok=True)
-    if args.restart:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     fingerprint = {**task.to_json(), **{k: v for k, v in asdict(settings).items() if k != "amp_dtype"},
                    "amp_dtype": str(settings.amp_dtype), "model": args.model, "tune": args.tune,
                    "n_train": len(splits.train), "n_eval": len(splits.val),
                    "tiny": [args.tiny_layers, args.tiny_heads, args.tiny_dim]}
-    outcome, best_state = finetune(model, data["train"], data["val"], settings, checkpoint_dir,
-                                   fingerprint, stop_after=args.stop_after)
-    model.load_state_dict(best_state)
-    test_accuracy, test_loss = evaluate(model, *data["test"], settings.batch_size, settings.amp_dtype)
+    outcome = train(model, data, settings, args, fingerprint)
+    test_accuracy, test_loss = evaluate(model, data["test"], settings.batch_size, settings.amp_dtype)
 
-    tmp_model_dir = os.path.join(out, "model.tmp")
-    shutil.rmtree(tmp_model_dir, ignore_errors=True)
-    model.save_pretrained(tmp_model_dir)
-    tokenizer.save_pretrained(tmp_model_dir)
-    write_json(os.path.join(tmp_model_dir, TASK_FILE),
-               {**task.to_json(), "numbers": numbers.numbers.tolist()})
-    replace_dir(tmp_model_dir, os.path.join(out, "model"))
-
-    steps = [row["step"] for row in outcome.history]
-    save_figure(line_plot({"train": (steps, [r["train_loss"] for r in outcome.history]),
-                           "validation": (steps, [r["val_loss"] for r in outcome.history])},
-                          "step", "cross-entropy", f"{task.name}: loss"), out, "loss")
-    save_figure(line_plot({"validation": (steps, [r["val_accuracy"] for r in outcome.history])},
-                          "step", "accuracy", f"{task.name}: validation accuracy"), out, "accuracy")
+    save_model(model, tokenizer, out, {**task.to_json(), "numbers": numbers.numbers.tolist()})
+    save_curves(outcome, out, task.name)
     results = {
         **task.to_json(), "model": args.model, "tune": args.tune, "trained_parameters": len(trained),
         "seed": args.seed, "device": str(device), "amp_dtype": str(settings.amp_dtype),
         "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
-        "batch_size": settings.batch_size, "lr": settings.lr, "warmup": settings.warmup,
-        "schedule": settings.schedule,
-        "steps": outcome.steps, "best_step": outcome.best_step,
-        "best_val_accuracy": outcome.best_val_accuracy, "test_accuracy": test_accuracy,
-        "test_loss": test_loss, "train_seconds": round(outcome.train_seconds, 2),
-        "resumed_from_step": outcome.resumed_from, "history": outcome.history,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "test_accuracy": test_accuracy, "test_loss": test_loss, **run_summary(settings, outcome),
     }
     write_json(os.path.join(out, "results.json"), results)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    shutil.rmtree(os.path.join(out, "checkpoint"), ignore_errors=True)
 
     print()
     print(format_table([{"task": task.name, "model": args.model, "tune": args.tune,

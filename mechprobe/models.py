@@ -53,6 +53,11 @@ class TinyConfig:
     n_positions: int = 64
 
 
+# The tiny model for ProofWriter (a Llama; see finetune_proofwriter.py): longer prompts (up to
+# ~250 words) and a harder task than the k-th smallest.
+TINY_TEXT = TinyConfig(n_layer=4, n_head=4, n_embd=128, n_positions=512)
+
+
 def word_tokenizer(words, max_length, split_punctuation=False, specials=("<pad>", "<unk>")):
     """A word-level tokenizer (the `tokenizers` library) over `words`, in the given order.
 

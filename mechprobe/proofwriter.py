@@ -107,20 +107,23 @@ def keep_for_probing(proofs):
     return proofs.startswith("[(") and "NAF" not in proofs and " OR " not in proofs
 
 
-def release_questions(path):
-    """Questions of one meta-{split}.jsonl file that pass the probing filters, labelled."""
+def release_questions(path, everything=False):
+    """Questions of one meta-{split}.jsonl file that pass the probing filters, labelled; with
+    `everything`, every question (proved or not, for training), unlabelled."""
     out = []
     for number, theory in read_jsonl(path):
         try:
             ids, texts = statements_of(theory["triples"], theory["rules"])
             items = sorted(theory["questions"].items(), key=lambda kv: id_order(kv[0]))
             for qid, q in items:
-                if q.get("QLen", "") == "" or not keep_for_probing(q["proofs"]):
+                probed = q.get("QLen", "") != "" and keep_for_probing(q["proofs"])
+                if not (probed or everything):
                     continue
-                out.append(label(Question(
+                question = Question(
                     id=f"{theory['id']}-{qid}", statement_ids=ids, statements=texts,
                     question=q["question"], answer=bool(q["answer"]), proofs=q["proofs"],
-                    qdep=int(q["QDep"]), source=f"{path}:{number}")))
+                    qdep=int(q["QDep"]), source=f"{path}:{number}")
+                out.append(question if everything else label(question))
         except (KeyError, TypeError, AttributeError) as err:
             raise UserError(f"{path}:{number}: not a ProofWriter theory record (missing or bad "
                             f"field {err}): {HOW_TO_GET}") from None
@@ -164,9 +167,14 @@ def locate(root):
     raise UserError(f"no ProofWriter files under {root}: {HOW_TO_GET}")
 
 
-def load(root, split):
-    """Every probing-eligible question of one split, labelled, in a fixed order."""
+def load(root, split, everything=False):
+    """Every probing-eligible question of one split, labelled, in a fixed order; with
+    `everything`, every question of the release files, unlabelled (training data)."""
     kind, folder = locate(root)
+    if kind == "preprocessed" and everything:
+        raise UserError(f"{root} holds the paper's preprocessed files, which keep only proved "
+                        "questions; training needs the release format (meta-*.jsonl), e.g. from "
+                        "`python make_data.py proofwriter --out DIR`")
     if kind == "preprocessed":
         path = os.path.join(folder, f"{split}.json")
         if not os.path.isfile(path):
@@ -176,4 +184,4 @@ def load(root, split):
     present = [p for p in paths if os.path.isfile(p)]
     if not present:
         raise UserError(f"no meta-{split}.jsonl under {folder}/depth-*: {HOW_TO_GET}")
-    return [q for path in present for q in release_questions(path)]
+    return [q for path in present for q in release_questions(path, everything)]

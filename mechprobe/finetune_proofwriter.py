@@ -1,0 +1,188 @@
+"""Fine-tuning on ProofWriter: train a model to answer True/False at the last position of the
+probe's own prompt (context, question, ': True or False?'), and report held-out accuracy by
+question depth, answer, negation and bucket.
+
+The embedded tiny model is a small Llama-architecture model trained from scratch with a
+word-level tokenizer over the data's words (the paper probes LLaMA on ProofWriter; and a GPT-2
+of the same size did not learn the task in the same time, see the README). Its vocabulary also
+holds the words corrupt.py's counterfactuals add, so the robustness experiment never feeds it
+unknown tokens.
+"""
+
+import os
+import re
+import shutil
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from . import proofwriter
+from .cli import UserError, format_table
+from .corrupt import COUNTERFACTUAL_WORDS
+from .finetune import (check_out, fill_defaults, make_settings, run_summary, save_curves,
+                       save_model, train)
+from .models import (TINY_TEXT as TINY, build_word_llama, check_fits, load_pretrained,
+                     resolve_device, resolve_dtype)
+from .outputs import seed_everything, write_json
+from .probe_text import answer_ids, prompt
+from .probing import near_chance
+from .training import predict, select_trainable
+
+DEFAULTS = {
+    "tiny": {"lr": 1e-3, "batch_size": 64, "epochs": 2, "warmup": 200, "schedule": "linear",
+             "lm_weight": 1.0, "curriculum": 0.5, "n_eval": 2000},
+    "pretrained": {"lr": 2e-5, "batch_size": 32, "epochs": 2, "warmup": 200, "schedule": "constant",
+                   "lm_weight": 0.0, "curriculum": 0.0, "n_eval": 2000},
+}
+SHORT = 6            # statements in a "short" theory, for the curriculum
+ANSWERS = ("True", "False")
+
+
+def training_questions(data, split, max_qdep):
+    """Every question of the split with QDep <= max_qdep, proved or not, in file order."""
+    questions = [q for q in proofwriter.load(data, split, everything=True) if q.qdep <= max_qdep]
+    if not questions:
+        raise UserError(f"no questions of depth <= {max_qdep} in the {split} split of {data}: "
+                        "generate data with `python make_data.py proofwriter --out DIR`")
+    return questions
+
+
+def build_tiny_model(questions, layers, heads, dim, seed):
+    """The tiny Llama over the words of the prompts, the answers and corrupt.py's wording."""
+    texts = [prompt(q, proofwriter.SUFFIX) for q in questions] + [" ".join(COUNTERFACTUAL_WORDS)]
+    return build_word_llama(texts, hidden=dim, layers=layers, heads=heads, kv_heads=heads,
+                            intermediate=4 * dim, max_positions=TINY.n_positions, seed=seed)
+
+
+def encode(tokenizer, questions, word_ids, pad_id):
+    """(inputs right-padded with pad_id, answer token ids, lengths) of the prompts."""
+    rows = [tokenizer(prompt(q, proofwriter.SUFFIX))["input_ids"] for q in questions]
+    lengths = torch.tensor([len(r) for r in rows])
+    inputs = torch.full((len(rows), int(lengths.max())), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        inputs[i, :len(row)] = torch.tensor(row)
+    targets = torch.tensor([word_ids[0] if q.answer else word_ids[1] for q in questions])
+    return inputs, targets, lengths
+
+
+def curriculum_phases(questions, steps, fraction, seed):
+    """Short theories first: for the first `fraction` of the steps only theories of at most SHORT
+    statements, and of those, for the first quarter, depth-0 questions without negation, half
+    True and half False. Without it the tiny model answers from the negation word and stays near
+    chance (README: what did not work)."""
+    if fraction <= 0:
+        return []
+    short = [i for i, q in enumerate(questions) if len(q.statements) <= SHORT]
+    lookup = {answer: [i for i in short if questions[i].qdep == 0 and not negated(questions[i])
+                       and questions[i].answer == answer] for answer in (True, False)}
+    size = min(len(v) for v in lookup.values())
+    if size == 0 or not short:
+        raise UserError(f"--curriculum needs training questions from theories of at most {SHORT} "
+                        "statements, with True and False depth-0 answers: pass --curriculum 0")
+    rng = np.random.default_rng([seed, 10])
+    balanced = np.sort(np.concatenate([rng.choice(v, size, replace=False) for v in lookup.values()]))
+    end = round(steps * fraction)
+    return [(max(1, end // 4), balanced), (end, np.array(short))]
+
+
+def negated(question):
+    return bool(re.search(r"\b(not|does not|do not)\b", question.question))
+
+
+def accuracy_by_group(questions, correct):
+    """One row per (grouping, value): held-out accuracy by depth, answer, negation and bucket."""
+    groupings = {"depth": lambda q: q.qdep, "answer": lambda q: q.target,
+                 "negated": lambda q: negated(q), "bucket": lambda q: q.bucket}
+    rows = []
+    for name, key in groupings.items():
+        values = {}
+        for q, c in zip(questions, correct):
+            if key(q) is not None:
+                values.setdefault(key(q), []).append(c)
+        order = sorted(values, key=lambda v: (int(v.split("=")[1]) if name == "bucket" else v))
+        rows += [{"group": name, "value": str(v), "n": len(values[v]),
+                  "accuracy": float(np.mean(values[v]))} for v in order]
+    return rows
+
+
+def prepare(args):
+    """Everything that can fail on bad input, before any output is written."""
+    if args.data is None:
+        raise UserError(f"--task proofwriter needs --data DIR: {proofwriter.HOW_TO_GET}")
+    device = resolve_device(args.device)
+    amp_dtype = resolve_dtype(args.dtype, device)
+    fill_defaults(args, DEFAULTS["tiny" if args.model == "tiny" else "pretrained"])
+    seed_everything(args.seed)
+    splits = {name: training_questions(args.data, split, args.max_qdep)
+              for name, split in (("train", "train"), ("val", "dev"), ("test", "test"))}
+    if args.n_train:
+        rng = np.random.default_rng([args.seed, 8])
+        keep = np.sort(rng.permutation(len(splits["train"]))[:args.n_train])
+        splits["train"] = [splits["train"][i] for i in keep]
+    if len(splits["val"]) > args.n_eval:    # validation runs often: a fixed sample of the dev split
+        rng = np.random.default_rng([args.seed, 11])
+        keep = np.sort(rng.choice(len(splits["val"]), args.n_eval, replace=False))
+        splits["val"] = [splits["val"][i] for i in keep]
+    if args.model == "tiny":
+        model, tokenizer = build_tiny_model(splits["train"], args.tiny_layers or TINY.n_layer,
+                                            args.tiny_heads or TINY.n_head,
+                                            args.tiny_dim or TINY.n_embd, args.seed)
+    else:
+        model, tokenizer = load_pretrained(args.model)
+    word_ids = answer_ids(tokenizer, prompt(splits["train"][0], proofwriter.SUFFIX), ANSWERS)
+    data = {name: encode(tokenizer, questions, word_ids, tokenizer.pad_token_id or 0)
+            for name, questions in splits.items()}
+    check_fits(model, max(int(d[2].max()) for d in data.values()))
+    settings = make_settings(args, len(splits["train"]), amp_dtype)
+    check_out(args.out)
+    return device, model, tokenizer, splits, data, word_ids, settings
+
+
+def run(args):
+    device, model, tokenizer, splits, data, word_ids, settings = prepare(args)
+    trained = select_trainable(model, args.tune)
+    model.to(device)
+    fingerprint = {"task": "proofwriter", "data": os.path.abspath(args.data), "model": args.model,
+                   "tune": args.tune, "max_qdep": args.max_qdep, "n_train": len(splits["train"]),
+                   "n_eval": len(splits["val"]), "tiny": [args.tiny_layers, args.tiny_heads, args.tiny_dim],
+                   "curriculum": args.curriculum,
+                   **{k: v for k, v in asdict(settings).items() if k != "amp_dtype"},
+                   "amp_dtype": str(settings.amp_dtype)}
+    phases = curriculum_phases(splits["train"], settings.steps, args.curriculum, args.seed)
+    outcome = train(model, data, settings, args, fingerprint, phases)
+    correct, losses = predict(model, data["test"], settings.batch_size, settings.amp_dtype)
+    test = splits["test"]
+    accuracy = float(correct.mean())
+    majority = max(np.mean([q.answer for q in test]), 1 - np.mean([q.answer for q in test]))
+    chance = near_chance(accuracy, majority, len(test))
+    groups = accuracy_by_group(test, correct)
+
+    save_model(model, tokenizer, args.out, {"task": "proofwriter", "max_qdep": args.max_qdep,
+                                            "answer_words": list(ANSWERS), "answer_token_ids": word_ids})
+    save_curves(outcome, args.out, "proofwriter")
+    results = {"task": "proofwriter", "data": args.data, "max_qdep": args.max_qdep,
+               "model": args.model, "tune": args.tune, "trained_parameters": len(trained),
+               "parameters": sum(p.numel() for p in model.parameters()), "seed": args.seed,
+               "device": str(device), "amp_dtype": str(settings.amp_dtype),
+               "n_train": len(splits["train"]), "n_val": len(splits["val"]), "n_test": len(test),
+               "test_accuracy": accuracy, "test_loss": float(losses.mean()),
+               "curriculum": args.curriculum, "majority_rate": float(majority), "near_chance": chance, "test_by_group": groups,
+               **run_summary(settings, outcome)}
+    write_json(os.path.join(args.out, "results.json"), results)
+    shutil.rmtree(os.path.join(args.out, "checkpoint"), ignore_errors=True)
+
+    print()
+    print(format_table(groups, ["group", "value", "n", "accuracy"]))
+    print()
+    print(format_table([{"task": "proofwriter", "model": args.model, "steps": outcome.steps,
+                         "best_step": outcome.best_step, "best_val_acc": outcome.best_val_accuracy,
+                         "test_acc": accuracy, "majority": float(majority),
+                         "train_s": round(outcome.train_seconds, 1)}],
+                       ["task", "model", "steps", "best_step", "best_val_acc", "test_acc", "majority",
+                        "train_s"]))
+    if chance:
+        print(f"warning: test accuracy {accuracy:.3f} is not significantly above always answering "
+              f"the commonest answer ({majority:.3f}): the model has not learned the task")
+    print(f"model: {os.path.join(args.out, 'model')}   results: {os.path.join(args.out, 'results.json')}")
+    return results

@@ -1,0 +1,107 @@
+"""Fine-tuning on ProofWriter: padded batches, the training questions, and the run end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_script
+
+from mechprobe import proofwriter
+from mechprobe.finetune_proofwriter import accuracy_by_group, build_tiny_model, training_questions
+from mechprobe.models import TinyConfig, build_tiny
+from mechprobe.training import batch_indices, last_logits, predict
+
+QUICK = ["--task", "proofwriter", "--steps", "16", "--eval-every", "8", "--batch-size", "16",
+         "--tiny-layers", "2", "--tiny-heads", "2", "--tiny-dim", "32", "--device", "cpu"]
+
+
+def test_padded_rows_give_the_logits_of_unpadded_runs():
+    model, _ = build_tiny([str(i) for i in range(20)], TinyConfig(2, 2, 32, 32), seed=0)
+    model.eval()
+    rows = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12]]
+    inputs = torch.zeros(3, 5, dtype=torch.long)
+    for i, row in enumerate(rows):
+        inputs[i, :len(row)] = torch.tensor(row)
+    lengths = torch.tensor([len(r) for r in rows])
+    with torch.no_grad():
+        padded = last_logits(model, inputs, lengths)
+        alone = torch.cat([last_logits(model, torch.tensor([r])) for r in rows])
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=1e-5)
+    targets = alone.argmax(-1)
+    correct, _ = predict(model, (inputs, targets, lengths), batch_size=2)
+    assert correct.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_length_bucketed_batches_cover_each_epoch_once():
+    lengths = np.random.default_rng(0).integers(5, 200, size=1000)
+    steps = -(-1000 // 32)
+    epoch = np.concatenate([batch_indices(1000, 32, 0, s, lengths) for s in range(steps)])
+    assert sorted(epoch.tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[batch_indices(1000, 32, 0, s, lengths)]) for s in range(steps)])
+    unsorted = np.mean([np.ptp(lengths[batch_indices(1000, 32, 0, s)]) for s in range(steps)])
+    assert spread < unsorted / 3          # similar lengths share a batch: little padding
+    assert (batch_indices(1000, 32, 0, 5, lengths) == batch_indices(1000, 32, 0, 5, lengths)).all()
+
+
+def test_training_questions_include_unproved_ones(generated):
+    questions = training_questions(str(generated / "data"), "train", max_qdep=1)
+    assert {q.qdep for q in questions} <= {0, 1}
+    unproved = [q for q in questions if q.proofs.startswith("[@") or q.proofs == ""]
+    assert unproved and len(questions) > len(proofwriter.load(str(generated / "data"), "train"))
+    _, tokenizer = build_tiny_model(questions[:50], layers=1, heads=2, dim=16, seed=0)
+    for word in ("True", "False", "That", "false", "?"):
+        assert tokenizer.convert_tokens_to_ids(word) != tokenizer.unk_token_id
+
+
+def test_accuracy_by_group():
+    qs = [proofwriter.Question("a", ["t1"], ["Bob is big."], "Bob is big.", True, "", 0),
+          proofwriter.Question("b", ["t1", "r1"], ["Bob is big.", "x"], "Bob is not red.", False, "", 1)]
+    rows = {(r["group"], r["value"]): r for r in accuracy_by_group(qs, [1.0, 0.0])}
+    assert rows[("depth", "0")]["accuracy"] == 1.0 and rows[("depth", "1")]["accuracy"] == 0.0
+    assert rows[("negated", "True")]["n"] == 1 and rows[("bucket", "m=2")]["accuracy"] == 0.0
+    assert rows[("answer", "False")]["accuracy"] == 0.0
+
+
+def test_finetune_proofwriter_end_to_end(generated, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "pw"
+    proc = run_script("finetune_gpt2.py", *QUICK, "--data", str(generated / "data"), "--out", str(out))
+    assert "bucket" in proc.stdout and "test_acc" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "proofwriter" and results["steps"] == 16 and len(results["history"]) == 2
+    groups = {(r["group"], r["value"]) for r in results["test_by_group"]}
+    assert {("depth", "0"), ("depth", "1"), ("answer", "True"), ("answer", "False")} <= groups
+    assert isinstance(results["near_chance"], bool)
+    for name in ("loss", "accuracy"):
+        assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file()
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    AutoModelForCausalLM.from_pretrained(out / "model")
+    task = json.loads((out / "model" / "task.json").read_text())
+    assert tokenizer.convert_ids_to_tokens(task["answer_token_ids"]) == ["True", "False"]
+
+    # The fine-tuned model is probed without shots, as run_probing_proofwriter.sh does.
+    probe = run_script("probe.py", "--task", "proofwriter", "--data", str(generated / "data"),
+                       "--model", str(out / "model"), "--icl", "0", "--n-examples", "12",
+                       "--device", "cpu", "--out", str(tmp_path / "probe"))
+    assert "S_P2" in probe.stdout
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "--data"),
+    (["--data", "/nonexistent/pw"], "not a folder"),
+])
+def test_bad_input_is_one_line(tmp_path, extra, message):
+    out = tmp_path / "out"
+    proc = run_script("finetune_gpt2.py", *QUICK, *extra, "--out", str(out), check=False)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    assert message in proc.stderr and not out.exists()
+
+
+def test_preprocessed_files_cannot_train(tmp_path):
+    (tmp_path / "pre").mkdir()
+    (tmp_path / "pre" / "train.json").write_text("{}")
+    proc = run_script("finetune_gpt2.py", *QUICK, "--data", str(tmp_path / "pre"), "--out",
+                      str(tmp_path / "out"), check=False)
+    assert proc.returncode != 0 and "release format" in proc.stderr
