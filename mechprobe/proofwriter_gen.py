@@ -468,13 +468,12 @@ class _Builder:
         self.add_rule(conditions, (subject,) + conclusion_key)
 
 
-def _attempt(depth, rng, kind, negation, max_facts=16, max_rules=8):
+def _attempt(depth, rng, kind, negation):
     builder = _Builder(rng, kind, negation)
     if depth > 0:
         builder.plant_chain(depth)
-    low_facts, low_rules = max(1, len(builder.facts)), max(1, depth)
-    n_facts = rng.randint(low_facts, max(low_facts, max_facts))
-    n_rules = rng.randint(low_rules, max(low_rules, max_rules))
+    n_facts = rng.randint(max(1, len(builder.facts)), 16)
+    n_rules = rng.randint(max(1, depth), 8)
     for _ in range(100):
         if len(builder.facts) >= n_facts:
             break
@@ -497,13 +496,12 @@ def _consistent(closure, depth):
                for a in closure.derived)
 
 
-def random_theory(depth, rng, max_facts=16, max_rules=8):
-    """A Theory with maxD == depth and its Closure, drawn from rng (random.Random); at most
-    max_facts facts and max_rules rules beyond what the planted chain needs."""
+def random_theory(depth, rng):
+    """A Theory with maxD == depth and its Closure, drawn from rng (random.Random)."""
     kind = rng.choice(("Att", "Rel"))
     negation = rng.random() < 0.5
     for _ in range(MAX_ATTEMPTS):
-        theory = _attempt(depth, rng, kind, negation, max_facts, max_rules)
+        theory = _attempt(depth, rng, kind, negation)
         closure = prove(theory)
         if _consistent(closure, depth):
             return theory, closure
@@ -592,11 +590,11 @@ def theory_record(theory, closure, depth, index, rng):
     }
 
 
-def generate_record(seed, depth, index, max_facts=16, max_rules=8):
-    """Theory `index` of the depth-`depth` set: depends only on the arguments."""
+def generate_record(seed, depth, index):
+    """Theory `index` of the depth-`depth` set: depends only on (seed, depth, index)."""
     # random.Random hashes a str seed with SHA-512: the same in every process, unlike hash().
     rng = random.Random(f"proofwriter:{seed}:{depth}:{index}")
-    theory, closure = random_theory(depth, rng, max_facts, max_rules)
+    theory, closure = random_theory(depth, rng)
     return theory_record(theory, closure, depth, index, rng)
 
 
