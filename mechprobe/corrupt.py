@@ -23,7 +23,7 @@ from .outputs import write_json
 from .plots import save_figure
 from .probe import ProbeConfig, Samples, compare
 from .probe_text import answer_ids, choose_shots, prompt, shot_text, to_example
-from .probing import features_of, load_model, parse_layers, random_twin
+from .probing import features_of, load_model, near_chance, parse_layers, random_twin
 
 CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
 N_BINS = 8
@@ -184,13 +184,17 @@ def run(args):
                         **{f"change_{k}": v for k, v in changes.items()}})
     correlations = {k: correlation(sp2, v) for k, v in changes.items()}
 
+    answers = np.mean([q.answer for q in questions])
+    majority = float(max(answers, 1 - answers))
+    chance = near_chance(float(correct.mean()), majority, len(questions))
+
     os.makedirs(args.out, exist_ok=True)
     figure(sp2, changes, args.out)
     results = {"task": "proofwriter", "model": args.model, "data": args.data, "split": args.split,
                "icl": args.icl, "shots": [q.id for q in shots], "layers": layers,
                "n_questions": len(questions), "n_examples": args.n_examples, "repeats": args.repeats,
                "subset_size": [args.min_subset, args.max_subset], "seed": args.seed,
-               "clean_accuracy": float(correct.mean()),
+               "clean_accuracy": float(correct.mean()), "majority_rate": majority, "near_chance": chance,
                "corrupted_accuracy": {k: float(v.mean()) for k, v in corrupted_correct.items()},
                "bins": bins, "correlation": correlations, "subsets": subsets,
                "seconds": round(time.time() - started, 2)}
@@ -201,5 +205,9 @@ def run(args):
     print()
     print(format_table([{"corruption": k, **v} for k, v in correlations.items()],
                        ["corruption", "pearson", "pearson_p", "spearman", "spearman_p"]))
+    if chance:
+        print(f"warning: clean accuracy {correct.mean():.3f} is not significantly above always giving "
+              f"the commonest answer ({majority:.3f}): the model does not solve these questions, so "
+              "its probing scores and accuracy changes say little")
     print(f"results: {os.path.join(args.out, 'results.json')}")
     return results

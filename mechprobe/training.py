@@ -76,33 +76,37 @@ def lr_factor(settings, step):
     return 1.0
 
 
+def padded_hidden(model, input_ids, lengths):
+    """Final hidden states of right-padded rows, the batch cut to its longest row:
+    (ids, boolean mask of real tokens, hidden states)."""
+    width = int(lengths.max())
+    ids = input_ids[:, :width]
+    mask = torch.arange(width, device=ids.device)[None] < lengths[:, None]
+    hidden = model.base_model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+    return ids, mask, hidden
+
+
 def last_logits(model, input_ids, lengths=None):
     """Logits at each row's last token, and only there (spares the full-vocabulary projection).
 
-    With `lengths` the rows are right-padded: the batch is cut to its longest row, padding is
-    masked, and each row's logits are taken at its own last real token.
+    With `lengths` the rows are right-padded: padding is masked, and each row's logits are taken
+    at its own last real token.
     """
     if lengths is None:
         return model(input_ids=input_ids, logits_to_keep=1).logits[:, -1].float()
-    width = int(lengths.max())
-    ids = input_ids[:, :width]
-    mask = (torch.arange(width, device=ids.device)[None] < lengths[:, None]).long()
-    hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    ids, _, hidden = padded_hidden(model, input_ids, lengths)
     last = hidden[torch.arange(len(ids), device=ids.device), lengths - 1]
     return model.get_output_embeddings()(last).float()
 
 
 def training_loss(model, x, y, lengths, lm_weight):
     """Cross-entropy of the answer at the last token, plus lm_weight times the next-token loss
-    on the prompt's own tokens (needs right-padded rows with lengths)."""
+    on the prompt's own tokens."""
     if not lm_weight:
         return F.cross_entropy(last_logits(model, x, lengths), y)
     if lengths is None:
         lengths = torch.full((len(x),), x.shape[1], device=x.device)
-    width = int(lengths.max())
-    ids = x[:, :width]
-    mask = torch.arange(width, device=ids.device)[None] < lengths[:, None]
-    hidden = model.base_model(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+    ids, mask, hidden = padded_hidden(model, x, lengths)
     head = model.get_output_embeddings()
     answer = head(hidden[torch.arange(len(ids), device=ids.device), lengths - 1]).float()
     text = head(hidden[:, :-1]).float()

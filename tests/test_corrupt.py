@@ -87,6 +87,7 @@ def test_corrupt_end_to_end(generated, tmp_path):
         assert 8 <= row["size"] <= 10 and 0 <= row["accuracy"] <= 1
     assert (out / "robustness.png").is_file() and (out / "robustness.pdf").is_file()
     assert "spearman" in proc.stdout
+    assert results["near_chance"] is True and "warning:" in proc.stdout   # an untrained model
 
 
 def test_corrupt_bad_subset_sizes(generated, tmp_path):
