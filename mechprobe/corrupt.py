@@ -23,7 +23,8 @@ from .outputs import write_json
 from .plots import save_figure
 from .probe import ProbeConfig, Samples, compare
 from .probe_text import answer_ids, choose_shots, prompt, shot_text, to_example
-from .probing import features_of, load_model, near_chance, parse_layers, random_twin
+from .probing import (features_of, load_model, majority_rate, near_chance, parse_layers,
+                      random_twin)
 
 CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
 N_BINS = 8
@@ -184,8 +185,7 @@ def run(args):
                         **{f"change_{k}": v for k, v in changes.items()}})
     correlations = {k: correlation(sp2, v) for k, v in changes.items()}
 
-    answers = np.mean([q.answer for q in questions])
-    majority = float(max(answers, 1 - answers))
+    majority = majority_rate(q.answer for q in questions)
     chance = near_chance(float(correct.mean()), majority, len(questions))
 
     os.makedirs(args.out, exist_ok=True)

@@ -26,7 +26,7 @@ from .models import (TINY_TEXT as TINY, build_word_llama, check_fits, load_pretr
                      resolve_device, resolve_dtype)
 from .outputs import seed_everything, write_json
 from .probe_text import answer_ids, prompt
-from .probing import near_chance
+from .probing import majority_rate, near_chance
 from .training import predict, select_trainable
 
 DEFAULTS = {
@@ -154,7 +154,7 @@ def run(args):
     correct, losses = predict(model, data["test"], settings.batch_size, settings.amp_dtype)
     test = splits["test"]
     accuracy = float(correct.mean())
-    majority = max(np.mean([q.answer for q in test]), 1 - np.mean([q.answer for q in test]))
+    majority = majority_rate(q.answer for q in test)
     chance = near_chance(accuracy, majority, len(test))
     groups = accuracy_by_group(test, correct)
 
@@ -167,7 +167,8 @@ def run(args):
                "device": str(device), "amp_dtype": str(settings.amp_dtype),
                "n_train": len(splits["train"]), "n_val": len(splits["val"]), "n_test": len(test),
                "test_accuracy": accuracy, "test_loss": float(losses.mean()),
-               "curriculum": args.curriculum, "majority_rate": float(majority), "near_chance": chance, "test_by_group": groups,
+               "curriculum": args.curriculum, "majority_rate": majority, "near_chance": chance,
+               "test_by_group": groups,
                **run_summary(settings, outcome)}
     write_json(os.path.join(args.out, "results.json"), results)
     shutil.rmtree(os.path.join(args.out, "checkpoint"), ignore_errors=True)
@@ -177,7 +178,7 @@ def run(args):
     print()
     print(format_table([{"task": "proofwriter", "model": args.model, "steps": outcome.steps,
                          "best_step": outcome.best_step, "best_val_acc": outcome.best_val_accuracy,
-                         "test_acc": accuracy, "majority": float(majority),
+                         "test_acc": accuracy, "majority": majority,
                          "train_s": round(outcome.train_seconds, 1)}],
                        ["task", "model", "steps", "best_step", "best_val_acc", "test_acc", "majority",
                         "train_s"]))

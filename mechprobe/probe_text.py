@@ -18,7 +18,8 @@ from .cli import UserError
 from .features import Example, segment_tokens
 from .memory import PeakMemory, model_bytes
 from .probe import ProbeConfig, Samples, mean_of, probe_stages
-from .probing import features_of, load_model, parse_layers, probe_setting, random_twin, report
+from .probing import (features_of, load_model, majority_rate, parse_layers, probe_setting,
+                      random_twin, report)
 
 TASKS = {"proofwriter": proofwriter, "arc": arc}
 
@@ -164,8 +165,7 @@ def run(args):
     for bucket, members in buckets.items():
         span = slice(start, start + len(members))
         start += len(members)
-        targets = [q.target for q in members]
-        majority = max(targets.count(t) for t in set(targets)) / len(targets)
+        majority = majority_rate(q.target for q in members)
         if len(members) < args.folds:
             print(f"skipping bucket {bucket}: {len(members)} examples, fewer than {args.folds} folds")
             continue

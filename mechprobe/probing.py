@@ -88,6 +88,12 @@ def probe_setting(features, random_features, useful, depth, config, layers):
     return result
 
 
+def majority_rate(answers):
+    """The accuracy of always giving the commonest of `answers`."""
+    answers = list(answers)
+    return max(answers.count(a) for a in set(answers)) / len(answers)
+
+
 def near_chance(accuracy, majority_rate, n, alpha=0.05):
     """True when the accuracy is not significantly above always giving the commonest answer (a
     one-sided binomial test): the model does not solve the task, so its probing scores say little
