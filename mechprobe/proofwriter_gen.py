@@ -468,12 +468,13 @@ class _Builder:
         self.add_rule(conditions, (subject,) + conclusion_key)
 
 
-def _attempt(depth, rng, kind, negation):
+def _attempt(depth, rng, kind, negation, max_facts, max_rules):
     builder = _Builder(rng, kind, negation)
     if depth > 0:
         builder.plant_chain(depth)
-    n_facts = rng.randint(max(1, len(builder.facts)), 16)
-    n_rules = rng.randint(max(1, depth), 8)
+    least_facts = max(1, len(builder.facts))
+    n_facts = rng.randint(least_facts, max(max_facts, least_facts))
+    n_rules = rng.randint(max(depth, min(1, max_rules)), max(max_rules, depth))
     for _ in range(100):
         if len(builder.facts) >= n_facts:
             break
@@ -496,12 +497,16 @@ def _consistent(closure, depth):
                for a in closure.derived)
 
 
-def random_theory(depth, rng):
-    """A Theory with maxD == depth and its Closure, drawn from rng (random.Random)."""
+def random_theory(depth, rng, max_facts=16, max_rules=8):
+    """A Theory with maxD == depth and its Closure, drawn from rng (random.Random).
+
+    Up to max_facts facts and max_rules rules besides the planted chain (the defaults are the
+    released data's sizes; smaller ones give the short theories of learning-speed experiments).
+    """
     kind = rng.choice(("Att", "Rel"))
     negation = rng.random() < 0.5
     for _ in range(MAX_ATTEMPTS):
-        theory = _attempt(depth, rng, kind, negation)
+        theory = _attempt(depth, rng, kind, negation, max_facts, max_rules)
         closure = prove(theory)
         if _consistent(closure, depth):
             return theory, closure

@@ -6,6 +6,7 @@ closed-world inference themselves, so a prover bug cannot vouch for its own outp
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -276,6 +277,17 @@ def test_qdep_reaches_the_depth_of_each_file(small_release, sample):
     for depth, recs in sample.items():
         qdeps = {q["QDep"] for r in recs for q in r["questions"].values()}
         assert max(qdeps) == depth and {0, 1, 2, 3} & set(range(depth + 1)) <= qdeps
+
+
+def test_theory_size_limits():
+    """Short theories for learning-speed experiments: at most max_facts facts besides the planted
+    chain's, and no rules beyond the chain when max_rules allows none; maxD still exact."""
+    rng = random.Random(3)
+    for depth in (0, 1, 2):
+        for _ in range(20):
+            theory, closure = proofwriter_gen.random_theory(depth, rng, max_facts=3, max_rules=0)
+            assert len(theory.rules) == depth and closure.max_depth == depth
+            assert 1 <= len(theory.facts) <= max(3, 1 + depth)   # the chain plants 1 + depth at most
 
 
 def test_failure_questions_have_no_proof(sample):
