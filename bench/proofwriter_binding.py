@@ -15,6 +15,7 @@ of each window of --every steps side by side, and the first window at or above 0
 """
 
 import argparse
+import multiprocessing
 import os
 import random
 import sys
@@ -124,6 +125,19 @@ def train(name, model, tokenizer, args):
     return windows
 
 
+def run_model(name, args):
+    """Build the tokenizer and the model `name` ("llama" or "localN"), train it, return its curve."""
+    torch.set_num_threads(1)
+    llama, tokenizer = build_word_llama(vocabulary_texts(), hidden=TINY.n_embd, layers=TINY.n_layer,
+                                        heads=TINY.n_head, kv_heads=TINY.n_head,
+                                        intermediate=4 * TINY.n_embd,
+                                        max_positions=TINY.n_positions, seed=args.seed)
+    if name != "llama":
+        torch.manual_seed(args.seed)
+        llama = local_twin(llama, args.local_layers)
+    return train(name, llama, tokenizer, args)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4000)
@@ -135,17 +149,11 @@ def main():
     args = parser.parse_args()
     if args.steps <= 100 or args.every > args.steps:
         sys.exit("error: --steps must exceed the 100 warm-up steps and be at least --every")
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-
-    texts = vocabulary_texts()
-    llama, tokenizer = build_word_llama(texts, hidden=TINY.n_embd, layers=TINY.n_layer,
-                                        heads=TINY.n_head, kv_heads=TINY.n_head,
-                                        intermediate=4 * TINY.n_embd,
-                                        max_positions=TINY.n_positions, seed=args.seed)
-    torch.manual_seed(args.seed)
-    local = local_twin(llama, args.local_layers)
-    curves = {"llama": train("llama", llama, tokenizer, args),
-              f"local{args.local_layers}": train(f"local{args.local_layers}", local, tokenizer, args)}
+    # One process per model, one thread each: the two train side by side on a 2-core machine,
+    # and batches of small matrices gain nothing from a second thread.
+    names = ["llama", f"local{args.local_layers}"]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        curves = dict(zip(names, pool.starmap(run_model, [(name, args) for name in names])))
 
     rows = [{"steps": (i + 1) * args.every, **{k: f"{v[i]:.3f}" for k, v in curves.items()}}
             for i in range(len(next(iter(curves.values()))))]
