@@ -1,7 +1,7 @@
 """Learning-speed diagnostic for the tiny ProofWriter model (issue 7): how many steps does it
 need to learn *binding*, that is, which subject a predicate word belongs to?
 
-    python bench/proofwriter_binding.py               # both models, 4,000 steps each (about 25 min)
+    python bench/proofwriter_binding.py               # both models side by side, 4,000 steps (about 20 min)
     python bench/proofwriter_binding.py --steps 300   # a quick look
 
 Every step draws fresh theories of 1-4 facts and no rules (proofwriter_gen.random_theory) and
@@ -154,6 +154,8 @@ def main():
     names = ["llama", f"local{args.local_layers}"]
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         curves = dict(zip(names, pool.starmap(run_model, [(name, args) for name in names])))
+        pool.close()           # let the workers exit on their own, not terminate()d mid-cleanup
+        pool.join()
 
     rows = [{"steps": (i + 1) * args.every, **{k: f"{v[i]:.3f}" for k, v in curves.items()}}
             for i in range(len(next(iter(curves.values()))))]
