@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import random
 import sys
+from functools import partial
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mechprobe import proofwriter, proofwriter_gen as gen  # noqa: E402
 from mechprobe.cli import format_table  # noqa: E402
 from mechprobe.models import TINY_TEXT as TINY, build_word_llama  # noqa: E402
-from mechprobe.training import padded_hidden  # noqa: E402
+from mechprobe.training import Settings, lr_factor, padded_hidden  # noqa: E402
 
 MAX_FACTS = 4
 WINDOW = 4          # tokens a local layer sees, itself included: "The cat is big" fits
@@ -97,8 +98,9 @@ def train(name, model, tokenizer, args):
     rng = random.Random(args.seed)                 # the same batches for every model
     word_ids = [tokenizer.convert_tokens_to_ids(w) for w in ("True", "False")]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / 100, max(0.0, (args.steps - s) / (args.steps - 100))))
+    settings = Settings(lr=args.lr, batch_size=0, steps=args.steps, warmup=100,
+                        eval_every=args.every, seed=args.seed, schedule="linear")
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_factor, settings))
     model.train()
     windows, correct = [], []
     for step in tqdm(range(args.steps), desc=name, dynamic_ncols=True):
