@@ -1,17 +1,28 @@
 """Learning-speed diagnostic for the tiny ProofWriter model (issue 7): how many steps does it
 need to learn *binding*, that is, which subject a predicate word belongs to?
 
-    python bench/proofwriter_binding.py               # both models side by side, 4,000 steps (about 20 min)
-    python bench/proofwriter_binding.py --steps 300   # a quick look
+    python bench/proofwriter_binding.py                        # llama-init vs local-nope, 2,000 steps
+    python bench/proofwriter_binding.py --models llama,local    # the first diagnosis's models
+    python bench/proofwriter_binding.py --steps 300             # a quick look
 
 Every step draws fresh theories of 1-4 facts and no rules (proofwriter_gen.random_theory) and
 asks, per theory, as many of its facts (True) as recombinations of their words that are not facts
 (False): "Dave is blue. Gary is round." asked "Dave is round." Knowing which words occur is worth
-nothing here, so training accuracy leaves 0.5 only once the model binds. Two models of the same
-size are trained on the same batches: the Llama of finetune_gpt2.py --task proofwriter, and a
-Qwen3-architecture model whose first layer attends to a sliding window of 4 tokens
-(`layer_types`), so that every word sees its own short statement. Prints the training accuracy
-of each window of --every steps side by side, and the first window at or above 0.6.
+nothing here, so training accuracy leaves 0.5 only once the model binds. The models, all of the
+offline run's size (4 layers x 128) and trained on the same batches:
+
+- llama: the Llama of finetune_gpt2.py --task proofwriter (transformers' default initialisation,
+  weights of std 0.02);
+- llama-init: the same with weights of std 1/sqrt(hidden size), about 0.088 at 128 wide;
+- local: Qwen3 architecture whose first layer attends to a sliding window of 4 tokens
+  (`layer_types`), so that every word sees its own short statement; default initialisation;
+- local-nope: SmolLM3 architecture with the same local first layer, no rotary position in the
+  other layers (`no_rope_layers`, so they match by content only), their key projection started
+  equal to the query projection (so that a token at first attends to tokens like it), and
+  weights of std 1/sqrt(hidden size).
+
+Prints the training accuracy of each window of --every steps side by side, and the first window
+at or above 0.6.
 """
 
 import argparse
@@ -76,20 +87,36 @@ def vocabulary_texts():
     return texts
 
 
-def local_twin(llama, local_layers):
-    """A Qwen3 model of the Llama's size whose first `local_layers` layers attend locally."""
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+MODELS = ("llama", "llama-init", "local", "local-nope")
+
+
+def variant(llama, name):
+    """The model `name` of MODELS, of the Llama's size (a fresh one; the Llama itself for "llama")."""
+    from transformers import (LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM, SmolLM3Config,
+                              SmolLM3ForCausalLM)
 
     c = llama.config
-    config = Qwen3Config(
-        vocab_size=c.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
-        num_hidden_layers=c.num_hidden_layers, num_attention_heads=c.num_attention_heads,
-        num_key_value_heads=c.num_key_value_heads, head_dim=c.hidden_size // c.num_attention_heads,
-        max_position_embeddings=c.max_position_embeddings, pad_token_id=c.pad_token_id,
-        tie_word_embeddings=False, use_sliding_window=True, sliding_window=WINDOW,
-        layer_types=(["sliding_attention"] * local_layers
-                     + ["full_attention"] * (c.num_hidden_layers - local_layers)))
-    return Qwen3ForCausalLM(config)
+    if name == "llama":
+        return llama
+    wide = c.hidden_size ** -0.5    # std 1/sqrt(d): attention scores of order 1 from the first step
+    if name == "llama-init":
+        c.initializer_range = wide
+        return LlamaForCausalLM(c)
+    layer_types = ["sliding_attention"] + ["full_attention"] * (c.num_hidden_layers - 1)
+    size = dict(vocab_size=c.vocab_size, hidden_size=c.hidden_size,
+                intermediate_size=c.intermediate_size, num_hidden_layers=c.num_hidden_layers,
+                num_attention_heads=c.num_attention_heads, num_key_value_heads=c.num_key_value_heads,
+                max_position_embeddings=c.max_position_embeddings, pad_token_id=c.pad_token_id,
+                bos_token_id=c.bos_token_id, eos_token_id=c.eos_token_id, tie_word_embeddings=False,
+                use_sliding_window=True, sliding_window=WINDOW, layer_types=layer_types)
+    if name == "local":
+        return Qwen3ForCausalLM(Qwen3Config(head_dim=c.hidden_size // c.num_attention_heads, **size))
+    no_rope = [1] + [0] * (c.num_hidden_layers - 1)     # 0: this layer has no rotary position
+    model = SmolLM3ForCausalLM(SmolLM3Config(initializer_range=wide, no_rope_layers=no_rope, **size))
+    with torch.no_grad():            # W_k = W_q: at first every token attends most to tokens like it
+        for layer in model.model.layers[1:]:
+            layer.self_attn.k_proj.weight.copy_(layer.self_attn.q_proj.weight)
+    return model
 
 
 def train(name, model, tokenizer, args):
@@ -128,32 +155,35 @@ def train(name, model, tokenizer, args):
 
 
 def run_model(name, args):
-    """Build the tokenizer and the model `name` ("llama" or "localN"), train it, return its curve."""
+    """Build the tokenizer and the model `name` (one of MODELS), train it, return its curve."""
     torch.set_num_threads(1)
     llama, tokenizer = build_word_llama(vocabulary_texts(), hidden=TINY.n_embd, layers=TINY.n_layer,
                                         heads=TINY.n_head, kv_heads=TINY.n_head,
                                         intermediate=4 * TINY.n_embd,
                                         max_positions=TINY.n_positions, seed=args.seed)
-    if name != "llama":
-        torch.manual_seed(args.seed)
-        llama = local_twin(llama, args.local_layers)
-    return train(name, llama, tokenizer, args)
+    torch.manual_seed(args.seed)
+    return train(name, variant(llama, name), tokenizer, args)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--models", default="llama-init,local-nope",
+                        help=f"comma-separated, from {', '.join(MODELS)}")
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--theories", type=int, default=16, help="theories per step")
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--local-layers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.steps <= 100 or args.every > args.steps:
         sys.exit("error: --steps must exceed the 100 warm-up steps and be at least --every")
-    # One process per model, one thread each: the two train side by side on a 2-core machine,
-    # and batches of small matrices gain nothing from a second thread.
-    names = ["llama", f"local{args.local_layers}"]
+    names = args.models.split(",")
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        sys.exit(f"error: unknown model(s) {', '.join(unknown)} in --models: "
+                 f"pick from {', '.join(MODELS)}")
+    # One process per model, one thread each: two train side by side on a 2-core machine, and
+    # batches of small matrices gain nothing from a second thread.
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         curves = dict(zip(names, pool.starmap(run_model, [(name, args) for name in names])))
         pool.close()           # let the workers exit on their own, not terminate()d mid-cleanup
