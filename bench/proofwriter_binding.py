@@ -26,6 +26,7 @@ at or above 0.6.
 """
 
 import argparse
+import copy
 import multiprocessing
 import os
 import random
@@ -100,8 +101,9 @@ def variant(llama, name):
         return llama
     wide = c.hidden_size ** -0.5    # std 1/sqrt(d): attention scores of order 1 from the first step
     if name == "llama-init":
-        c.initializer_range = wide
-        return LlamaForCausalLM(c)
+        config = copy.deepcopy(c)
+        config.initializer_range = wide
+        return LlamaForCausalLM(config)
     layer_types = ["sliding_attention"] + ["full_attention"] * (c.num_hidden_layers - 1)
     size = dict(vocab_size=c.vocab_size, hidden_size=c.hidden_size,
                 intermediate_size=c.intermediate_size, num_hidden_layers=c.num_hidden_layers,
