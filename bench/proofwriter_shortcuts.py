@@ -99,10 +99,9 @@ def main():
 
     rows = []
     for label, plain in (("plain", True), ("negated", False)):
-        group = [it for it in items if is_negated(it[0]) != plain]
-        rows.append({"questions": label, "n": len(group),
-                     "true": sum(answer for _, answer, _, _ in group),
-                     "share_true": sum(answer for _, answer, _, _ in group) / max(1, len(group))})
+        answers = [answer for text, answer, _, _ in items if is_negated(text) != plain]
+        rows.append({"questions": label, "n": len(answers), "true": sum(answers),
+                     "share_true": sum(answers) / max(1, len(answers))})
     print(format_table(rows, ["questions", "n", "true", "share_true"]))
 
     not_is_true = sum(answer == is_negated(text) for text, answer, _, _ in items) / len(items)
