@@ -46,6 +46,10 @@ def main():
     parser.add_argument("--lm-weight", type=float,
                         help="weight of an extra next-token loss on the prompt's tokens (default: "
                         "proofwriter tiny 1.0, else 0)")
+    parser.add_argument("--proof-weight", type=float,
+                        help="proofwriter: weight of a next-token loss on the statements of the "
+                        "answer's proof, put after the answer in training rows (default 0: it did "
+                        "not help the tiny model, see the README)")
     parser.add_argument("--curriculum", type=float,
                         help="proofwriter: fraction of the steps on short theories first (default: "
                         "tiny 0.5, pretrained 0)")
@@ -65,6 +69,8 @@ def main():
                      "(`python make_data.py proofwriter --out DIR` writes one offline)")
     if args.max_qdep < 0:
         parser.error("--max-qdep must be 0 or more")
+    if args.proof_weight is not None and args.proof_weight < 0:
+        parser.error("--proof-weight must be 0 or more")
     if args.curriculum is not None and not 0 <= args.curriculum < 1:
         parser.error("--curriculum must be a fraction in [0, 1)")
     quiet_libraries()

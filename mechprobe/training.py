@@ -55,6 +55,9 @@ class Settings:
     # A model trained from scratch on ProofWriter learns to look facts up much sooner with it:
     # predicting the question's words rewards the copying heads that the lookup needs.
     lm_weight: float = 0.0
+    # Weight of a next-token loss on what training rows hold after the answer (ProofWriter: the
+    # statements of its proof); 0 when rows end at the answer.
+    proof_weight: float = 0.0
 
 
 @dataclass
@@ -99,20 +102,26 @@ def last_logits(model, input_ids, lengths=None):
     return model.get_output_embeddings()(last).float()
 
 
-def training_loss(model, x, y, lengths, lm_weight):
-    """Cross-entropy of the answer at the last token, plus lm_weight times the next-token loss
-    on the prompt's own tokens."""
-    if not lm_weight:
-        return F.cross_entropy(last_logits(model, x, lengths), y)
+def training_loss(model, x, y, lengths, lm_weight, answer_at=None, proof_weight=0.0):
+    """Cross-entropy of the answer, plus lm_weight times the next-token loss on the prompt's own
+    tokens. The answer is predicted at the last token, or at `answer_at` for rows that go on past
+    it (the answer word, then its proof): the tokens after the answer word carry proof_weight."""
     if lengths is None:
         lengths = torch.full((len(x),), x.shape[1], device=x.device)
+    if answer_at is None:
+        answer_at = lengths - 1
+    if not lm_weight and not proof_weight:   # a causal model: the row cut after the answer
+        return F.cross_entropy(last_logits(model, x, answer_at + 1), y)
     ids, mask, hidden = padded_hidden(model, x, lengths)
     head = model.get_output_embeddings()
-    answer = head(hidden[torch.arange(len(ids), device=ids.device), lengths - 1]).float()
-    text = head(hidden[:, :-1]).float()
-    targets = ids[:, 1:].masked_fill(~mask[:, 1:], -100)   # no loss on padding
-    return F.cross_entropy(answer, y) + lm_weight * F.cross_entropy(
-        text.flatten(0, 1), targets.flatten(), ignore_index=-100)
+    loss = F.cross_entropy(head(hidden[torch.arange(len(ids), device=ids.device), answer_at]).float(), y)
+    position = torch.arange(ids.shape[1] - 1, device=ids.device)[None]
+    targets = ids[:, 1:]
+    for weight, keep in ((lm_weight, position < answer_at[:, None]),
+                         (proof_weight, (position > answer_at[:, None]) & mask[:, 1:])):
+        if weight and bool(keep.any()):
+            loss = loss + weight * F.cross_entropy(head(hidden[:, :-1][keep]).float(), targets[keep])
+    return loss
 
 
 def autocast(device, dtype):
@@ -189,7 +198,8 @@ def step_indices(n_train, batch_size, seed, step, lengths=None, curriculum=()):
 def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_after=None,
              curriculum=()):
     """Train `model` in place on (inputs, targets) tensors, or (inputs, targets, lengths) for
-    right-padded rows of different lengths; returns the Outcome and the best weights.
+    right-padded rows of different lengths, or (inputs, targets, lengths, answer positions) for
+    rows that go on past the answer; returns the Outcome and the best weights.
     `curriculum`: easier subsets first, see step_indices.
 
     Checkpoints go to checkpoint_dir at every validation. A checkpoint from an earlier run with
@@ -200,6 +210,7 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
     device = next(model.parameters()).device
     train_x, train_y, *rest = train
     train_lengths = rest[0] if rest else None
+    train_answer_at = rest[1] if len(rest) > 1 else None
     numpy_lengths = None if train_lengths is None else train_lengths.numpy()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -245,8 +256,10 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
                                             numpy_lengths, curriculum))
         x, y = train_x[idx].to(device), train_y[idx].to(device)
         lengths = None if train_lengths is None else train_lengths[idx].to(device)
+        answer_at = None if train_answer_at is None else train_answer_at[idx].to(device)
         with autocast(device, settings.amp_dtype):
-            loss = training_loss(model, x, y, lengths, settings.lm_weight)
+            loss = training_loss(model, x, y, lengths, settings.lm_weight, answer_at,
+                                 settings.proof_weight)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

@@ -8,9 +8,11 @@ import torch
 from conftest import run_script
 
 from mechprobe import proofwriter
-from mechprobe.finetune_proofwriter import accuracy_by_group, build_tiny_model, training_questions
+from mechprobe.finetune_proofwriter import (accuracy_by_group, build_tiny_model, encode, proof_text,
+                                            training_questions)
 from mechprobe.models import TinyConfig, build_tiny
-from mechprobe.training import batch_indices, last_logits, predict
+from mechprobe.probe_text import answer_ids, prompt
+from mechprobe.training import batch_indices, last_logits, predict, training_loss
 
 QUICK = ["--task", "proofwriter", "--steps", "16", "--eval-every", "8", "--batch-size", "16",
          "--tiny-layers", "2", "--tiny-heads", "2", "--tiny-dim", "32", "--device", "cpu"]
@@ -54,6 +56,34 @@ def test_training_questions_include_unproved_ones(generated):
         assert tokenizer.convert_tokens_to_ids(word) != tokenizer.unk_token_id
 
 
+def test_proof_text_names_the_deciding_statements():
+    ids, texts = ["triple1", "triple2", "rule1"], ["Bob is big.", "Bob is red.", "Big people are kind."]
+    derived = proofwriter.Question("a", ids, texts, "Bob is kind.", True,
+                                   "[(((triple1) -> rule1)) OR ((triple2))]", 1)
+    failed = proofwriter.Question("b", ids, texts, "Bob is kind.", False,
+                                  "[@1: Bob is kind.[CWA. Example of deepest failure = (rule1 <- FAIL)]]", 1)
+    absent = proofwriter.Question("c", ids, texts, "Bob is cold.", False,
+                                  "[@0: Bob is cold.[CWA. Example of deepest failure = (FAIL)]]", 0)
+    assert proof_text(derived) == "Bob is big. Big people are kind."     # the first proof only
+    assert proof_text(failed) == "Big people are kind."
+    assert proof_text(absent) == ""
+
+
+def test_proof_rows_keep_the_answer_loss_and_add_the_proofs(generated):
+    questions = training_questions(str(generated / "data"), "train", max_qdep=1)[:6]
+    model, tokenizer = build_tiny_model(questions, layers=1, heads=2, dim=16, seed=0)
+    words = answer_ids(tokenizer, prompt(questions[0], proofwriter.SUFFIX), ("True", "False"))
+    plain = encode(tokenizer, questions, words, 0)
+    inputs, targets, lengths, answer_at = encode(tokenizer, questions, words, 0, proof=True)
+    assert (answer_at == plain[2] - 1).all() and (inputs[torch.arange(6), answer_at + 1] == targets).all()
+    assert (lengths > plain[2] + 1).any()       # some rows go on with a proof
+    for lm_weight in (0.0, 1.0):                # a causal model: what follows the answer is unseen
+        torch.testing.assert_close(training_loss(model, *plain, lm_weight),
+                                   training_loss(model, inputs, targets, lengths, lm_weight, answer_at))
+    assert training_loss(model, inputs, targets, lengths, 1.0, answer_at, 1.0) > \
+        training_loss(model, *plain, 1.0)
+
+
 def test_accuracy_by_group():
     qs = [proofwriter.Question("a", ["t1"], ["Bob is big."], "Bob is big.", True, "", 0),
           proofwriter.Question("b", ["t1", "r1"], ["Bob is big.", "x"], "Bob is not red.", False, "", 1)]
@@ -67,10 +97,12 @@ def test_finetune_proofwriter_end_to_end(generated, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "pw"
-    proc = run_script("finetune_gpt2.py", *QUICK, "--data", str(generated / "data"), "--out", str(out))
+    proc = run_script("finetune_gpt2.py", *QUICK, "--data", str(generated / "data"), "--proof-weight", "1",
+                      "--out", str(out))
     assert "bucket" in proc.stdout and "test_acc" in proc.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "proofwriter" and results["steps"] == 16 and len(results["history"]) == 2
+    assert results["proof_weight"] == 1.0
     groups = {(r["group"], r["value"]) for r in results["test_by_group"]}
     assert {("depth", "0"), ("depth", "1"), ("answer", "True"), ("answer", "False")} <= groups
     assert isinstance(results["near_chance"], bool)
