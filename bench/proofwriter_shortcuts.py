@@ -3,13 +3,15 @@
     python bench/proofwriter_shortcuts.py                       # depth-0 theories, <= 4 facts, <= 2 rules
     python bench/proofwriter_shortcuts.py --balanced            # answers balanced within plain/negated
     python bench/proofwriter_shortcuts.py --data runs/data/proofwriter   # the train split instead
+    python bench/proofwriter_shortcuts.py --data runs/data/proofwriter --split test --all-sizes
 
 Draws fresh theories (proofwriter_gen.random_theory) and their questions, or reads a split's
 questions of QDep <= 1, and prints, for plain and negated questions, how many there are and how
 many are True, then the accuracy of three rules that read no theory:
 
 - not-is-true: True exactly when the question says "not";
-- word-in-fact: True when the question's last word occurs in a fact, flipped by "not";
+- word-in-fact: True when the question's last word occurs in a fact, flipped by "not" (also by
+  question depth, to set beside a model's held-out accuracy by depth);
 - and, for the non-derivable atoms asked, the share whose last word a rule puts in the text (the
   word rule then needs telling facts from rules).
 
@@ -28,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mechprobe import proofwriter_gen as gen  # noqa: E402
 from mechprobe.cli import UserError, format_table  # noqa: E402
-from mechprobe.finetune_proofwriter import SHORT, negated, training_questions  # noqa: E402
+from mechprobe.finetune_proofwriter import (SHORT, facts_of, negated, training_questions,  # noqa: E402
+                                            word_rule)
 
 
 def last_word(question):
@@ -36,18 +39,18 @@ def last_word(question):
 
 
 def generated(args):
-    """(question, answer, fact text, rule text) for fresh theories."""
+    """(question, answer, fact text, rule text, QDep) for fresh theories."""
     rng = random.Random(args.seed)
     items = []
     for _ in tqdm(range(args.theories), desc="theories"):
         theory, closure = gen.random_theory(args.depth, rng, args.max_facts, args.max_rules)
         facts = " ".join(gen.sentence(theory.kind, atom) for atom in theory.facts)
         rules = " ".join(rule.text for rule in theory.rules).lower()
-        questions = [(q["question"], q["answer"]) for q in gen.questions(theory, closure, args.depth, rng)
-                     if q["QDep"] <= 1]
+        questions = [(q["question"], q["answer"], q["QDep"])
+                     for q in gen.questions(theory, closure, args.depth, rng) if q["QDep"] <= 1]
         if args.balanced:
             questions = balance(questions, rng)
-        items += [(text, answer, facts, rules) for text, answer in questions]
+        items += [(text, answer, facts, rules, qdep) for text, answer, qdep in questions]
     return items
 
 
@@ -63,14 +66,12 @@ def balance(questions, rng):
 
 
 def from_split(args):
-    """The same items from a data folder's train split, theories of at most SHORT statements."""
+    """The same items from a data folder's split, theories of at most SHORT statements."""
     items = []
-    for q in training_questions(args.data, "train", 1):
+    for q in training_questions(args.data, args.split, 1):
         if args.all_sizes or len(q.statements) <= SHORT:
-            pairs = list(zip(q.statement_ids, q.statements))
-            facts = " ".join(s for i, s in pairs if i.startswith("triple"))
-            rules = " ".join(s for i, s in pairs if i.startswith("rule")).lower()
-            items.append((q.question, q.answer, facts, rules))
+            rules = " ".join(s for i, s in zip(q.statement_ids, q.statements) if i.startswith("rule"))
+            items.append((q.question, q.answer, facts_of(q), rules.lower(), q.qdep))
     return items
 
 
@@ -86,7 +87,9 @@ def main():
     parser.add_argument("--max-rules", type=int, default=2)
     parser.add_argument("--balanced", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--data", help="read this folder's train split instead of generating")
+    parser.add_argument("--data", help="read this folder's questions instead of generating")
+    parser.add_argument("--split", default="train", choices=["train", "dev", "test"],
+                        help="with --data: which split")
     parser.add_argument("--all-sizes", action="store_true",
                         help=f"with --data: every theory, not only those of <= {SHORT} statements")
     args = parser.parse_args()
@@ -99,18 +102,24 @@ def main():
 
     rows = []
     for label, plain in (("plain", True), ("negated", False)):
-        answers = [answer for text, answer, _, _ in items if is_negated(text) != plain]
+        answers = [answer for text, answer, *_ in items if is_negated(text) != plain]
         rows.append({"questions": label, "n": len(answers), "true": sum(answers),
                      "share_true": sum(answers) / max(1, len(answers))})
     print(format_table(rows, ["questions", "n", "true", "share_true"]))
 
-    not_is_true = sum(answer == is_negated(text) for text, answer, _, _ in items) / len(items)
-    word_in_fact = sum(((last_word(text) in facts) != is_negated(text)) == answer
-                       for text, answer, facts, _ in items) / len(items)
-    underivable = [(text, rules) for text, answer, _, rules in items if answer == is_negated(text)]
+    not_is_true = sum(answer == is_negated(text) for text, answer, *_ in items) / len(items)
+    word_right = [word_rule(SimpleNamespace(question=text), facts) == answer
+                  for text, answer, facts, *_ in items]
+    word_in_fact = sum(word_right) / len(items)
+    underivable = [(text, rules) for text, answer, _, rules, _ in items if answer == is_negated(text)]
     in_rule = sum(last_word(text).lower() in rules for text, rules in underivable) / max(1, len(underivable))
     print(f"\nshortcut: not-is-true {not_is_true:.3f}, word-in-fact {word_in_fact:.3f}; "
           f"non-derivable asked with their word in a rule {in_rule:.3f} (of {len(underivable)})")
+    by_depth = {}
+    for right, item in zip(word_right, items):
+        by_depth.setdefault(item[4], []).append(right)
+    print("word-in-fact by depth: " + ", ".join(f"depth {d} {sum(v) / len(v):.3f} (of {len(v)})"
+                                                for d, v in sorted(by_depth.items())))
 
 
 if __name__ == "__main__":

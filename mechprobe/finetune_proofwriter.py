@@ -107,10 +107,26 @@ def negated(question):
     return bool(re.search(r"\b(not|does not|do not)\b", question.question))
 
 
+def word_rule(question, facts):
+    """The answer of a rule that needs no binding: True when the question's last word occurs in
+    `facts`, flipped by "not". On depth-0 questions it is wrong exactly where the answer depends
+    on which statement the word belongs to ("Bob is big. Anne is red." asked "Bob is red."), so a
+    model's accuracy on those questions shows whether it binds (chance: it does not)."""
+    word = question.question.rstrip(".").split()[-1]
+    return bool(re.search(rf"\b{re.escape(word)}\b", facts)) != negated(question)
+
+
+def facts_of(question):
+    return " ".join(s for i, s in zip(question.statement_ids, question.statements) if i.startswith("triple"))
+
+
 def accuracy_by_group(questions, correct):
-    """One row per (grouping, value): held-out accuracy by depth, answer, negation and bucket."""
+    """One row per (grouping, value): held-out accuracy by depth, answer, negation, bucket, and
+    for depth-0 questions by whether word_rule answers them right."""
     groupings = {"depth": lambda q: q.qdep, "answer": lambda q: q.target,
-                 "negated": lambda q: negated(q), "bucket": lambda q: q.bucket}
+                 "negated": lambda q: negated(q), "bucket": lambda q: q.bucket,
+                 "word_rule": lambda q: (None if q.qdep != 0 else
+                                         "right" if word_rule(q, facts_of(q)) == q.answer else "wrong")}
     rows = []
     for name, key in groupings.items():
         values = {}

@@ -91,6 +91,15 @@ def test_accuracy_by_group():
     assert rows[("depth", "0")]["accuracy"] == 1.0 and rows[("depth", "1")]["accuracy"] == 0.0
     assert rows[("negated", "True")]["n"] == 1 and rows[("bucket", "m=2")]["accuracy"] == 0.0
     assert rows[("answer", "False")]["accuracy"] == 0.0
+    # The word rule (no binding) answers "Bob is red." True from "Anne is red.": wrong.
+    facts = ["triple1", "triple2"], ["Bob is big.", "Anne is red."]
+    qs = [proofwriter.Question("c", *facts, "Bob is red.", False, "", 0),
+          proofwriter.Question("d", *facts, "Bob is not red.", True, "", 0),
+          proofwriter.Question("e", *facts, "Anne is not big.", True, "", 0),
+          proofwriter.Question("f", *facts, "Bob is kind.", False, "", 1)]
+    rows = {(r["group"], r["value"]): r for r in accuracy_by_group(qs, [0.0, 1.0, 1.0, 1.0])}
+    assert rows[("word_rule", "wrong")]["n"] == 3 and rows[("word_rule", "wrong")]["accuracy"] == 2 / 3
+    assert ("word_rule", "right") not in rows     # depth-1 questions are not counted
 
 
 def test_finetune_proofwriter_end_to_end(generated, tmp_path):
