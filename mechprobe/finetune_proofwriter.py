@@ -111,7 +111,7 @@ def word_rule(question, facts):
     """The answer of a rule that needs no binding: True when the question's last word occurs in
     `facts`, flipped by "not". On depth-0 questions it is wrong exactly where the answer depends
     on which statement the word belongs to ("Bob is big. Anne is red." asked "Bob is red."), so a
-    model's accuracy on those questions shows whether it binds (chance: it does not)."""
+    model near a coin flip on those questions does not bind."""
     word = question.question.rstrip(".").split()[-1]
     return bool(re.search(rf"\b{re.escape(word)}\b", facts)) != negated(question)
 
