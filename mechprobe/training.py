@@ -106,12 +106,12 @@ def training_loss(model, x, y, lengths, lm_weight, answer_at=None, proof_weight=
     """Cross-entropy of the answer, plus lm_weight times the next-token loss on the prompt's own
     tokens. The answer is predicted at the last token, or at `answer_at` for rows that go on past
     it (the answer word, then its proof): the tokens after the answer word carry proof_weight."""
+    if not lm_weight and not proof_weight:   # a causal model: the row cut after the answer
+        return F.cross_entropy(last_logits(model, x, lengths if answer_at is None else answer_at + 1), y)
     if lengths is None:
         lengths = torch.full((len(x),), x.shape[1], device=x.device)
     if answer_at is None:
         answer_at = lengths - 1
-    if not lm_weight and not proof_weight:   # a causal model: the row cut after the answer
-        return F.cross_entropy(last_logits(model, x, answer_at + 1), y)
     ids, mask, hidden = padded_hidden(model, x, lengths)
     head = model.get_output_embeddings()
     loss = F.cross_entropy(head(hidden[torch.arange(len(ids), device=ids.device), answer_at]).float(), y)
