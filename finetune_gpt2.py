@@ -50,6 +50,9 @@ def main():
                         help="proofwriter: weight of a next-token loss on the statements of the "
                         "answer's proof, put after the answer in training rows (default 0: it did "
                         "not help the tiny model, see the README)")
+    parser.add_argument("--answer-before", type=int,
+                        help="proofwriter: also train the answer at this many tokens before the last "
+                        "(the loss averaged over them; default 0: it did not help the tiny model, see the README)")
     parser.add_argument("--curriculum", type=float,
                         help="proofwriter: fraction of the steps on short theories first (default: "
                         "tiny 0.5, pretrained 0)")
@@ -71,6 +74,8 @@ def main():
         parser.error("--max-qdep must be 0 or more")
     if args.proof_weight is not None and args.proof_weight < 0:
         parser.error("--proof-weight must be 0 or more")
+    if args.answer_before is not None and args.answer_before < 0:
+        parser.error("--answer-before must be 0 or more")
     if args.curriculum is not None and not 0 <= args.curriculum < 1:
         parser.error("--curriculum must be a fraction in [0, 1)")
     quiet_libraries()

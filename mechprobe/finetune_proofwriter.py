@@ -31,9 +31,11 @@ from .training import predict, select_trainable
 
 DEFAULTS = {
     "tiny": {"lr": 1e-3, "batch_size": 64, "epochs": 2, "warmup": 200, "schedule": "linear",
-             "lm_weight": 1.0, "proof_weight": 0.0, "curriculum": 0.5, "n_eval": 2000},
+             "lm_weight": 1.0, "proof_weight": 0.0, "answer_before": 0, "curriculum": 0.5,
+             "n_eval": 2000},
     "pretrained": {"lr": 2e-5, "batch_size": 32, "epochs": 2, "warmup": 200, "schedule": "constant",
-                   "lm_weight": 0.0, "proof_weight": 0.0, "curriculum": 0.0, "n_eval": 2000},
+                   "lm_weight": 0.0, "proof_weight": 0.0, "answer_before": 0, "curriculum": 0.0,
+                   "n_eval": 2000},
 }
 SHORT = 6            # statements in a "short" theory, for the curriculum
 ANSWERS = ("True", "False")
@@ -107,26 +109,42 @@ def negated(question):
     return bool(re.search(r"\b(not|does not|do not)\b", question.question))
 
 
+def word_in_facts(question, facts):
+    """Whether the question's last word (its predicate or object) occurs in `facts`."""
+    word = question.question.rstrip(".").split()[-1]
+    return bool(re.search(rf"\b{re.escape(word)}\b", facts))
+
+
 def word_rule(question, facts):
     """The answer of a rule that needs no binding: True when the question's last word occurs in
     `facts`, flipped by "not". On depth-0 questions it is wrong exactly where the answer depends
-    on which statement the word belongs to ("Bob is big. Anne is red." asked "Bob is red."), so a
-    model near a coin flip on those questions does not bind."""
-    word = question.question.rstrip(".").split()[-1]
-    return bool(re.search(rf"\b{re.escape(word)}\b", facts)) != negated(question)
+    on which statement the word belongs to ("Bob is big. Anne is red." asked "Bob is red.")."""
+    return word_in_facts(question, facts) != negated(question)
 
 
 def facts_of(question):
     return " ".join(s for i, s in zip(question.statement_ids, question.statements) if i.startswith("triple"))
 
 
+def binding_value(question):
+    """For a depth-0 question whose last word occurs in a fact: whether the atom it asks about
+    (the question without "not") holds, "atom_true" or "atom_false"; else None. Word occurrence
+    cannot tell the two apart, and neither can the question's wording, since each value holds
+    plain and negated questions with opposite answers (atom_false: plain False and negated True,
+    which also makes it all that answering "True exactly when not" gets right)."""
+    if question.qdep != 0 or not word_in_facts(question, facts_of(question)):
+        return None
+    return "atom_true" if question.answer != negated(question) else "atom_false"
+
+
 def accuracy_by_group(questions, correct):
     """One row per (grouping, value): held-out accuracy by depth, answer, negation, bucket, and
-    for depth-0 questions by whether word_rule answers them right."""
+    for depth-0 questions whose word occurs in a fact by binding_value; then a row `binding`
+    with the mean of its two accuracies, which is 0.5 for any model that reads only word
+    occurrence, the answer prior or the negation word, and 1.0 for a model that binds."""
     groupings = {"depth": lambda q: q.qdep, "answer": lambda q: q.target,
                  "negated": lambda q: negated(q), "bucket": lambda q: q.bucket,
-                 "word_rule": lambda q: (None if q.qdep != 0 else
-                                         "right" if word_rule(q, facts_of(q)) == q.answer else "wrong")}
+                 "word_in_facts": binding_value}
     rows = []
     for name, key in groupings.items():
         values = {}
@@ -136,6 +154,10 @@ def accuracy_by_group(questions, correct):
         order = sorted(values, key=lambda v: (int(v.split("=")[1]) if name == "bucket" else v))
         rows += [{"group": name, "value": str(v), "n": len(values[v]),
                   "accuracy": float(np.mean(values[v]))} for v in order]
+    split = [r for r in rows if r["group"] == "word_in_facts"]
+    if len(split) == 2:
+        rows.append({"group": "binding", "value": "balanced", "n": sum(r["n"] for r in split),
+                     "accuracy": float(np.mean([r["accuracy"] for r in split]))})
     return rows
 
 

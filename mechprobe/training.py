@@ -58,6 +58,11 @@ class Settings:
     # Weight of a next-token loss on what training rows hold after the answer (ProofWriter: the
     # statements of its proof); 0 when rows end at the answer.
     proof_weight: float = 0.0
+    # The answer is also predicted at this many positions before the last (0 = the last only),
+    # the answer loss averaged over all of them: ProofWriter's answer is read 5 tokens after the
+    # question's last word, and a target nearer to it was meant to reward looking it up sooner.
+    # It taught the tiny model "False when the word occurs" instead (README), so it is off.
+    answer_before: int = 0
 
 
 @dataclass
@@ -102,11 +107,13 @@ def last_logits(model, input_ids, lengths=None):
     return model.get_output_embeddings()(last).float()
 
 
-def training_loss(model, x, y, lengths, lm_weight, answer_at=None, proof_weight=0.0):
+def training_loss(model, x, y, lengths, lm_weight, answer_at=None, proof_weight=0.0, answer_before=0):
     """Cross-entropy of the answer, plus lm_weight times the next-token loss on the prompt's own
     tokens. The answer is predicted at the last token, or at `answer_at` for rows that go on past
-    it (the answer word, then its proof): the tokens after the answer word carry proof_weight."""
-    if not lm_weight and not proof_weight:   # a causal model: the row cut after the answer
+    it (the answer word, then its proof): the tokens after the answer word carry proof_weight.
+    With `answer_before` the answer is also predicted at that many tokens before (the loss the
+    mean over all), and those tokens have no next-token target of their own."""
+    if not lm_weight and not proof_weight and not answer_before:   # rows cut after the answer
         return F.cross_entropy(last_logits(model, x, lengths if answer_at is None else answer_at + 1), y)
     if lengths is None:
         lengths = torch.full((len(x),), x.shape[1], device=x.device)
@@ -114,10 +121,13 @@ def training_loss(model, x, y, lengths, lm_weight, answer_at=None, proof_weight=
         answer_at = lengths - 1
     ids, mask, hidden = padded_hidden(model, x, lengths)
     head = model.get_output_embeddings()
-    loss = F.cross_entropy(head(hidden[torch.arange(len(ids), device=ids.device), answer_at]).float(), y)
+    rows = torch.arange(len(ids), device=ids.device)
+    at = (answer_at[:, None] - torch.arange(answer_before + 1, device=ids.device)[None]).clamp(min=0)
+    loss = F.cross_entropy(head(hidden[rows[:, None], at]).flatten(0, 1).float(),
+                           y.repeat_interleave(answer_before + 1))
     position = torch.arange(ids.shape[1] - 1, device=ids.device)[None]
     targets = ids[:, 1:]
-    for weight, keep in ((lm_weight, position < answer_at[:, None]),
+    for weight, keep in ((lm_weight, position < answer_at[:, None] - answer_before),
                          (proof_weight, (position > answer_at[:, None]) & mask[:, 1:])):
         if weight and bool(keep.any()):
             loss = loss + weight * F.cross_entropy(head(hidden[:, :-1][keep]).float(), targets[keep])
@@ -259,7 +269,7 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
         answer_at = None if train_answer_at is None else train_answer_at[idx].to(device)
         with autocast(device, settings.amp_dtype):
             loss = training_loss(model, x, y, lengths, settings.lm_weight, answer_at,
-                                 settings.proof_weight)
+                                 settings.proof_weight, settings.answer_before)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

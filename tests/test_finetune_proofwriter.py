@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import run_script
 
 from mechprobe import proofwriter
-from mechprobe.finetune_proofwriter import (accuracy_by_group, build_tiny_model, encode, proof_text,
-                                            training_questions)
+from mechprobe.finetune_proofwriter import (accuracy_by_group, build_tiny_model, encode, negated,
+                                            proof_text, training_questions)
 from mechprobe.models import TinyConfig, build_tiny
 from mechprobe.probe_text import answer_ids, prompt
 from mechprobe.training import batch_indices, last_logits, predict, training_loss
@@ -84,6 +85,25 @@ def test_proof_rows_keep_the_answer_loss_and_add_the_proofs(generated):
         training_loss(model, *plain, 1.0)
 
 
+def test_answer_before_averages_the_answer_loss_over_the_last_tokens():
+    model, _ = build_tiny([str(i) for i in range(20)], TinyConfig(2, 2, 32, 32), seed=0)
+    rows = [[3, 4, 5, 6, 7, 8], [9, 10, 11, 12]]
+    inputs = torch.zeros(2, 6, dtype=torch.long)
+    for i, row in enumerate(rows):
+        inputs[i, :len(row)] = torch.tensor(row)
+    lengths, y = torch.tensor([6, 4]), torch.tensor([13, 14])
+    expected = 0.0
+    for row, target in zip(rows, y):          # one unpadded row at a time, the loss written out
+        logits = model(input_ids=torch.tensor([row])).logits[0]
+        answer = F.cross_entropy(logits[-3:], target.repeat(3), reduction="sum")
+        words = F.cross_entropy(logits[:len(row) - 3], torch.tensor(row[1:len(row) - 2]), reduction="sum")
+        expected = expected + answer / 6 + 0.5 * words / (len(rows[0]) - 3 + len(rows[1]) - 3)
+    torch.testing.assert_close(training_loss(model, inputs, y, lengths, 0.5, answer_before=2), expected)
+    # answer_before 0 is the last token only
+    last = F.cross_entropy(last_logits(model, inputs, lengths), y)
+    torch.testing.assert_close(training_loss(model, inputs, y, lengths, 0.0, answer_before=0), last)
+
+
 def test_accuracy_by_group():
     qs = [proofwriter.Question("a", ["t1"], ["Bob is big."], "Bob is big.", True, "", 0),
           proofwriter.Question("b", ["t1", "r1"], ["Bob is big.", "x"], "Bob is not red.", False, "", 1)]
@@ -91,15 +111,24 @@ def test_accuracy_by_group():
     assert rows[("depth", "0")]["accuracy"] == 1.0 and rows[("depth", "1")]["accuracy"] == 0.0
     assert rows[("negated", "True")]["n"] == 1 and rows[("bucket", "m=2")]["accuracy"] == 0.0
     assert rows[("answer", "False")]["accuracy"] == 0.0
-    # The word rule (no binding) answers "Bob is red." True from "Anne is red.": wrong.
+    # Depth-0 questions whose word occurs in a fact, split by whether the atom asked holds.
     facts = ["triple1", "triple2"], ["Bob is big.", "Anne is red."]
     qs = [proofwriter.Question("c", *facts, "Bob is red.", False, "", 0),
           proofwriter.Question("d", *facts, "Bob is not red.", True, "", 0),
           proofwriter.Question("e", *facts, "Anne is not big.", True, "", 0),
-          proofwriter.Question("f", *facts, "Bob is kind.", False, "", 1)]
-    rows = {(r["group"], r["value"]): r for r in accuracy_by_group(qs, [0.0, 1.0, 1.0, 1.0])}
-    assert rows[("word_rule", "wrong")]["n"] == 3 and rows[("word_rule", "wrong")]["accuracy"] == 2 / 3
-    assert ("word_rule", "right") not in rows     # depth-1 questions are not counted
+          proofwriter.Question("f", *facts, "Bob is kind.", False, "", 1),     # depth 1: not counted
+          proofwriter.Question("g", *facts, "Bob is big.", True, "", 0),
+          proofwriter.Question("h", *facts, "Bob is kind.", False, "", 0)]     # word in no fact
+    rows = {(r["group"], r["value"]): r for r in accuracy_by_group(qs, [0.0, 1.0, 1.0, 1.0, 1.0, 1.0])}
+    assert rows[("word_in_facts", "atom_false")]["n"] == 3
+    assert rows[("word_in_facts", "atom_false")]["accuracy"] == 2 / 3
+    assert rows[("word_in_facts", "atom_true")]["n"] == 1
+    assert rows[("binding", "balanced")]["accuracy"] == pytest.approx((2 / 3 + 1) / 2)
+    # Answering "True exactly when not" is right on every atom_false question and scores 0.5.
+    shortcut = [float(negated(q) == q.answer) for q in qs]
+    rows = {(r["group"], r["value"]): r for r in accuracy_by_group(qs, shortcut)}
+    assert rows[("word_in_facts", "atom_false")]["accuracy"] == 1.0
+    assert rows[("binding", "balanced")]["accuracy"] == 0.5
 
 
 def test_finetune_proofwriter_end_to_end(generated, tmp_path):
@@ -107,11 +136,11 @@ def test_finetune_proofwriter_end_to_end(generated, tmp_path):
 
     out = tmp_path / "pw"
     proc = run_script("finetune_gpt2.py", *QUICK, "--data", str(generated / "data"), "--proof-weight", "1",
-                      "--out", str(out))
+                      "--answer-before", "2", "--out", str(out))
     assert "bucket" in proc.stdout and "test_acc" in proc.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "proofwriter" and results["steps"] == 16 and len(results["history"]) == 2
-    assert results["proof_weight"] == 1.0
+    assert results["proof_weight"] == 1.0 and results["answer_before"] == 2
     groups = {(r["group"], r["value"]) for r in results["test_by_group"]}
     assert {("depth", "0"), ("depth", "1"), ("answer", "True"), ("answer", "False")} <= groups
     assert isinstance(results["near_chance"], bool)
