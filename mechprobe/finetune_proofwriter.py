@@ -140,8 +140,8 @@ def binding_value(question):
 def accuracy_by_group(questions, correct):
     """One row per (grouping, value): held-out accuracy by depth, answer, negation, bucket, and
     for depth-0 questions whose word occurs in a fact by binding_value; then a row `binding`
-    with the mean of its two accuracies, which is 0.5 for any model that reads only word
-    occurrence, the answer prior or the negation word, and 1.0 for a model that binds."""
+    with the mean of its two accuracies: 0.5 for a model that reads only word occurrence or the
+    negation word, near 0.5 for a constant answer, and 1.0 for a model that binds."""
     groupings = {"depth": lambda q: q.qdep, "answer": lambda q: q.target,
                  "negated": lambda q: negated(q), "bucket": lambda q: q.bucket,
                  "word_in_facts": binding_value}
