@@ -52,7 +52,8 @@ def main():
                         "not help the tiny model, see the README)")
     parser.add_argument("--answer-before", type=int,
                         help="proofwriter: also train the answer at this many tokens before the last "
-                        "(the loss averaged over them; default 0: it did not help the tiny model, see the README)")
+                        "(the loss averaged over them; default 0: it did not help the tiny model, "
+                        "see the README)")
     parser.add_argument("--curriculum", type=float,
                         help="proofwriter: fraction of the steps on short theories first (default: "
                         "tiny 0.5, pretrained 0)")

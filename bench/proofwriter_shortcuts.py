@@ -31,11 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mechprobe import proofwriter_gen as gen  # noqa: E402
 from mechprobe.cli import UserError, format_table  # noqa: E402
 from mechprobe.finetune_proofwriter import (SHORT, facts_of, negated, training_questions,  # noqa: E402
-                                            word_rule)
-
-
-def last_word(question):
-    return question.rstrip(".").split()[-1]
+                                            word_in_facts, word_rule)
 
 
 def generated(args):
@@ -112,7 +108,8 @@ def main():
                   for text, answer, facts, *_ in items]
     word_in_fact = sum(word_right) / len(items)
     underivable = [(text, rules) for text, answer, _, rules, _ in items if answer == is_negated(text)]
-    in_rule = sum(last_word(text).lower() in rules for text, rules in underivable) / max(1, len(underivable))
+    in_rule = sum(word_in_facts(SimpleNamespace(question=text), rules)
+                  for text, rules in underivable) / max(1, len(underivable))
     print(f"\nshortcut: not-is-true {not_is_true:.3f}, word-in-fact {word_in_fact:.3f}; "
           f"non-derivable asked with their word in a rule {in_rule:.3f} (of {len(underivable)})")
     by_depth = {}
