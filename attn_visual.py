@@ -9,21 +9,23 @@ and position that receive the most attention.
 """
 
 from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
+from mechprobe.outputs import output_dir
 from mechprobe.probe_ksmallest import add_task_args
 
 
-def main():
+def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None)
     add_task_args(parser)
     parser.add_argument("--random-init", action="store_true",
                         help="use the model's architecture and tokenizer, randomly initialised "
                         "(the 'original' model for the tiny GPT-2)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     quiet_libraries()
     from mechprobe.attn_visual import run as attn_visual
 
-    attn_visual(args)
+    with output_dir(args.out, args.force):
+        attn_visual(args)
 
 
 if __name__ == "__main__":

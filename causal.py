@@ -10,25 +10,25 @@ and OUT/results.json (`entropy`, `pruning.random`, `pruning.min_position_entropy
 `pruning.min_size_entropy`, `case_study`).
 """
 
-from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
+from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
+from mechprobe.outputs import output_dir
 from mechprobe.probe_ksmallest import add_task_args
 
 
-def main():
+def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None)
     add_task_args(parser)
-    parser.add_argument("--random-repeats", type=int, default=10,
+    parser.add_argument("--random-repeats", type=count(1), default=10,
                         help="random pruning draws per level (mean and spread are reported)")
-    parser.add_argument("--case-examples", type=int, default=256,
+    parser.add_argument("--case-examples", type=count(1), default=256,
                         help="examples in the attention-flow case study")
-    args = parser.parse_args()
-    if args.random_repeats < 1 or args.case_examples < 1:
-        parser.error("--random-repeats and --case-examples must be at least 1")
+    args = parser.parse_args(argv)
     quiet_libraries()
     from mechprobe.causal import run as causal
 
-    causal(args)
+    with output_dir(args.out, args.force):
+        causal(args)
 
 
 if __name__ == "__main__":

@@ -12,80 +12,79 @@ resumes from OUT/checkpoint/ when rerun with the same arguments.
 
 import argparse
 
-from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
+from mechprobe.cli import ArgumentParser, add_common_args, count, number, quiet_libraries, run
 from mechprobe.models import TINY_TEXT, TinyConfig
+from mechprobe.outputs import output_dir
 from mechprobe.training import TUNE_CHOICES
 
 
-def main():
+def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
     parser.add_argument("--task", default="min01",
                         help="minKK (KK the 0-based k, two digits) or proofwriter")
     parser.add_argument("--data", help="proofwriter: ProofWriter release folder (make_data.py proofwriter)")
-    parser.add_argument("--max-qdep", type=int, default=1,
+    parser.add_argument("--max-qdep", type=count(0), default=1,
                         help="proofwriter: train and test on questions of at most this depth")
     parser.add_argument("--tune", default="all", choices=TUNE_CHOICES,
                         help="which parameters to train (the rest stay frozen)")
-    parser.add_argument("--list-len", type=int, default=16, help="numbers per example (L)")
-    parser.add_argument("--num-set", type=int, default=512, help="size of the number set (S)")
-    parser.add_argument("--n-train", type=int, help="training examples (minKK default: tiny 245000, "
+    parser.add_argument("--list-len", type=count(2), default=16, help="numbers per example (L)")
+    parser.add_argument("--num-set", type=count(2), default=512, help="size of the number set (S)")
+    parser.add_argument("--n-train", type=count(1), help="training examples (minKK default: tiny 245000, "
                         "pretrained 980000; validation and test get n_train/98 each, 98/1/1; "
                         "proofwriter default: every train-split question)")
-    parser.add_argument("--n-eval", type=int, help="minKK: override the validation and test size; "
+    parser.add_argument("--n-eval", type=count(1), help="minKK: override the validation and test size; "
                         "proofwriter: validation questions sampled from the dev split (default "
                         "2000; the test split is used whole)")
-    parser.add_argument("--epochs", type=int, help="passes over the training set (default 2)")
-    parser.add_argument("--steps", type=int, help="optimizer steps; overrides --epochs")
-    parser.add_argument("--lr", type=float, help="AdamW learning rate (tiny 1e-3, pretrained 2e-5)")
-    parser.add_argument("--warmup", type=int, help="linear warm-up steps, then constant "
+    parser.add_argument("--epochs", type=count(1), help="passes over the training set (default 2)")
+    parser.add_argument("--steps", type=count(1), help="optimizer steps; overrides --epochs")
+    parser.add_argument("--lr", type=number(), help="AdamW learning rate (tiny 1e-3, pretrained 2e-5)")
+    parser.add_argument("--warmup", type=count(0), help="linear warm-up steps, then constant "
                         "(tiny 200, pretrained 500; capped at a tenth of the run)")
     parser.add_argument("--schedule", choices=["constant", "linear"],
                         help="learning rate after warm-up: constant (the paper; pretrained default) "
                         "or linear decay to 0 (tiny default)")
-    parser.add_argument("--lm-weight", type=float,
+    parser.add_argument("--lm-weight", type=number(inclusive=True),
                         help="weight of an extra next-token loss on the prompt's tokens (default: "
                         "proofwriter tiny 1.0, else 0)")
-    parser.add_argument("--proof-weight", type=float,
+    parser.add_argument("--proof-weight", type=number(inclusive=True),
                         help="proofwriter: weight of a next-token loss on the statements of the "
                         "answer's proof, put after the answer in training rows (default 0: it did "
                         "not help the tiny model, see the README)")
-    parser.add_argument("--answer-before", type=int,
+    parser.add_argument("--answer-before", type=count(0),
                         help="proofwriter: also train the answer at this many tokens before the last "
                         "(the loss averaged over them; default 0: it did not help the tiny model, "
                         "see the README)")
-    parser.add_argument("--curriculum", type=float,
+    parser.add_argument("--curriculum", type=number(inclusive=True, maximum=1),
                         help="proofwriter: fraction of the steps on short theories first (default: "
                         "tiny 0.5, pretrained 0)")
-    parser.add_argument("--eval-every", type=int, help="steps between validations (default: 20 per run)")
+    parser.add_argument("--eval-every", type=count(1), help="steps between validations (default: 20 per run)")
     parser.add_argument("--restart", action="store_true",
                         help="discard an interrupted run's checkpoint instead of resuming it")
-    parser.add_argument("--tiny-layers", type=int,
+    parser.add_argument("--tiny-layers", type=count(1),
                         help=f"layers of the tiny model (only with --model tiny; default {TinyConfig.n_layer})")
-    parser.add_argument("--tiny-heads", type=int, help=f"default {TinyConfig.n_head}")
-    parser.add_argument("--tiny-dim", type=int,
+    parser.add_argument("--tiny-heads", type=count(1), help=f"default {TinyConfig.n_head}")
+    parser.add_argument("--tiny-dim", type=count(1),
                         help=f"default {TinyConfig.n_embd} (minKK), {TINY_TEXT.n_embd} (proofwriter)")
     # Ends the run after N steps as if interrupted: for exercising resume by hand.
-    parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--stop-after", type=count(1), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
     if args.task == "proofwriter" and args.data is None:
         parser.error("--task proofwriter needs --data DIR, a ProofWriter release folder "
                      "(`python make_data.py proofwriter --out DIR` writes one offline)")
-    if args.max_qdep < 0:
-        parser.error("--max-qdep must be 0 or more")
-    if args.proof_weight is not None and args.proof_weight < 0:
-        parser.error("--proof-weight must be 0 or more")
-    if args.answer_before is not None and args.answer_before < 0:
-        parser.error("--answer-before must be 0 or more")
-    if args.curriculum is not None and not 0 <= args.curriculum < 1:
-        parser.error("--curriculum must be a fraction in [0, 1)")
+    tiny = TINY_TEXT if args.task == "proofwriter" else TinyConfig()
+    heads, dim = args.tiny_heads or tiny.n_head, args.tiny_dim or tiny.n_embd
+    if args.model == "tiny" and (dim % heads or (dim // heads) % 2):
+        parser.error(f"--tiny-dim {dim} must split into --tiny-heads {heads} heads of an even "
+                     "size: choose a width that is a multiple of twice the head count")
     quiet_libraries()
     if args.task == "proofwriter":
         from mechprobe.finetune_proofwriter import run as finetune
     else:
         from mechprobe.finetune import run as finetune
-    finetune(args)
+    with output_dir(args.out, args.force, keep_on_interrupt=True):
+        finetune(args)
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, resumable=True)

@@ -19,21 +19,18 @@ stand-in for LLaMA that runs the probing pipeline offline. Untrained, it answers
 import os
 import shutil
 
-from mechprobe.cli import ArgumentParser, UserError, format_table, run
+from mechprobe.cli import FORCE_HELP, SEED, ArgumentParser, count, format_table, run
+from mechprobe.outputs import atomic_path, output_dir, save_pretrained_into
 from mechprobe.proofwriter_gen import DEPTHS, write_release
 
 ARC_RECORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "arc_offline")
+# Generated files are held in memory one split at a time; this keeps that well inside a laptop's
+# memory (the real release has about 30,000 theories over its depths).
+MAX_THEORIES = 200_000
 STAT_COLUMNS = ["depth", "train", "dev", "test", "questions", "proved", "NAF", "OR", "failed", "max_QDep"]
 
 
 def make_proofwriter(args):
-    minimum = 3 * len(DEPTHS)
-    if args.n_theories < minimum:
-        raise UserError(f"--n-theories {args.n_theories} is too small: use at least {minimum} "
-                        f"(one theory per split for each of the {len(DEPTHS)} depths)")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UserError(f"--out {args.out} is a file: give a directory (it is created if missing)")
-    os.makedirs(args.out, exist_ok=True)
     rows = write_release(args.out, args.n_theories, args.seed)
     print(format_table(rows, STAT_COLUMNS))
     print(f"train/dev/test: theories per split; questions by outcome: proved (proof or inv-proof), "
@@ -42,14 +39,11 @@ def make_proofwriter(args):
 
 def make_arc(args):
     """Copy the hand-written STREET-format records shipped in data/arc_offline into OUT."""
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UserError(f"--out {args.out} is a file: give a directory (it is created if missing)")
-    os.makedirs(args.out, exist_ok=True)
     rows = []
     for split in ("train", "dev", "test"):
         name = f"reasoning_annotated_{split}.jsonl"
-        shutil.copyfile(os.path.join(ARC_RECORDS, name), os.path.join(args.out, f"{name}.tmp"))
-        os.replace(os.path.join(args.out, f"{name}.tmp"), os.path.join(args.out, name))
+        with atomic_path(os.path.join(args.out, name)) as tmp:
+            shutil.copyfile(os.path.join(ARC_RECORDS, name), tmp)
         with open(os.path.join(args.out, name)) as f:
             rows.append({"split": split, "records": sum(1 for line in f if line.strip())})
     print(format_table(rows, ["split", "records"]))
@@ -60,7 +54,6 @@ def make_llama(args):
     from mechprobe import arc, proofwriter
     from mechprobe.cli import quiet_libraries
     from mechprobe.models import build_word_llama
-    from mechprobe.outputs import replace_dir
 
     quiet_libraries()
     is_arc = any(os.path.isfile(os.path.join(args.data, f"reasoning_annotated_{s}.jsonl"))
@@ -71,16 +64,13 @@ def make_llama(args):
         for question in data.load(args.data, split):
             texts += question.statements + [question.question]
     model, tokenizer = build_word_llama(texts, seed=args.seed)
-    tmp = f"{os.path.normpath(args.out)}.tmp"
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    replace_dir(tmp, args.out)
+    save_pretrained_into(args.out, model, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.out}: Llama architecture, {model.config.num_hidden_layers} layers, "
           f"{n_params / 1e6:.1f}M parameters, vocabulary of {len(tokenizer)} words")
 
 
-def main():
+def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     # One subcommand per data set, so that others (arc) slot in beside proofwriter.
     datasets = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
@@ -88,15 +78,18 @@ def main():
         "proofwriter", help="ProofWriter CWA theories, depths 0,1,2,3,5",
         description="ProofWriter-format CWA theories with questions and proofs (FORMATS.md section 1)")
     proofwriter.add_argument("--out", required=True, help="output directory; writes OUT/CWA/")
-    proofwriter.add_argument("--n-theories", type=int, default=1000,
+    proofwriter.add_argument("--n-theories", type=count(3 * len(DEPTHS), MAX_THEORIES), default=1000,
                              help="theories in total, split evenly over the 5 depths, then "
-                             "70/10/20 train/dev/test within each depth (default 1000)")
-    proofwriter.add_argument("--seed", type=int, default=0)
+                             "70/10/20 train/dev/test within each depth (default 1000; at least one "
+                             "per split and depth)")
+    proofwriter.add_argument("--seed", type=SEED, default=0)
+    proofwriter.add_argument("--force", action="store_true", help=FORCE_HELP)
     proofwriter.set_defaults(handler=make_proofwriter)
     arc = datasets.add_parser(
         "arc", help="ARC questions in STREET's format (the hand-written records shipped here)",
         description="copies the hand-written STREET-format ARC records of data/arc_offline into OUT")
     arc.add_argument("--out", required=True, help="output directory")
+    arc.add_argument("--force", action="store_true", help=FORCE_HELP)
     arc.set_defaults(handler=make_arc)
     llama = datasets.add_parser(
         "llama", help="a random-init Llama-architecture model over a data folder's words",
@@ -105,10 +98,13 @@ def main():
     llama.add_argument("--data", required=True,
                        help="ProofWriter or ARC folder (make_data.py proofwriter's or arc's OUT)")
     llama.add_argument("--out", required=True, help="checkpoint directory (save_pretrained layout)")
-    llama.add_argument("--seed", type=int, default=0)
+    llama.add_argument("--seed", type=SEED, default=0)
+    llama.add_argument("--force", action="store_true", help=FORCE_HELP)
     llama.set_defaults(handler=make_llama)
-    args = parser.parse_args()
-    args.handler(args)
+    args = parser.parse_args(argv)
+    # Each data set's OUT is a folder this tool owns: a foreign one is refused unless --force.
+    with output_dir(args.out, args.force):
+        args.handler(args)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,15 @@ Writes OUT/results.json (per setting: f1, f1_random, probing_score, fold spread,
 OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
 """
 
-from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
+from contextlib import ExitStack
+
+from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
 from mechprobe.features import POOLS
+from mechprobe.outputs import check_output_file, looks_like_dump, output_dir, removed_on_failure
 from mechprobe.probe_ksmallest import add_task_args
 
 
-def main():
+def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None, out_required=False)  # --dump-examples needs no --out
     parser.add_argument("--task", default="ksmallest", choices=["ksmallest", "proofwriter", "arc"])
@@ -24,7 +27,7 @@ def main():
                         "of STREET's reasoning_annotated_*.jsonl or the preprocessed files")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
                         help="split probed (in-context shots always come from train)")
-    parser.add_argument("--icl", type=int, default=0,
+    parser.add_argument("--icl", type=count(0), default=0,
                         help="ProofWriter/ARC: in-context examples before each question (0 = the "
                         "fine-tuned-model setting)")
     parser.add_argument("--all-k", action="store_true",
@@ -37,24 +40,29 @@ def main():
                         help="pooling over query tokens (default: max with --icl, else mean)")
     parser.add_argument("--statement-pool", default="mean", choices=POOLS,
                         help="pooling over a statement's tokens")
-    parser.add_argument("--max-batch-tokens", type=int, default=1024,
+    parser.add_argument("--max-batch-tokens", type=count(1), default=1024,
                         help="cap on padded tokens per forward pass (memory; raise it on a GPU); "
                         "--batch-size caps examples")
-    parser.add_argument("--neighbors", type=int, default=8, help="kNN neighbours")
+    parser.add_argument("--neighbors", type=count(1), default=8, help="kNN neighbours")
     parser.add_argument("--p", type=int, choices=[1, 2],
                         help="kNN distance: 2 Euclidean, 1 Manhattan (default: the task's)")
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by example")
+    parser.add_argument("--folds", type=count(2), default=5, help="cross-validation folds, grouped by example")
     parser.add_argument("--dump-examples", metavar="FILE",
                         help="write one JSON line per example with its statements and labels")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.model is not None and args.out is None:
         parser.error("--out DIR is required when a model is probed")
     quiet_libraries()
-    if args.icl < 0:
-        parser.error("--icl must be 0 or more")
+    if args.dump_examples:
+        check_output_file(args.dump_examples, "--dump-examples", looks_like_dump, args.force)
     from mechprobe import probe_ksmallest, probe_text
 
-    (probe_ksmallest if args.task == "ksmallest" else probe_text).run(args)
+    with ExitStack() as guards:
+        if args.out:
+            guards.enter_context(output_dir(args.out, args.force))
+        if args.dump_examples:
+            guards.enter_context(removed_on_failure(args.dump_examples))
+        (probe_ksmallest if args.task == "ksmallest" else probe_text).run(args)
 
 
 if __name__ == "__main__":

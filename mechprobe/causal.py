@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from . import ksmallest
-from .cli import format_table
+from .cli import UserError, format_table
 from .last_token import accuracy_with_heads_masked, by_rank, last_token_attention
 from .outputs import write_json
 from .plots import heatmap, save_figure
@@ -23,7 +23,13 @@ from .recorder import Recorder
 
 FRACTIONS = [round(0.1 * i, 1) for i in range(1, 10)]
 CASE_FRACTION = 0.4
-CASE_POSITIONS = (8, 12)   # 1-based positions that receive the smallest and second smallest
+def case_positions(list_len):
+    """1-based positions that receive the smallest and second smallest in the case study: the
+    paper's 8 and 12 of 16 numbers, at the same relative places for other list lengths."""
+    if list_len < 4:
+        raise UserError(f"the case study places the two smallest numbers at half and three quarters "
+                        f"of the list, which needs --list-len 4 or more (got {list_len})")
+    return list_len // 2, 3 * list_len // 4
 
 
 def normalised_entropy(distributions):
@@ -166,6 +172,7 @@ def flow_figure(flow, sources, title, threshold=0.05):
 def run(args):
     started = time.time()
     model, _, task, numbers = load(args)
+    positions = case_positions(task.list_len)
     recorder = Recorder(model)
     batch_size = args.batch_size or 256
     indices = ksmallest.probe_examples(task, args.n_examples, args.seed)
@@ -184,11 +191,14 @@ def run(args):
 
     # Case study: 40% lowest-position-entropy heads pruned, smallest and second smallest placed.
     case_mask = lowest_first_mask(position_entropy, int(round(CASE_FRACTION * position_entropy.size)))
-    case_indices = place_smallest(indices[:args.case_examples], [p - 1 for p in CASE_POSITIONS])
+    case_indices = place_smallest(indices[:args.case_examples], [p - 1 for p in positions])
+    if not len(case_indices):
+        raise UserError(f"none of the first {args.case_examples} examples has three distinct "
+                        "smallest numbers for the case study: raise --n-examples/--case-examples")
     case_ids = numbers.encode(case_indices)
     case_targets = numbers.later_ids[ksmallest.answers(task, case_indices)]
     flow = attention_flow(recorder, case_ids, case_mask, batch_size)
-    case = {"pruned_fraction": CASE_FRACTION, "positions": list(CASE_POSITIONS),
+    case = {"pruned_fraction": CASE_FRACTION, "positions": list(positions),
             "n_examples": len(case_ids),
             "pruned_heads": [[int(l), int(h)] for l, h in zip(*np.nonzero(case_mask == 0))],
             "accuracy_pruned": accuracy_with_heads_masked(recorder, case_ids, case_targets, case_mask,
@@ -204,7 +214,7 @@ def run(args):
                       cbar="normalised entropy", vmin=0, vmax=1)
         save_figure(fig, args.out, f"entropy_{name}")
     save_figure(pruning_figure(curves, unpruned, f"{task.name}: pruning heads"), args.out, "pruning")
-    save_figure(flow_figure(flow, [p - 1 for p in CASE_POSITIONS],
+    save_figure(flow_figure(flow, [p - 1 for p in positions],
                             f"{task.name}: attention flow, {int(CASE_FRACTION * 100)}% lowest-position-"
                             f"entropy heads pruned (accuracy {case['accuracy_pruned']:.2f})"),
                 args.out, "attention_flow")
@@ -229,7 +239,7 @@ def run(args):
           f"random: mean ± std over {args.random_repeats} draws)")
     print(format_table(table, list(table[0])))
     print(f"\ncase study: {len(case['pruned_heads'])} lowest-position-entropy heads pruned, smallest "
-          f"at position {CASE_POSITIONS[0]}, second smallest at {CASE_POSITIONS[1]}: accuracy "
+          f"at position {positions[0]}, second smallest at {positions[1]}: accuracy "
           f"{case['accuracy_pruned']:.4f} (unpruned {case['accuracy_unpruned']:.4f})")
     print(f"results: {os.path.join(args.out, 'results.json')}")
     return results

@@ -1,8 +1,13 @@
 """Shared command-line plumbing: common flags, one-line errors, readable tables."""
 
 import argparse
+import math
 import os
+import signal
 import sys
+
+FORCE_HELP = ("write into an --out folder that holds files this tool did not write (files with our "
+              "output names are replaced, nothing else is touched)")
 
 
 class UserError(Exception):
@@ -16,15 +21,53 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (run with --help for the accepted values)\n")
 
 
+def count(minimum, maximum=None):
+    """argparse type: a whole number in [minimum, maximum]. 0 is a value, never "unset"."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"from {minimum} to {maximum:,}" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
+
+
+def number(minimum=0.0, inclusive=False, maximum=None):
+    """argparse type: a finite float above `minimum` (or equal with inclusive), below `maximum`."""
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        low_ok = value >= minimum if inclusive else value > minimum
+        if not math.isfinite(value) or not low_ok or (maximum is not None and value >= maximum):
+            bound = f"{'at least' if inclusive else 'above'} {minimum:g}"
+            bound += f" and below {maximum:g}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
+        return value
+
+    return parse
+
+
+SEED = count(0, 2**32 - 1)  # what numpy and torch accept as a seed
+
+
 def add_common_args(parser, model_default="tiny", out_required=True):
     """The flags every entry point accepts (DESIGN.md, 'Contracts')."""
     parser.add_argument("--model", default=model_default,
                         help="'tiny' for the embedded small GPT-2, else a hub id or local directory")
     parser.add_argument("--out", required=out_required, help="output directory")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=count(1), default=None)
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def quiet_libraries():
@@ -36,15 +79,28 @@ def quiet_libraries():
     transformers.utils.logging.disable_progress_bar()
 
 
-def run(main):
-    """Call main(); turn UserError and Ctrl-C into one line on stderr and a non-zero exit."""
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # so that a `kill` cleans up like Ctrl-C does
+
+
+def run(main, resumable=False):
+    """Call main(); turn UserError, Ctrl-C and SIGTERM into one line on stderr and a non-zero exit.
+
+    `resumable`: the command keeps a checkpoint when interrupted (fine-tuning); other commands
+    remove what they had written, so the message differs.
+    """
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        if resumable:
+            print("interrupted: rerun the same command to resume from the last checkpoint",
+                  file=sys.stderr)
+        else:
+            print("interrupted: nothing was written; rerun the command to start again", file=sys.stderr)
         sys.exit(130)
 
 

@@ -9,9 +9,9 @@ import torch
 
 from . import ksmallest
 from .cli import UserError, format_table
-from .models import (TASK_FILE, TinyConfig, build_tiny, check_fits, load_pretrained,
-                     resolve_device, resolve_dtype)
-from .outputs import replace_dir, seed_everything, write_json
+from .models import (TASK_FILE, TinyConfig, build_tiny, check_fits, load_pretrained, resolve_device,
+                     resolve_dtype)
+from .outputs import atomic_path, seed_everything, write_json
 from .plots import line_plot, save_figure
 from .training import Settings, evaluate, finetune, select_trainable
 
@@ -43,18 +43,15 @@ def prepare(args):
     n_eval = args.n_eval or max(1, args.n_train // 98)
     splits = ksmallest.make_splits(task, args.n_train, n_eval, args.seed)
     settings = make_settings(args, args.n_train, amp_dtype)
-    check_out(args.out)
     return task, device, model, tokenizer, numbers, splits, settings
 
 
 def save_model(model, tokenizer, out, task_info):
     """OUT/model: the weights, tokenizer and task.json, swapped in only once complete."""
-    tmp_model_dir = os.path.join(out, "model.tmp")
-    shutil.rmtree(tmp_model_dir, ignore_errors=True)
-    model.save_pretrained(tmp_model_dir)
-    tokenizer.save_pretrained(tmp_model_dir)
-    write_json(os.path.join(tmp_model_dir, TASK_FILE), task_info)
-    replace_dir(tmp_model_dir, os.path.join(out, "model"))
+    with atomic_path(os.path.join(out, "model"), folder=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(os.path.join(tmp, TASK_FILE), task_info)
 
 
 def save_curves(outcome, out, title):
@@ -84,11 +81,6 @@ def fill_defaults(args, defaults):
     for name, value in defaults.items():
         if getattr(args, name, None) is None:
             setattr(args, name, value)
-
-
-def check_out(out):
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {out} is a file: pass a directory path")
 
 
 def train(model, data, settings, args, fingerprint, curriculum=()):

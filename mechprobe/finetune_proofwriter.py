@@ -20,10 +20,9 @@ import torch
 from . import proofwriter
 from .cli import UserError, format_table
 from .corrupt import COUNTERFACTUAL_WORDS
-from .finetune import (check_out, fill_defaults, make_settings, run_summary, save_curves,
-                       save_model, train)
-from .models import (TINY_TEXT as TINY, build_word_llama, check_fits, load_pretrained,
-                     resolve_device, resolve_dtype)
+from .finetune import fill_defaults, make_settings, run_summary, save_curves, save_model, train
+from .models import TINY_TEXT as TINY
+from .models import build_word_llama, check_fits, load_pretrained, resolve_device, resolve_dtype
 from .outputs import seed_everything, write_json
 from .probe_text import answer_ids, prompt
 from .probing import majority_rate, near_chance
@@ -191,7 +190,6 @@ def prepare(args):
             for name, questions in splits.items()}
     check_fits(model, max(int(d[2].max()) for d in data.values()))
     settings = make_settings(args, len(splits["train"]), amp_dtype)
-    check_out(args.out)
     return device, model, tokenizer, splits, data, word_ids, settings
 
 

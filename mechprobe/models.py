@@ -1,12 +1,14 @@
 """Loading models: devices, dtypes, the embedded tiny GPT-2, and hub ids or local directories."""
 
-import json
 import os
+import pickle
+import warnings
 from dataclasses import dataclass
 
 import torch
 
 from .cli import UserError
+from .jsonfiles import read_json
 
 TASK_FILE = "task.json"  # written beside a fine-tuned model: which task it was trained on
 
@@ -119,39 +121,87 @@ def build_word_llama(texts, hidden=512, layers=8, heads=8, kv_heads=2, intermedi
 
 
 def looks_like_path(name):
-    """Hub ids are 'name' or 'org/name'; anything else with a slash is meant as a directory."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/")
+    """Hub ids are 'name' or 'org/name'; a name with more slashes, or whose first part is a local
+    folder (runs/nope), is meant as a directory."""
+    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/")
+            or ("/" in name and os.path.isdir(name.split("/")[0])))
 
 
-def load_pretrained(name, dtype=torch.float32, attn_implementation=None):
-    """A hub id or local directory through the Auto classes; errors say what to do instead."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 
+
+def check_model_source(name):
+    """Fail fast, before transformers tries a hub, on a name that cannot be loaded."""
     if os.path.isdir(name):
+        if not os.access(name, os.R_OK | os.X_OK):
+            raise UserError(f"model directory '{name}' is not readable: check its permissions")
         if not os.path.isfile(os.path.join(name, "config.json")):
             raise UserError(f"model directory '{name}' has no config.json: pass a directory written "
                             "by save_pretrained (e.g. OUT/model from finetune_gpt2.py)")
-        if not os.access(os.path.join(name, "config.json"), os.R_OK):
-            raise UserError(f"model directory '{name}' is not readable: check its permissions")
+        weights = [w for w in WEIGHT_FILES if os.path.exists(os.path.join(name, w))]
+        if not weights:
+            raise UserError(f"model directory '{name}' has no weights ({' or '.join(WEIGHT_FILES[::2])}): "
+                            "the save was incomplete; save or convert the model again")
+        for path in [os.path.join(name, "config.json"), *(os.path.join(name, w) for w in weights)]:
+            try:
+                open(path, "rb").close()
+            except OSError as err:
+                raise UserError(f"cannot read {path} ({err.strerror}): check its permissions") from None
     elif os.path.exists(name):
         raise UserError(f"model path '{name}' is a file, not a model directory: pass the directory "
                         "that holds config.json (e.g. OUT/model from finetune_gpt2.py)")
     elif looks_like_path(name):
         raise UserError(f"model path '{name}' does not exist: pass a directory written by "
                         "finetune_gpt2.py (OUT/model) or a hub id")
+    elif os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise UserError(f"model '{name}' is neither a local directory nor in the Hugging Face "
+                            "cache, and HF_HUB_OFFLINE is set: pass a local directory, or download "
+                            f"it first with `hf download {name}`")
+
+
+def check_causal(model):
+    """Refuse a model whose attention is not causal (BERT loads as BertLMHeadModel, then attends
+    to later tokens): the probe reads attention from the question to earlier statements only.
+    Tested directly: changing the last token must not change the first position's output."""
+    vocab = model.get_input_embeddings().num_embeddings
+    ids = torch.tensor([[1 % vocab, 2 % vocab, 3 % vocab], [1 % vocab, 2 % vocab, 4 % vocab]],
+                       device=next(model.parameters()).device)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[:, 0].float()
+    if not torch.allclose(logits[0], logits[1], atol=1e-4, rtol=1e-3):
+        raise UserError(f"{type(model).__name__} is not a causal language model (its first position "
+                        "sees later tokens): pass a decoder-only model (GPT-2, LLaMA, ...)")
+
+
+def load_pretrained(name, dtype=torch.float32, attn_implementation=None):
+    """A hub id or local directory through the Auto classes; errors say what to do instead."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check_model_source(name)
     kwargs = {"dtype": dtype}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
-    except (OSError, ValueError) as err:
+        with warnings.catch_warnings():  # torch warns on every foreign pickle protocol
+            warnings.simplefilter("ignore")
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    except pickle.UnpicklingError:
+        raise UserError(f"could not load model '{name}': its pytorch_model.bin holds objects other "
+                        "than tensors, and loading it could run code, so it was refused: use a "
+                        "safetensors copy of the model from a source you trust") from None
+    except Exception as err:  # OSError, ValueError, safetensors' own errors, ...
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"could not load model '{name}' ({first_line}): pass a local directory or "
-                        "a hub id that is already in the Hugging Face cache (no downloads offline)"
-                        ) from None
+        raise UserError(f"could not load model '{name}' ({type(err).__name__}: {first_line[:200]}): "
+                        "pass an intact local directory or a hub id that is already in the Hugging "
+                        "Face cache (no downloads offline)") from None
     if tokenizer.pad_token is None:  # GPT-2 and LLaMA ship without one; padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token
+    check_causal(model)
     return model, tokenizer
 
 
@@ -169,5 +219,10 @@ def read_task_file(model_dir):
     path = os.path.join(model_dir, TASK_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    task = read_json(path)
+    if not isinstance(task, dict) or not all(
+            isinstance(task.get(key, 0), int) and task.get(key, 0) >= 0
+            for key in ("k", "list_len", "num_set")):
+        raise UserError(f"{path} is not a JSON object naming the task: fine-tune the model again, "
+                        "or delete the file and pass --k/--list-len/--num-set")
+    return task

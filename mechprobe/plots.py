@@ -7,14 +7,16 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .outputs import atomic_path  # noqa: E402
+
 
 def save_figure(fig, out_dir, name):
     """Write OUT/name.png and OUT/name.pdf; returns the two paths."""
     paths = []
     for ext in ("png", "pdf"):
         path = os.path.join(out_dir, f"{name}.{ext}")
-        fig.savefig(f"{path}.tmp", format=ext, dpi=150, bbox_inches="tight")
-        os.replace(f"{path}.tmp", path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
     return paths

@@ -49,9 +49,14 @@ def cross_validated_f1(X, y, groups, config):
     X = X.reshape(len(X), -1)
     scores = []
     splitter = GroupKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    for train, test in splitter.split(X, y, groups):
-        knn = KNeighborsClassifier(n_neighbors=min(config.neighbors, len(train)), weights="distance",
-                                   p=config.p)
+    folds = list(splitter.split(X, y, groups))
+    smallest = min(len(train) for train, _ in folds)
+    if config.neighbors > smallest:
+        # sklearn would refuse; clamping silently would change the probe the user asked for.
+        raise UserError(f"--neighbors {config.neighbors} is more than the {smallest} statements in "
+                        "the smallest training fold: use at most that many, or probe more examples")
+    for train, test in folds:
+        knn = KNeighborsClassifier(n_neighbors=config.neighbors, weights="distance", p=config.p)
         knn.fit(X[train], y[train])
         scores.append(f1_score(y[test], knn.predict(X[test]), average="macro"))
     return float(np.mean(scores)), float(np.std(scores))

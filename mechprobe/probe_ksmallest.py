@@ -7,19 +7,21 @@ import time
 import numpy as np
 
 from . import ksmallest
-from .cli import UserError
+from .cli import UserError, count
 from .features import Example, normalise_by_max
 from .models import check_fits, read_task_file
+from .outputs import write_lines
 from .probe import ProbeConfig
 from .probing import (accuracy, features_of, load_model, parse_layers, probe_setting, random_twin,
                       report)
 
+
 def add_task_args(parser, n_examples=1024):
     """Flags naming the k-th smallest examples to analyse (shared by probe, attn_visual, causal)."""
-    parser.add_argument("--k", type=int, help="k-th smallest, 0-based (default: the model's task.json)")
-    parser.add_argument("--list-len", type=int, help="numbers per example (default: the model's task)")
-    parser.add_argument("--num-set", type=int, help="number-set size (default: the model's task)")
-    parser.add_argument("--n-examples", type=int, default=n_examples,
+    parser.add_argument("--k", type=count(0), help="k-th smallest, 0-based (default: the model's task.json)")
+    parser.add_argument("--list-len", type=count(2), help="numbers per example (default: the model's task)")
+    parser.add_argument("--num-set", type=count(2), help="number-set size (default: the model's task)")
+    parser.add_argument("--n-examples", type=count(1), default=n_examples,
                         help="k-th smallest: examples probed (drawn from a stream fine-tuning never "
                         "uses); ProofWriter: at most this many per bucket")
     parser.set_defaults(all_k=False)
@@ -57,15 +59,11 @@ def dump_examples(path, task, values, indices):
     """One JSON line per example (DESIGN.md, --dump-examples), written atomically."""
     useful, depth = ksmallest.reasoning_tree(task, indices)
     answers = ksmallest.answers(task, indices)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        for i, row in enumerate(indices):
-            f.write(json.dumps({
-                "id": str(i), "statements": [str(values[j]) for j in row], "question": task.name,
-                "answer": str(values[answers[i]]), "useful": useful[i].astype(int).tolist(),
-                "depth": [int(d) if u else None for u, d in zip(useful[i], depth[i])],
-                "qdep": 1 if task.k > 0 else 0, "bucket": None}) + "\n")
-    os.replace(tmp, path)
+    write_lines(path, (json.dumps({
+        "id": str(i), "statements": [str(values[j]) for j in row], "question": task.name,
+        "answer": str(values[answers[i]]), "useful": useful[i].astype(int).tolist(),
+        "depth": [int(d) if u else None for u, d in zip(useful[i], depth[i])],
+        "qdep": 1 if task.k > 0 else 0, "bucket": None}) + "\n" for i, row in enumerate(indices)))
 
 
 def run(args):

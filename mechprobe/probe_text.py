@@ -7,7 +7,6 @@ labelled questions with .statements, .question, .target, .choices and .bucket; S
 """
 
 import json
-import os
 import re
 import time
 
@@ -17,6 +16,7 @@ from . import arc, proofwriter
 from .cli import UserError
 from .features import Example, segment_tokens
 from .memory import PeakMemory, model_bytes
+from .outputs import write_lines
 from .probe import ProbeConfig, Samples, mean_of, probe_stages
 from .probing import (features_of, load_model, majority_rate, parse_layers, probe_setting,
                       random_twin, report)
@@ -113,11 +113,7 @@ def text_features(question):
 
 
 def dump_examples(path, questions):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        for q in questions:
-            f.write(json.dumps(q.dump()) + "\n")
-    os.replace(tmp, path)
+    write_lines(path, (json.dumps(q.dump()) + "\n" for q in questions))
 
 
 def run(args):

@@ -25,6 +25,9 @@ def parse_layers(spec, n_layers):
         for part in spec.split(","):
             if "-" in part:
                 first, last = (int(x) for x in part.split("-"))
+                if first > last:
+                    raise UserError(f"--layers '{spec}': the range {part} is reversed; write "
+                                    f"{last}-{first}")
                 layers.extend(range(first, last + 1))
             else:
                 layers.append(int(part))

@@ -19,10 +19,9 @@ import itertools
 import json
 import os
 import random
-import shutil
 from dataclasses import dataclass, field
 
-from .outputs import replace_dir
+from .outputs import atomic_path
 
 DEPTHS = (0, 1, 2, 3, 5)                              # the folders the paper uses (no depth-4)
 SPLITS = (("train", 0.7), ("dev", 0.1), ("test", 0.2))  # roughly the release's proportions
@@ -630,14 +629,11 @@ def record_stats(records):
 def write_release(out_dir, n_theories, seed):
     """Write OUT/CWA/depth-N/meta-{train,dev,test}.jsonl; returns one stats row per depth.
 
-    Everything goes to OUT/CWA.tmp first and replaces OUT/CWA only once complete, so a failed or
-    interrupted run leaves the previous CWA/ (or nothing) and no half-written file.
+    Everything goes to a temporary folder first and replaces OUT/CWA only once complete, so a
+    failed or interrupted run leaves the previous CWA/ (or nothing) and no half-written file.
     """
-    final = os.path.join(out_dir, "CWA")
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     rows = []
-    try:
+    with atomic_path(os.path.join(out_dir, "CWA"), folder=True) as tmp:
         for depth, sizes in split_sizes(n_theories).items():
             folder = os.path.join(tmp, f"depth-{depth}")
             os.makedirs(folder)
@@ -655,8 +651,4 @@ def write_release(out_dir, n_theories, seed):
                 row[split] = count
             row.update(record_stats(records))
             rows.append(row)
-        replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return rows

@@ -8,7 +8,7 @@ run takes the same steps as an uninterrupted one and ends with the same numbers.
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 
 import numpy as np
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .cli import UserError
-from .outputs import save_torch
+from .outputs import load_torch, save_torch
 
 # Which parameters each --tune choice trains, by dotted-name component (GPT-2 and LLaMA-style).
 TUNE_PATTERNS = {
@@ -232,19 +232,25 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
 
     start = 0
     if os.path.isfile(state_path):
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["fingerprint"] != fingerprint:
+        # weights_only: a checkpoint holds tensors and plain types only, so loading one found in
+        # a folder never runs code (a pickle could).
+        state = load_torch(state_path, device, "training checkpoint")
+        if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
             raise UserError(f"{checkpoint_dir} holds an interrupted run with other settings: rerun "
                             "with the same arguments to resume, pass --restart to discard it, "
                             "or choose another --out")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
-        if state.get("cuda_rng") is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        outcome = state["outcome"]
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"])
+            if state.get("cuda_rng") is not None and device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            outcome = Outcome(**state["outcome"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise UserError(f"{state_path} is damaged ({type(err).__name__}): rerun with --restart "
+                            "to discard it") from None
         start = outcome.resumed_from = state["step"]
 
     def save_checkpoint(step):
@@ -253,7 +259,7 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "outcome": outcome})
+            "outcome": asdict(outcome)})
 
     os.makedirs(checkpoint_dir, exist_ok=True)
     model.train()
@@ -295,5 +301,5 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
             bar.close()
             raise KeyboardInterrupt
     bar.close()
-    best_state = torch.load(best_path, map_location=device, weights_only=True)
+    best_state = load_torch(best_path, device, "training checkpoint")
     return outcome, best_state

@@ -77,5 +77,5 @@ def test_load_errors_name_the_fix(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(UserError, match="is a file"):
         load_pretrained(str(tmp_path / "file.txt"))
-    with pytest.raises(UserError, match="could not load model"):
+    with pytest.raises(UserError, match="Hugging Face cache"):
         load_pretrained("no-such-org/no-such-model")

@@ -46,7 +46,7 @@ def sample():
 
 def test_layout_and_keys(small_release):
     out, stdout = small_release
-    assert sorted(os.listdir(out)) == ["CWA"]                       # no tmp or old folder left
+    assert sorted(os.listdir(out)) == [".mechprobe", "CWA"]                     # no tmp or old folder left
     assert sorted(os.listdir(out / "CWA")) == [f"depth-{d}" for d in DEPTHS]
     records = read_release(out)
     assert sum(len(r) for r in records.values()) == 40

@@ -1,0 +1,304 @@
+"""Hostile and mistaken input, in-process: one line, exit 2, nothing of the user's lost or run.
+
+docs/ROBUSTNESS.md lists these cases and what the user sees."""
+
+import importlib
+import io
+import json
+import os
+import pickle
+import re
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+from conftest import SMALL_TINY
+
+from mechprobe.cli import run
+from mechprobe.outputs import MARKER, PARTIAL, output_dir
+
+
+def cli(script, *argv):
+    """`python script.py argv` in this process: (exit code, stdout, stderr)."""
+    module = importlib.import_module(script)
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            run(lambda: module.main([str(a) for a in argv]), resumable=script == "finetune_gpt2")
+        except SystemExit as exit_:
+            code = exit_.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def refused(script, *argv, words=()):
+    """Assert a one-line error with exit 2 that contains each of `words`; returns the line."""
+    code, _, err = cli(script, *argv)
+    # Progress bars may come first (they redraw with \r); what follows them is the one line.
+    lines = [line for line in re.split(r"[\r\n]", err) if line.strip() and "|" not in line]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(folder):
+    """Every path below `folder` with its bytes (None for folders)."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(root, name), folder)] = None
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                found[os.path.relpath(os.path.join(root, name), folder)] = f.read()
+    return found
+
+
+@pytest.fixture
+def foreign(tmp_path):
+    """A user's folder with a note and a subfolder: nothing in it may be lost."""
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("my notes\n")
+    (folder / "sub" / "data.csv").write_text("1,2\n")
+    return folder
+
+
+class Payload:
+    """A pickle that creates a file when loaded: proof that code ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+# --- 1. data loss ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["arc"], ["proofwriter", "--n-theories", "15"]])
+def test_a_users_folder_is_refused_and_kept(foreign, argv):
+    before = snapshot(foreign)
+    refused("make_data", *argv, "--out", foreign, words=["--force", "notes.txt"])
+    assert snapshot(foreign) == before
+
+
+def test_llama_into_a_users_folder(generated, foreign):
+    before = snapshot(foreign)
+    refused("make_data", "llama", "--data", generated / "data", "--out", foreign, words=["--force"])
+    assert snapshot(foreign) == before
+    # --force writes the model beside the user's files and deletes none of them.
+    code, _, err = cli("make_data", "llama", "--data", generated / "data", "--out", foreign, "--force")
+    assert code == 0, err
+    after = snapshot(foreign)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert "config.json" in after and MARKER not in after  # still the user's folder, not ours
+
+
+def test_our_own_output_is_replaced(tmp_path):
+    out = tmp_path / "arc"
+    assert cli("make_data", "arc", "--out", out)[0] == 0
+    (out / "reasoning_annotated_dev.jsonl").write_text("stale\n")
+    assert cli("make_data", "arc", "--out", out)[0] == 0
+    assert (out / "reasoning_annotated_dev.jsonl").read_text() != "stale\n"
+
+
+def test_an_existing_file_as_out_is_untouched(tmp_path):
+    target = tmp_path / "results"
+    target.write_text("keep me\n")
+    refused("make_data", "arc", "--out", target, words=["is a file"])
+    refused("make_data", "arc", "--out", target / "inner", words=["is a file"])
+    assert target.read_text() == "keep me\n"
+    assert sorted(os.listdir(tmp_path)) == ["results"]  # no results.old, no temporary files
+
+
+# --- 2. no pickle from a user's folder --------------------------------------------------------
+
+FINETUNE = ["--task", "min01", "--n-train", "256", "--n-eval", "32", "--steps", "4", "--eval-every",
+            "2", "--batch-size", "32", "--device", "cpu", *SMALL_TINY]
+
+
+def test_a_crafted_checkpoint_never_runs(tmp_path):
+    out = tmp_path / "run"
+    code, _, err = cli("finetune_gpt2", *FINETUNE, "--out", out, "--stop-after", "2")
+    assert code == 130 and "resume" in err
+    state = out / "checkpoint" / "state.pt"
+    assert state.is_file()
+    pwned = tmp_path / "pwned"
+    with open(state, "wb") as f:
+        pickle.dump({"fingerprint": Payload(pwned)}, f)
+    refused("finetune_gpt2", *FINETUNE, "--out", out, words=["--restart", str(state)])
+    assert not pwned.exists()
+    code, _, err = cli("finetune_gpt2", *FINETUNE, "--out", out, "--restart")
+    assert code == 0, err
+    assert json.loads((out / "results.json").read_text())["steps"] == 4
+
+
+def test_a_resumed_checkpoint_loads_without_pickle(tmp_path):
+    """The checkpoint a real run writes is readable with weights_only=True."""
+    import torch
+
+    out = tmp_path / "run"
+    cli("finetune_gpt2", *FINETUNE, "--out", out, "--stop-after", "2")
+    state = torch.load(out / "checkpoint" / "state.pt", weights_only=True)
+    assert state["step"] == 2 and state["outcome"]["steps"] == 2
+
+
+def test_a_malicious_pytorch_model_bin(tmp_path, bpe_gpt2_dir):
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in os.listdir(bpe_gpt2_dir):
+        if name != "model.safetensors":
+            (model / name).write_bytes(open(os.path.join(bpe_gpt2_dir, name), "rb").read())
+    pwned = tmp_path / "pwned"
+    with open(model / "pytorch_model.bin", "wb") as f:
+        pickle.dump(Payload(pwned), f)
+    refused("probe", "--model", model, "--k", "0", "--out", tmp_path / "out", "--device", "cpu",
+            words=["could not load model"])
+    assert not pwned.exists() and not (tmp_path / "out").exists()
+
+
+# --- 3, 4, 8. outputs checked and numbers validated before any work ------------------------------
+
+@pytest.mark.parametrize("script,argv,words", [
+    ("probe", ["--folds", "1"], ["--folds", "at least 2"]),
+    ("probe", ["--neighbors", "0"], ["--neighbors"]),
+    ("probe", ["--seed", "-1"], ["--seed"]),
+    ("probe", ["--batch-size", "0"], ["--batch-size"]),
+    ("probe", ["--batch-size", "-4"], ["--batch-size"]),
+    ("probe", ["--icl", "-1"], ["--icl"]),
+    ("finetune_gpt2", ["--lr", "nan"], ["--lr", "finite"]),
+    ("finetune_gpt2", ["--steps", "0"], ["--steps"]),
+    ("finetune_gpt2", ["--model", "tiny", "--tiny-heads", "3"], ["--tiny-heads 3"]),
+    ("attn_visual", ["--n-examples", "0"], ["--n-examples"]),
+    ("causal", ["--n-examples", "0"], ["--n-examples"]),
+    ("corrupt", ["--repeats", "0"], ["--repeats"]),
+])
+def test_bad_numbers(tmp_path, script, argv, words):
+    out = tmp_path / "out"
+    refused(script, "--model", "x", "--out", out, *argv, words=words)
+    assert not out.exists()
+
+
+def test_n_theories_is_bounded(tmp_path):
+    refused("make_data", "proofwriter", "--out", tmp_path / "d", "--n-theories", "1000000000000",
+            words=["--n-theories"])
+
+
+def test_out_paths_checked_before_work(tmp_path, small_finetuned):
+    model = small_finetuned / "model"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    common = ["--model", model, "--n-examples", "16", "--device", "cpu"]
+    refused("probe", *common, "--out", afile, words=["is a file"])
+    refused("probe", *common, "--out", afile / "sub", words=["is a file"])
+    refused("probe", *common, "--out", tmp_path / "o", "--dump-examples", tmp_path, words=["folder"])
+    refused("probe", *common, "--out", tmp_path / "o", "--dump-examples", tmp_path / "no" / "x.jsonl",
+            words=["does not exist"])
+    refused("probe", *common, "--out", tmp_path / "o", "--dump-examples", afile,
+            words=["--force"])  # a file we did not write is not overwritten
+    assert afile.read_text() == "x" and not (tmp_path / "o").exists()
+
+
+def test_too_many_neighbours_is_refused_not_clamped(tmp_path, small_finetuned):
+    out = tmp_path / "out"
+    dump = tmp_path / "examples.jsonl"
+    refused("probe", "--model", small_finetuned / "model", "--n-examples", "16", "--device", "cpu",
+            "--neighbors", "100000", "--out", out, "--dump-examples", dump, words=["--neighbors"])
+    assert not out.exists() and not dump.exists()  # 9: a failed probe leaves no dump behind
+
+
+def test_layers_reversed_is_named(tmp_path, small_finetuned):
+    refused("probe", "--model", small_finetuned / "model", "--n-examples", "16", "--device", "cpu",
+            "--layers", "1-0", "--out", tmp_path / "o", words=["reversed", "0-1"])
+
+
+def test_causal_list_len_follows_the_list(tmp_path, small_finetuned):
+    refused("causal", "--model", small_finetuned / "model", "--list-len", "3", "--device", "cpu",
+            "--out", tmp_path / "o", words=["--list-len"])
+    from mechprobe.causal import case_positions
+
+    assert case_positions(16) == (8, 12) and case_positions(10) == (5, 7)
+
+
+# --- 6, 10, 11. models that cannot be loaded ------------------------------------------------------
+
+def copy_model(source, target):
+    target.mkdir()
+    for name in os.listdir(source):
+        if os.path.isfile(os.path.join(source, name)):
+            (target / name).write_bytes(open(os.path.join(source, name), "rb").read())
+    return target
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
+def test_damaged_weights(tmp_path, small_finetuned, damage):
+    model = copy_model(small_finetuned / "model", tmp_path / "model")
+    weights = model / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "garbage":
+        weights.write_bytes(b"\x00" * 64)
+    else:
+        weights.unlink()
+    refused("probe", "--model", model, "--out", tmp_path / "o", "--device", "cpu",
+            words=[str(model)])
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"k": "one"}'])
+def test_malformed_task_json(tmp_path, small_finetuned, content):
+    model = copy_model(small_finetuned / "model", tmp_path / "model")
+    (model / "task.json").write_text(content)
+    refused("probe", "--model", model, "--out", tmp_path / "o", "--device", "cpu",
+            words=["task.json"])
+
+
+def test_a_missing_local_path_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    refused("probe", "--model", "runs/nope", "--out", "o", words=["does not exist"])
+    refused("probe", "--model", "nobody/no-such-model", "--out", "o", words=["cache"])
+
+
+def test_an_encoder_is_not_probed_as_causal(tmp_path, bpe_gpt2_dir):
+    from transformers import AutoTokenizer, BertConfig, BertLMHeadModel
+
+    model = tmp_path / "bert"
+    BertLMHeadModel(BertConfig(vocab_size=600, hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=2, intermediate_size=64)).save_pretrained(model)
+    AutoTokenizer.from_pretrained(bpe_gpt2_dir).save_pretrained(model)
+    refused("probe", "--model", model, "--k", "0", "--out", tmp_path / "o", "--device", "cpu",
+            words=["not a causal"])
+
+
+# --- 7, 9. two runs, killed runs ---------------------------------------------------------------------
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "arc"
+    with output_dir(str(out)):  # a run in progress holds the folder's lock
+        refused("make_data", "arc", "--out", out, words=["another run"])
+    assert cli("make_data", "arc", "--out", out)[0] == 0
+
+
+def test_leftovers_of_a_killed_run_are_removed(tmp_path):
+    out = tmp_path / "arc"
+    assert cli("make_data", "arc", "--out", out)[0] == 0
+    (out / f".results.json.x1{PARTIAL}").write_text("half")
+    (out / f".CWA.x2{PARTIAL}").mkdir()
+    assert cli("make_data", "arc", "--out", out)[0] == 0
+    assert not [name for name in os.listdir(out) if name.endswith(PARTIAL)]
+
+
+def test_a_failed_run_leaves_the_folder_as_it_was(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    with pytest.raises(RuntimeError):
+        with output_dir(str(out)):
+            (out / "results.json").write_text("{}")
+            raise RuntimeError("boom")
+    assert os.listdir(out) == []
+    with pytest.raises(RuntimeError):
+        with output_dir(str(tmp_path / "new" / "deeper")):
+            raise RuntimeError("boom")
+    assert not (tmp_path / "new").exists()
