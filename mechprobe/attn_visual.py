@@ -39,6 +39,7 @@ def run(args):
         model = random_twin(model, args.seed)
     indices = ksmallest.probe_examples(task, args.n_examples, args.seed)
     attention = last_token_attention(Recorder(model), numbers.encode(indices), args.batch_size or 256)
+    attention = attention[..., len(numbers.prefix):]      # the numbers only, not a BOS before them
     head_mean = attention.mean(axis=2, keepdims=True)                     # (n, layers, 1, L)
     position_matrix = head_mean[:, :, 0].mean(axis=0)                     # (layers, L)
     rank_matrix = by_rank(head_mean, indices)[:, :, 0].mean(axis=0)       # (layers, L)

@@ -179,7 +179,8 @@ def run(args):
     ids = numbers.encode(indices)
     targets = numbers.later_ids[ksmallest.answers(task, indices)]
 
-    attention = last_token_attention(recorder, ids, batch_size)            # (n, layers, heads, L)
+    skip = len(numbers.prefix)   # a BOS before the numbers is no position of the task
+    attention = last_token_attention(recorder, ids, batch_size)[..., skip:]  # (n, layers, heads, L)
     position_entropy = normalised_entropy(attention.mean(axis=0))          # (layers, heads)
     size_entropy = normalised_entropy(by_rank(attention, indices).mean(axis=0))
 
@@ -197,7 +198,7 @@ def run(args):
                         "smallest numbers for the case study: raise --n-examples/--case-examples")
     case_ids = numbers.encode(case_indices)
     case_targets = numbers.later_ids[ksmallest.answers(task, case_indices)]
-    flow = attention_flow(recorder, case_ids, case_mask, batch_size)
+    flow = attention_flow(recorder, case_ids, case_mask, batch_size)[:, skip:, skip:]
     case = {"pruned_fraction": CASE_FRACTION, "positions": list(positions),
             "n_examples": len(case_ids),
             "pruned_heads": [[int(l), int(h)] for l, h in zip(*np.nonzero(case_mask == 0))],

@@ -39,7 +39,7 @@ def prepare(args):
     else:
         model, tokenizer = load_pretrained(args.model)
     numbers = ksmallest.number_set(tokenizer, task.num_set)
-    check_fits(model, task.list_len)
+    check_fits(model, len(numbers.prefix) + task.list_len)
     n_eval = args.n_eval or max(1, args.n_train // 98)
     splits = ksmallest.make_splits(task, args.n_train, n_eval, args.seed)
     settings = make_settings(args, args.n_train, amp_dtype)

@@ -48,23 +48,63 @@ def parse_task(name, list_len=16, num_set=512):
     return Task(k=k, list_len=list_len, num_set=num_set)
 
 
+class SpaceJoined:
+    """Numbers written as decimals joined by single spaces (the task's input text)."""
+
+    def text(self, indices):
+        """One example's indices -> its input text, as a tokenizer would see it."""
+        return " ".join(str(n) for n in self.numbers[indices])
+
+
 @dataclass(frozen=True)
-class NumberSet:
+class NumberSet(SpaceJoined):
     """The numbers that are one token each, and their token ids at the start and after a space."""
 
     numbers: np.ndarray      # (S,) ascending integers
     first_ids: np.ndarray    # (S,) token id of "n" at the start of the input
     later_ids: np.ndarray    # (S,) token id of " n" after a space (also the answer token)
+    prefix: tuple = ()       # what the tokenizer puts before any text (a BOS), kept in every input
 
     def encode(self, indices):
-        """(N, L) indices into the set -> (N, L) token ids of the space-joined numbers."""
+        """(N, L) indices into the set -> (N, len(prefix) + L) token ids of the space-joined
+        numbers, after the tokenizer's own prefix: number j is at position len(prefix) + j."""
         ids = self.later_ids[indices]
         ids[:, 0] = self.first_ids[indices[:, 0]]
-        return ids
+        prefix = np.broadcast_to(np.asarray(self.prefix, dtype=ids.dtype), (len(ids), len(self.prefix)))
+        return np.concatenate([prefix, ids], axis=1)
 
-    def text(self, indices):
-        """One example's indices -> its input text, as a tokenizer would see it."""
-        return " ".join(str(n) for n in self.numbers[indices])
+
+def special_prefix(tokenizer):
+    """The token ids the tokenizer adds before a text (OPT's and LLaMA's BOS), as a tuple.
+
+    What it adds after a text (an EOS, rare for causal LMs) is left out: the answer comes next.
+    """
+    plain = tokenizer("0 1", add_special_tokens=False)["input_ids"]
+    full = tokenizer("0 1")["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return tuple(full[:start])
+    return ()
+
+
+@dataclass(frozen=True)
+class MultiTokenNumbers(SpaceJoined):
+    """0..S-1 as text, for a tokenizer that writes numbers as several tokens (LLaMA and SmolLM2
+    split them into digits): a number is then a statement of several tokens, as in the text tasks."""
+
+    numbers: np.ndarray      # (S,) 0..S-1
+
+
+def multi_token_numbers(tokenizer, size):
+    """MultiTokenNumbers of 0..size-1, refused if any of them would be an unknown token."""
+    unk = tokenizer.unk_token_id
+    if unk is not None:
+        encoded = tokenizer([str(n) for n in range(size)], add_special_tokens=False)["input_ids"]
+        lost = [n for n, ids in enumerate(encoded) if unk in ids]
+        if lost:
+            raise UserError(f"this tokenizer writes {lost[0]} as an unknown token: use "
+                            f"--num-set {lost[0]} or less")
+    return MultiTokenNumbers(np.arange(size))
 
 
 def number_set(tokenizer, size):
@@ -85,7 +125,8 @@ def number_set(tokenizer, size):
                 first.append(ids[0])
                 later.append(ids[1])
                 if len(numbers) == size:
-                    return NumberSet(np.array(numbers), np.array(first), np.array(later))
+                    return NumberSet(np.array(numbers), np.array(first), np.array(later),
+                                     special_prefix(tokenizer))
     raise UserError(f"--num-set {size} is larger than this tokenizer can supply: it has only "
                     f"{len(numbers)} single-token numbers below {NUMBER_SCAN_LIMIT}; "
                     f"use --num-set {len(numbers)} or less")

@@ -229,14 +229,21 @@ def looks_like_dump(path):
 
 
 
-def save_pretrained_into(folder, *objects):
-    """save_pretrained() of a model and its tokenizer into `folder`, each file complete or absent:
-    everything is written into a temporary folder first, then moved in file by file."""
-    tmp = tempfile.mkdtemp(dir=folder, prefix=".save.", suffix=PARTIAL)
+@contextmanager
+def staged_files(folder):
+    """Yield a temporary folder inside `folder`; when the block succeeds, each file in it is moved
+    into `folder` (replacing a file of the same name), so every file is complete or absent."""
+    tmp = tempfile.mkdtemp(dir=folder, prefix=".stage.", suffix=PARTIAL)
     try:
-        for obj in objects:
-            obj.save_pretrained(tmp)
-        for name in os.listdir(tmp):
+        yield tmp
+        for name in sorted(os.listdir(tmp)):
             os.replace(os.path.join(tmp, name), os.path.join(folder, name))
     finally:
         remove(tmp)
+
+
+def save_pretrained_into(folder, *objects):
+    """save_pretrained() of a model and its tokenizer into `folder`, file by file complete."""
+    with staged_files(folder) as tmp:
+        for obj in objects:
+            obj.save_pretrained(tmp)

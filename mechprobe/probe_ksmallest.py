@@ -8,12 +8,13 @@ import numpy as np
 
 from . import ksmallest
 from .cli import UserError, count
-from .features import Example, normalise_by_max
+from .features import Example, extract, normalise_by_max, segment_tokens
 from .models import check_fits, read_task_file
 from .outputs import write_lines
 from .probe import ProbeConfig
 from .probing import (accuracy, features_of, load_model, parse_layers, probe_setting, random_twin,
                       report)
+from .recorder import Recorder
 
 
 def add_task_args(parser, n_examples=1024):
@@ -40,19 +41,91 @@ def resolve_task(args):
     return ksmallest.parse_task(f"min{k or 0:02d}", list_len, num_set)
 
 
-def load(args):
-    """The model, its tokenizer, the task (flags, then the model's task.json) and number set."""
+def load(args, multi_token=False):
+    """The model, its tokenizer, the task (flags, then the model's task.json) and number set.
+
+    With multi_token, a tokenizer with fewer than --num-set single-token numbers (LLaMA, SmolLM2:
+    digits) gets the numbers 0..S-1 written as several tokens each (ksmallest.MultiTokenNumbers).
+    """
     model, tokenizer, _ = load_model(args)
     task = resolve_task(args)
-    check_fits(model, task.list_len)
-    return model, tokenizer, task, ksmallest.number_set(tokenizer, task.num_set)
+    try:
+        numbers = ksmallest.number_set(tokenizer, task.num_set)
+    except UserError:
+        if not multi_token:
+            raise
+        numbers = ksmallest.multi_token_numbers(tokenizer, task.num_set)
+        print(f"this tokenizer has fewer than {task.num_set} single-token numbers: the numbers "
+              f"0..{task.num_set - 1} are written as several tokens each, each number a statement "
+              "of its tokens (pooled by --statement-pool)")
+    if isinstance(numbers, ksmallest.NumberSet):
+        check_fits(model, len(numbers.prefix) + task.list_len)
+    return model, tokenizer, task, numbers
 
 
 def to_examples(numbers, indices):
-    """Each number is one token, so statement j is token j; the query is the last token."""
+    """Each number is one token, so statement j is token j after the tokenizer's prefix (BOS);
+    the query is the last token."""
     ids = numbers.encode(indices)
-    last = indices.shape[1] - 1
-    return [Example(row.tolist(), [last], [[j] for j in range(indices.shape[1])]) for row in ids]
+    first, last = len(numbers.prefix), ids.shape[1] - 1
+    return [Example(row.tolist(), [last], [[first + j] for j in range(indices.shape[1])])
+            for row in ids]
+
+
+def spaced(values):
+    """Segments of the space-joined numbers: number j is segment 2j, spaces between."""
+    segments = []
+    for value in values:
+        segments += [" ", str(value)] if segments else [str(value)]
+    return segments
+
+
+def multi_token_examples(tokenizer, numbers, indices):
+    """Each number a statement of the tokens it overlaps, as in the text tasks; the query is the
+    last token of the last number. What the tokenizer adds before the text (BOS) stays; what it
+    adds after it (an EOS) is cut, as the answer comes next."""
+    examples = []
+    for row in indices:
+        ids, positions = segment_tokens(tokenizer, spaced(numbers.numbers[row]))
+        last = positions[-1][-1]
+        examples.append(Example(ids[:last + 1], [last], positions[::2]))
+    return examples
+
+
+def answer_tokens(tokenizer, numbers, row, answer, prompt):
+    """The tokens of ' <answer>' as the tokenizer writes them right after the prompt `prompt`."""
+    answered = multi_token_examples(tokenizer, numbers, [np.append(row, answer)])[0].input_ids
+    if answered[:len(prompt)] == prompt and len(answered) > len(prompt):
+        return answered[len(prompt):]
+    return tokenizer(f" {numbers.numbers[answer]}", add_special_tokens=False)["input_ids"]
+
+
+def continues_number(tokenizer, token_id):
+    return tokenizer.decode([int(token_id)]).strip()[:1].isdigit()
+
+
+def multi_token_correct(model, tokenizer, numbers, examples, indices, answers, first_predicted,
+                        args, pad_id):
+    """Per example: greedy decoding after the prompt writes the answer's tokens, then a token that
+    does not continue the number (1 then 2 is wrong for the answer 1). Step t feeds the answer's
+    first t tokens (teacher forcing), the same as greedy decoding while every step matched."""
+    targets = [answer_tokens(tokenizer, numbers, row, answer, e.input_ids)
+               for row, answer, e in zip(indices, answers, examples)]
+    correct = np.array([t[0] == p for t, p in zip(targets, first_predicted)])
+    recorder = Recorder(model)
+    for step in range(1, max(len(t) for t in targets) + 1):
+        alive = [i for i in np.flatnonzero(correct) if len(targets[i]) >= step]
+        if not alive:
+            break
+        fed = [Example(examples[i].input_ids + targets[i][:step], [0], []) for i in alive]
+        _, predicted, _ = extract(recorder, fed, [], args.batch_size, pad_id=pad_id,
+                                  max_tokens=args.max_batch_tokens, desc=f"answer token {step + 1}")
+        for i, p in zip(alive, predicted):
+            if step == len(targets[i]):
+                correct[i] = not continues_number(tokenizer, p)
+            else:
+                correct[i] = p == targets[i][step]
+    return correct
 
 
 def dump_examples(path, task, values, indices):
@@ -81,12 +154,18 @@ def run(args):
         raise UserError(f"--n-examples {args.n_examples} is too few for {args.folds}-fold "
                         "cross-validation: probe more examples or use fewer --folds")
 
-    model, tokenizer, task, numbers = load(args)
+    model, tokenizer, task, numbers = load(args, multi_token=True)
+    multi_token = isinstance(numbers, ksmallest.MultiTokenNumbers)
     indices = ksmallest.probe_examples(task, args.n_examples, args.seed)
     if args.dump_examples:
         dump_examples(args.dump_examples, task, numbers.numbers, indices)
     layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
-    examples = to_examples(numbers, indices)
+    if multi_token:
+        examples = multi_token_examples(tokenizer, numbers, indices)
+        # The longest prompt plus the answer's tokens, fed while scoring it.
+        check_fits(model, max(len(e.input_ids) for e in examples) + len(str(numbers.numbers[-1])) + 1)
+    else:
+        examples = to_examples(numbers, indices)
     args.batch_size = args.batch_size or 256
     args.query_pool = args.query_pool or "mean"   # one query token: pooling changes nothing
     pad_id = tokenizer.pad_token_id or 0
@@ -102,11 +181,18 @@ def run(args):
         task_k = ksmallest.Task(k, task.list_len, task.num_set)
         useful, depth = ksmallest.reasoning_tree(task_k, indices)
         result = probe_setting(features, random_features, list(useful), list(depth), config, layers)
-        targets = numbers.later_ids[ksmallest.answers(task_k, indices)]
-        majority = np.unique(targets, return_counts=True)[1].max() / len(targets)
-        settings[task_k.name] = {"k": k, "accuracy": accuracy(predicted, targets),
+        answers = ksmallest.answers(task_k, indices)
+        if multi_token:
+            correct = multi_token_correct(model, tokenizer, numbers, examples, indices, answers,
+                                          predicted, args, pad_id)
+            task_accuracy = float(correct.mean())
+        else:
+            task_accuracy = accuracy(predicted, numbers.later_ids[answers])
+        majority = np.unique(answers, return_counts=True)[1].max() / len(answers)
+        settings[task_k.name] = {"k": k, "accuracy": task_accuracy,
                                  "majority_rate": float(majority), **result}
     meta = {"task": "ksmallest", "model": args.model, "list_len": task.list_len,
+            "numbers": "multi-token" if multi_token else "single-token",
             "num_set": task.num_set, "n_examples": args.n_examples, "layers": layers,
             "per_head": args.per_head, "query_pool": args.query_pool,
             "statement_pool": args.statement_pool, "normalise": "max per example",

@@ -69,3 +69,59 @@ def test_answers_match_python_sorting():
     values = ksmallest.generate(task, 50, seed=1)
     expected = [sorted(row)[4] for row in values.tolist()]
     assert ksmallest.answers(task, values).tolist() == expected
+
+
+def test_multi_token_examples_and_greedy_scoring(monkeypatch):
+    """Numbers written digit by digit after a BOS; an answer counts only when greedy decoding
+    writes all of its digits and then stops the number."""
+    from test_probe_cli import digit_tokenizer
+
+    from mechprobe import probe_ksmallest
+
+    tokenizer = digit_tokenizer()
+    with pytest.raises(UserError):
+        ksmallest.number_set(tokenizer, 20)          # only 0..9 are single tokens
+    numbers = ksmallest.multi_token_numbers(tokenizer, 200)
+    indices = np.array([[3, 145, 7], [12, 5, 150], [40, 41, 42], [199, 108, 9]])
+    examples = probe_ksmallest.multi_token_examples(tokenizer, numbers, indices)
+    digit = {str(d): d + 3 for d in range(10)}
+    assert examples[0].input_ids == [2, digit["3"], digit["1"], digit["4"], digit["5"], digit["7"]]
+    assert examples[0].statements == [[1], [2, 3, 4], [5]] and examples[0].query == [5]
+    answers = np.array([145, 12, 41, 108])
+    targets = [[digit[c] for c in str(a)] for a in answers]
+    # Per example, what the fake model writes after the prompt: right then stops; right then
+    # one more digit; wrong first digit; wrong second digit.
+    writes = [targets[0] + [0], targets[1] + [digit["0"]], [digit["9"]], [digit["1"], digit["9"]]]
+
+    def oracle(ids):
+        i = next(i for i, e in enumerate(examples) if ids[:len(e.input_ids)] == e.input_ids)
+        step = len(ids) - len(examples[i].input_ids)
+        return writes[i][step] if step < len(writes[i]) else 0
+
+    monkeypatch.setattr(probe_ksmallest, "Recorder", lambda model: None)
+    monkeypatch.setattr(probe_ksmallest, "extract", lambda recorder, fed, *a, **k: (
+        None, np.array([oracle(e.input_ids) for e in fed]), None))
+    args = type("Args", (), {"batch_size": 8, "max_batch_tokens": 1024})()
+    first = [oracle(e.input_ids) for e in examples]
+    correct = probe_ksmallest.multi_token_correct(None, tokenizer, numbers, examples, indices,
+                                                  answers, first, args, pad_id=0)
+    assert correct.tolist() == [True, False, False, False]
+
+
+def test_bos_is_kept_in_single_token_prompts():
+    """A tokenizer that adds a BOS (OPT, LLaMA) keeps it before the numbers."""
+    from tokenizers import processors
+
+    from mechprobe.models import word_tokenizer
+    from mechprobe.probe_ksmallest import to_examples
+
+    tokenizer = word_tokenizer([str(n) for n in range(30)], 64, specials=("<pad>", "<unk>", "<s>"))
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", 2)])
+    numbers = ksmallest.number_set(tokenizer, 30)
+    assert numbers.prefix == (2,)
+    indices = np.array([[4, 17, 0]])
+    ids = numbers.encode(indices)
+    assert ids.tolist() == [tokenizer(numbers.text(indices[0]))["input_ids"]] == [[2, 7, 20, 3]]
+    example = to_examples(numbers, indices)[0]
+    assert example.statements == [[1], [2], [3]] and example.query == [3]

@@ -121,3 +121,73 @@ def test_bad_inputs_fail_in_one_line(small_finetuned, tmp_path, flags, message):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
     assert not (out / "results.json").exists()
+
+
+def digit_tokenizer():
+    """Numbers split into single digits (as LLaMA and SmolLM2 do) and a BOS added to every text."""
+    from tokenizers import processors
+
+    from mechprobe.models import word_tokenizer
+
+    tokenizer = word_tokenizer([str(d) for d in range(10)], 64, specials=("<pad>", "<unk>", "<s>"))
+    backend = tokenizer.backend_tokenizer
+    from tokenizers import pre_tokenizers
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                     pre_tokenizers.Digits(individual_digits=True)])
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
+    tokenizer.bos_token = "<s>"
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def digit_llama(tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = digit_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=64, pad_token_id=0, bos_token_id=2, eos_token_id=2)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("digit_llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_multi_token_numbers_are_pooled_statements(digit_llama, tmp_path):
+    """A tokenizer without single-token numbers: each number is a statement of its digits, the
+    BOS stays in front, and the F1 equals an independent recomputation from eager attention."""
+    args = ("--k", "2", "--list-len", "6", "--num-set", "200", "--layers", "0,1")
+    proc = probe_cli(digit_llama, tmp_path / "probe", *args)
+    assert "written as several tokens each" in proc.stdout
+    results = json.loads((tmp_path / "probe" / "results.json").read_text())
+    assert results["numbers"] == "multi-token" and set(results["settings"]) == {"min02"}
+    assert 0.0 <= results["accuracy"] <= 1.0 and results["f1"]["depth"] is not None
+
+    tokenizer = AutoTokenizer.from_pretrained(digit_llama)
+    task = ksmallest.Task(k=2, list_len=6, num_set=200)
+    indices = ksmallest.probe_examples(task, N, 0)
+    useful, depth = ksmallest.reasoning_tree(task, indices)
+    trained = AutoModelForCausalLM.from_pretrained(digit_llama, attn_implementation="eager").eval()
+    torch.manual_seed(twin_seed(0))
+    untrained = AutoModelForCausalLM.from_config(trained.config, attn_implementation="eager").eval()
+    rows = []
+    for row in indices:
+        ids, spans = [2], []        # BOS, then each number's digits
+        for n in row:
+            spans.append(list(range(len(ids), len(ids) + len(str(n)))))
+            ids += [int(d) + 3 for d in str(n)]
+        rows.append((ids, spans))
+    assert tokenizer(" ".join(map(str, indices[0])))["input_ids"] == rows[0][0]
+    for model, key in ((trained, "f1"), (untrained, "f1_random")):
+        features = []
+        for ids, spans in rows:
+            with torch.no_grad():
+                attentions = model(torch.tensor([ids]), output_attentions=True).attentions
+            last = torch.stack([a[0, :, -1, :].mean(0) for a in attentions], dim=1).numpy()
+            f = np.stack([last[span].mean(0) for span in spans])       # (numbers, layers)
+            features.append(f / f.max())
+        assert independent_f1(features, useful.astype(int)) == pytest.approx(results[key]["useful"], abs=1e-6)
+        depth_features = [f[u] for f, u in zip(features, useful)]
+        depth_labels = [d[u] for d, u in zip(depth, useful)]
+        assert independent_f1(depth_features, depth_labels) == pytest.approx(results[key]["depth"], abs=1e-6)
