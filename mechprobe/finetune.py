@@ -91,14 +91,16 @@ def check_out(out):
         raise UserError(f"--out {out} is a file: pass a directory path")
 
 
-def train(model, data, settings, args, fingerprint, curriculum=()):
-    """Fine-tune with resume in OUT/checkpoint; returns the Outcome with the best weights loaded."""
+def train(model, data, settings, args, fingerprint, curriculum=(), candidates=None):
+    """Fine-tune with resume in OUT/checkpoint; returns the Outcome with the best weights loaded.
+    `candidates`: the answer token ids validation accuracy chooses among (None: whole vocabulary)."""
     checkpoint_dir = os.path.join(args.out, "checkpoint")
     os.makedirs(args.out, exist_ok=True)
     if args.restart:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     outcome, best_state = finetune(model, data["train"], data["val"], settings, checkpoint_dir,
-                                   fingerprint, stop_after=args.stop_after, curriculum=curriculum)
+                                   fingerprint, stop_after=args.stop_after, curriculum=curriculum,
+                                   candidates=candidates)
     model.load_state_dict(best_state)
     return outcome
 

@@ -202,12 +202,15 @@ def run(args):
     fingerprint = {"task": "proofwriter", "data": os.path.abspath(args.data), "model": args.model,
                    "tune": args.tune, "max_qdep": args.max_qdep, "n_train": len(splits["train"]),
                    "n_eval": len(splits["val"]), "tiny": [args.tiny_layers, args.tiny_heads, args.tiny_dim],
-                   "curriculum": args.curriculum,
+                   "curriculum": args.curriculum, "scored_among": list(ANSWERS),
                    **{k: v for k, v in asdict(settings).items() if k != "amp_dtype"},
                    "amp_dtype": str(settings.amp_dtype)}
     phases = curriculum_phases(splits["train"], settings.steps, args.curriculum, args.seed)
-    outcome = train(model, data, settings, args, fingerprint, phases)
-    correct, losses = predict(model, data["test"], settings.batch_size, settings.amp_dtype)
+    # Right = " True" scores above " False" or the reverse, as the probe counts it, whatever
+    # else the vocabulary's top token is.
+    outcome = train(model, data, settings, args, fingerprint, phases, candidates=word_ids)
+    correct, losses = predict(model, data["test"], settings.batch_size, settings.amp_dtype,
+                              candidates=word_ids)
     test = splits["test"]
     accuracy = float(correct.mean())
     majority = majority_rate(q.answer for q in test)
@@ -222,7 +225,8 @@ def run(args):
                "parameters": sum(p.numel() for p in model.parameters()), "seed": args.seed,
                "device": str(device), "amp_dtype": str(settings.amp_dtype),
                "n_train": len(splits["train"]), "n_val": len(splits["val"]), "n_test": len(test),
-               "test_accuracy": accuracy, "test_loss": float(losses.mean()),
+               "test_accuracy": accuracy, "scored_among": list(ANSWERS),
+               "test_loss": float(losses.mean()),
                "curriculum": args.curriculum, "majority_rate": majority, "near_chance": chance,
                "test_by_group": groups,
                **run_summary(settings, outcome)}
