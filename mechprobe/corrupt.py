@@ -23,8 +23,9 @@ from .outputs import write_json
 from .plots import save_figure
 from .probe import ProbeConfig, Samples, compare
 from .probe_text import answer_ids, choose_shots, prompt, shot_text, to_example
-from .probing import (features_of, load_model, majority_rate, near_chance, parse_layers,
+from .probing import (chance_check, chance_warning, features_of, load_model, parse_layers,
                       random_twin)
+from .shortcuts import proofwriter_answers
 
 CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
 N_BINS = 8
@@ -185,8 +186,8 @@ def run(args):
                         **{f"change_{k}": v for k, v in changes.items()}})
     correlations = {k: correlation(sp2, v) for k, v in changes.items()}
 
-    majority = majority_rate(q.answer for q in questions)
-    chance = near_chance(float(correct.mean()), majority, len(questions))
+    chance = chance_check(float(correct.mean()), [q.target for q in questions],
+                          proofwriter_answers(questions))
 
     os.makedirs(args.out, exist_ok=True)
     figure(sp2, changes, args.out)
@@ -194,7 +195,7 @@ def run(args):
                "icl": args.icl, "shots": [q.id for q in shots], "layers": layers,
                "n_questions": len(questions), "n_examples": args.n_examples, "repeats": args.repeats,
                "subset_size": [args.min_subset, args.max_subset], "seed": args.seed,
-               "clean_accuracy": float(correct.mean()), "majority_rate": majority, "near_chance": chance,
+               "clean_accuracy": float(correct.mean()), **chance,
                "corrupted_accuracy": {k: float(v.mean()) for k, v in corrupted_correct.items()},
                "bins": bins, "correlation": correlations, "subsets": subsets,
                "seconds": round(time.time() - started, 2)}
@@ -205,9 +206,8 @@ def run(args):
     print()
     print(format_table([{"corruption": k, **v} for k, v in correlations.items()],
                        ["corruption", "pearson", "pearson_p", "spearman", "spearman_p"]))
-    if chance:
-        print(f"warning: clean accuracy {correct.mean():.3f} is not significantly above always giving "
-              f"the commonest answer ({majority:.3f}): the model does not solve these questions, so "
-              "its probing scores and accuracy changes say little")
+    if chance["near_chance"]:
+        print(chance_warning({"the clean questions": chance},
+                             "its probing scores and accuracy changes say little"))
     print(f"results: {os.path.join(args.out, 'results.json')}")
     return results

@@ -26,7 +26,9 @@ from .models import (TINY_TEXT as TINY, build_word_llama, check_fits, load_pretr
                      resolve_device, resolve_dtype)
 from .outputs import seed_everything, write_json
 from .probe_text import answer_ids, prompt
-from .probing import majority_rate, near_chance
+from .probing import chance_check, chance_warning
+from .shortcuts import (facts_of, negated, proofwriter_answers, word_in_facts,  # noqa: F401
+                        word_rule)  # word_rule: bench/proofwriter_shortcuts.py imports it from here
 from .training import predict, select_trainable
 
 DEFAULTS = {
@@ -103,27 +105,6 @@ def curriculum_phases(questions, steps, fraction, seed):
     balanced = np.sort(np.concatenate([rng.choice(v, size, replace=False) for v in lookup.values()]))
     end = round(steps * fraction)
     return [(max(1, end // 4), balanced), (end, np.array(short))]
-
-
-def negated(question):
-    return bool(re.search(r"\b(not|does not|do not)\b", question.question))
-
-
-def word_in_facts(question, facts):
-    """Whether the question's last word (its predicate or object) occurs in `facts`."""
-    word = question.question.rstrip(".").split()[-1]
-    return bool(re.search(rf"\b{re.escape(word)}\b", facts))
-
-
-def word_rule(question, facts):
-    """The answer of a rule that needs no binding: True when the question's last word occurs in
-    `facts`, flipped by "not". On depth-0 questions it is wrong exactly where the answer depends
-    on which statement the word belongs to ("Bob is big. Anne is red." asked "Bob is red.")."""
-    return word_in_facts(question, facts) != negated(question)
-
-
-def facts_of(question):
-    return " ".join(s for i, s in zip(question.statement_ids, question.statements) if i.startswith("triple"))
 
 
 def binding_value(question):
@@ -213,8 +194,7 @@ def run(args):
                               candidates=word_ids)
     test = splits["test"]
     accuracy = float(correct.mean())
-    majority = majority_rate(q.answer for q in test)
-    chance = near_chance(accuracy, majority, len(test))
+    chance = chance_check(accuracy, [q.target for q in test], proofwriter_answers(test))
     groups = accuracy_by_group(test, correct)
 
     save_model(model, tokenizer, args.out, {"task": "proofwriter", "max_qdep": args.max_qdep,
@@ -227,7 +207,7 @@ def run(args):
                "n_train": len(splits["train"]), "n_val": len(splits["val"]), "n_test": len(test),
                "test_accuracy": accuracy, "scored_among": list(ANSWERS),
                "test_loss": float(losses.mean()),
-               "curriculum": args.curriculum, "majority_rate": majority, "near_chance": chance,
+               "curriculum": args.curriculum, **chance,
                "test_by_group": groups,
                **run_summary(settings, outcome)}
     write_json(os.path.join(args.out, "results.json"), results)
@@ -238,12 +218,11 @@ def run(args):
     print()
     print(format_table([{"task": "proofwriter", "model": args.model, "steps": outcome.steps,
                          "best_step": outcome.best_step, "best_val_acc": outcome.best_val_accuracy,
-                         "test_acc": accuracy, "majority": majority,
+                         "test_acc": accuracy, "majority": chance["majority_rate"],
                          "train_s": round(outcome.train_seconds, 1)}],
                        ["task", "model", "steps", "best_step", "best_val_acc", "test_acc", "majority",
                         "train_s"]))
-    if chance:
-        print(f"warning: test accuracy {accuracy:.3f} is not significantly above always answering "
-              f"the commonest answer ({majority:.3f}): the model has not learned the task")
+    if chance["near_chance"]:
+        print(chance_warning({"the test split": chance}, "it has not learned the task"))
     print(f"model: {os.path.join(args.out, 'model')}   results: {os.path.join(args.out, 'results.json')}")
     return results

@@ -11,8 +11,9 @@ from .cli import UserError
 from .features import Example, normalise_by_max
 from .models import check_fits, read_task_file
 from .probe import ProbeConfig
-from .probing import (accuracy, features_of, load_model, parse_layers, probe_setting, random_twin,
-                      report)
+from .probing import (accuracy, chance_check, features_of, load_model, parse_layers, probe_setting,
+                      random_twin, report)
+from .shortcuts import ksmallest_answers
 
 def add_task_args(parser, n_examples=1024):
     """Flags naming the k-th smallest examples to analyse (shared by probe, attn_visual, causal)."""
@@ -104,10 +105,11 @@ def run(args):
         task_k = ksmallest.Task(k, task.list_len, task.num_set)
         useful, depth = ksmallest.reasoning_tree(task_k, indices)
         result = probe_setting(features, random_features, list(useful), list(depth), config, layers)
-        targets = numbers.later_ids[ksmallest.answers(task_k, indices)]
-        majority = np.unique(targets, return_counts=True)[1].max() / len(targets)
-        settings[task_k.name] = {"k": k, "accuracy": accuracy(predicted, targets),
-                                 "majority_rate": float(majority), **result}
+        answers = ksmallest.answers(task_k, indices)
+        correct = accuracy(predicted, numbers.later_ids[answers])
+        settings[task_k.name] = {"k": k, "accuracy": correct,
+                                 **chance_check(correct, answers, ksmallest_answers(indices)),
+                                 **result}
     meta = {"task": "ksmallest", "model": args.model, "list_len": task.list_len,
             "num_set": task.num_set, "n_examples": args.n_examples, "layers": layers,
             "per_head": args.per_head, "query_pool": args.query_pool,

@@ -18,10 +18,14 @@ from .cli import UserError
 from .features import Example, segment_tokens
 from .memory import PeakMemory, model_bytes
 from .probe import ProbeConfig, Samples, mean_of, probe_stages
-from .probing import (features_of, load_model, majority_rate, parse_layers, probe_setting,
+from .probing import (chance_check, features_of, load_model, parse_layers, probe_setting,
                       random_twin, report)
+from .shortcuts import proofwriter_answers
 
 TASKS = {"proofwriter": proofwriter, "arc": arc}
+# Input-only answerers per task besides the commonest answer (probing.chance_check); ARC's
+# options are too varied for a cheap rule to mean much.
+SHORTCUTS = {"proofwriter": proofwriter_answers, "arc": lambda questions: {}}
 
 
 def prompt(question, suffix):
@@ -165,7 +169,6 @@ def run(args):
     for bucket, members in buckets.items():
         span = slice(start, start + len(members))
         start += len(members)
-        majority = majority_rate(q.target for q in members)
         if len(members) < args.folds:
             print(f"skipping bucket {bucket}: {len(members)} examples, fewer than {args.folds} folds")
             continue
@@ -175,7 +178,10 @@ def run(args):
         control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful, depth),
                                config)
         result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
-        settings[bucket] = {"accuracy": float(correct[span].mean()), "majority_rate": majority,
+        bucket_accuracy = float(correct[span].mean())
+        settings[bucket] = {"accuracy": bucket_accuracy,
+                            **chance_check(bucket_accuracy, [q.target for q in members],
+                                           SHORTCUTS[args.task](members)),
                             **result}
     meta = {"task": args.task, "model": args.model, "data": args.data, "split": args.split,
             "icl": args.icl, "shots": [q.id for q in shots], "layers": layers,
