@@ -8,6 +8,7 @@ correlations between S_P2 and the accuracy change, per corruption) and OUT/robus
 
 from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
 from mechprobe.features import POOLS
+from mechprobe.probe_text import add_prompt_args
 
 
 def main():
@@ -16,6 +17,7 @@ def main():
     parser.add_argument("--data", help="ProofWriter data (release root, CWA folder, or preprocessed)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
     parser.add_argument("--icl", type=int, default=4, help="in-context examples (paper: 4)")
+    add_prompt_args(parser)
     parser.add_argument("--n-examples", type=int, default=1024,
                         help="depth-1 questions the subsets are drawn from (sampled with the seed)")
     parser.add_argument("--repeats", type=int, default=128, help="subsets drawn (paper: 1024)")

@@ -12,6 +12,7 @@ OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
 from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
 from mechprobe.features import POOLS
 from mechprobe.probe_ksmallest import add_task_args
+from mechprobe.probe_text import add_prompt_args
 
 
 def main():
@@ -27,6 +28,7 @@ def main():
     parser.add_argument("--icl", type=int, default=0,
                         help="ProofWriter/ARC: in-context examples before each question (0 = the "
                         "fine-tuned-model setting)")
+    add_prompt_args(parser)
     parser.add_argument("--all-k", action="store_true",
                         help="probe every k in 0..L/2-1 on the same attention (the paper's "
                         "pretrained comparison)")

@@ -170,7 +170,8 @@ def prepare(args):
     data = {name: encode(tokenizer, questions, word_ids, tokenizer.pad_token_id or 0,
                          proof=name == "train" and args.proof_weight > 0)
             for name, questions in splits.items()}
-    check_fits(model, max(int(d[2].max()) for d in data.values()))
+    check_fits(model, max(int(d[2].max()) for d in data.values()),
+               "use a model with more positions (or data with smaller theories)")
     settings = make_settings(args, len(splits["train"]), amp_dtype)
     check_out(args.out)
     return device, model, tokenizer, splits, data, word_ids, settings
