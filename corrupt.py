@@ -9,6 +9,7 @@ correlations between S_P2 and the accuracy change, per corruption) and OUT/robus
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
 from mechprobe.features import POOLS
 from mechprobe.outputs import output_dir
+from mechprobe.probe_text import add_prompt_args
 
 
 def main(argv=None):
@@ -17,6 +18,7 @@ def main(argv=None):
     parser.add_argument("--data", help="ProofWriter data (release root, CWA folder, or preprocessed)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
     parser.add_argument("--icl", type=count(0), default=4, help="in-context examples (paper: 4)")
+    add_prompt_args(parser)
     parser.add_argument("--n-examples", type=count(1), default=1024,
                         help="depth-1 questions the subsets are drawn from (sampled with the seed)")
     parser.add_argument("--repeats", type=count(1), default=128, help="subsets drawn (paper: 1024)")

@@ -33,9 +33,10 @@ def main(argv=None):
     parser.add_argument("--n-train", type=count(1), help="training examples (minKK default: tiny 245000, "
                         "pretrained 980000; validation and test get n_train/98 each, 98/1/1; "
                         "proofwriter default: every train-split question)")
-    parser.add_argument("--n-eval", type=count(1), help="minKK: override the validation and test size; "
-                        "proofwriter: validation questions sampled from the dev split (default "
-                        "2000; the test split is used whole)")
+    parser.add_argument("--n-eval", type=count(1), help="minKK: override the validation and test size "
+                        "(by default validation uses at most max(2000, the examples trained on "
+                        "between two validations) of them); proofwriter: validation questions "
+                        "sampled from the dev split (default 2000; the test split is used whole)")
     parser.add_argument("--epochs", type=count(1), help="passes over the training set (default 2)")
     parser.add_argument("--steps", type=count(1), help="optimizer steps; overrides --epochs")
     parser.add_argument("--lr", type=number(), help="AdamW learning rate (tiny 1e-3, pretrained 2e-5)")
@@ -58,7 +59,7 @@ def main(argv=None):
     parser.add_argument("--curriculum", type=number(inclusive=True, maximum=1),
                         help="proofwriter: fraction of the steps on short theories first (default: "
                         "tiny 0.5, pretrained 0)")
-    parser.add_argument("--eval-every", type=count(1), help="steps between validations (default: 20 per run)")
+    parser.add_argument("--eval-every", type=count(1), help="steps between validations (default: 20 per run, at least 10 steps apart)")
     parser.add_argument("--restart", action="store_true",
                         help="discard an interrupted run's checkpoint instead of resuming it")
     parser.add_argument("--tiny-layers", type=count(1),

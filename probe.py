@@ -15,6 +15,7 @@ from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_librarie
 from mechprobe.features import POOLS
 from mechprobe.outputs import check_output_file, looks_like_dump, output_dir, removed_on_failure
 from mechprobe.probe_ksmallest import add_task_args
+from mechprobe.probe_text import add_prompt_args
 
 
 def main(argv=None):
@@ -30,6 +31,7 @@ def main(argv=None):
     parser.add_argument("--icl", type=count(0), default=0,
                         help="ProofWriter/ARC: in-context examples before each question (0 = the "
                         "fine-tuned-model setting)")
+    add_prompt_args(parser)
     parser.add_argument("--all-k", action="store_true",
                         help="probe every k in 0..L/2-1 on the same attention (the paper's "
                         "pretrained comparison)")

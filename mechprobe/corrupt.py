@@ -22,9 +22,12 @@ from .cli import UserError, format_table
 from .outputs import write_json
 from .plots import save_figure
 from .probe import ProbeConfig, Samples, compare
-from .probe_text import answer_ids, choose_shots, prompt, shot_text, to_example
-from .probing import (features_of, load_model, majority_rate, near_chance, parse_layers,
+from .models import position_limit
+from .probe_text import (answer_ids, fitting_prompts, prompt, shot_prefix, shot_record, shots_for,
+                         to_example)
+from .probing import (chance_check, chance_warning, features_of, load_model, parse_layers,
                       random_twin)
+from .shortcuts import proofwriter_answers
 
 CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
 N_BINS = 8
@@ -133,34 +136,53 @@ def run(args):
     if len(questions) < args.min_subset:
         raise UserError(f"only {len(questions)} depth-1 questions in the {args.split} split, fewer "
                         f"than --min-subset {args.min_subset}: generate more data or lower it")
-    shots = choose_shots(proofwriter.load(args.data, "train"), args.icl, args.seed) if args.icl else []
-    prefix = "".join(shot_text(q, proofwriter.SUFFIX) for q in shots)
+    train = proofwriter.load(args.data, "train") if args.icl else []
+    shots = shots_for(questions, train, args.icl, args.shots, args.seed)
+    prefixes = [shot_prefix(these, proofwriter.SUFFIX) for these in shots]
+    # A corrupted question keeps its clean version's shots.
+    rng = np.random.default_rng([args.seed, 6])
+    versions = {kind: [corrupt(q, kind, rng) for q in questions] for kind in CORRUPTIONS}
 
     model, tokenizer, _ = load_model(args)
     layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
     args.query_pool = args.query_pool or ("max" if args.icl else "mean")
     args.batch_size = args.batch_size or 16
     pad_id = tokenizer.pad_token_id or 0
+
+    def examples_of(items, indices):
+        return [to_example(tokenizer, item, prefixes[i], proofwriter.SUFFIX)
+                for item, i in zip(items, indices)]
+
+    every = range(len(questions))
+    prompts = [examples_of(forms, [i] * len(forms)) for i, forms in enumerate(
+        [q, *(v[i] for v in versions.values() if v[i] is not None)] for i, q in enumerate(questions))]
+    fits = fitting_prompts(model, questions, prompts, args)
+    skipped = len(questions) - len(fits)
+    if skipped:
+        print(f"skipped {skipped} of {len(questions)} questions with a prompt (clean or corrupted) "
+              f"longer than the model's {position_limit(model)} positions (--skip-long)")
+        if len(fits) < args.min_subset:
+            raise UserError(f"only {len(fits)} questions fit the model's {position_limit(model)} "
+                            f"positions, fewer than --min-subset {args.min_subset}: use fewer "
+                            "--icl shots or a model with more positions")
+        questions, shots, prefixes = ([x[i] for i in fits] for x in (questions, shots, prefixes))
+        versions = {kind: [v[i] for i in fits] for kind, v in versions.items()}
+        every = range(len(questions))
     words = ["True", "False"]
-    word_ids = answer_ids(tokenizer, prefix + prompt(questions[0], proofwriter.SUFFIX), words)
+    word_ids = answer_ids(tokenizer, prefixes[0] + prompt(questions[0], proofwriter.SUFFIX), words)
 
-    def examples_of(items):
-        return [to_example(tokenizer, q, prefix, proofwriter.SUFFIX) for q in items]
-
-    clean = examples_of(questions)
+    clean = examples_of(questions, every)
     features, _, scores = features_of(model, clean, layers, args, pad_id, word_ids, "model")
     random_features, _, _ = features_of(random_twin(model, args.seed), clean, layers, args, pad_id,
                                         word_ids, "random model")
     correct = correct_answers(scores, words, questions)
-    rng = np.random.default_rng([args.seed, 6])
     corrupted_correct = {}
     for kind in CORRUPTIONS:
-        versions = [corrupt(q, kind, rng) for q in questions]
-        applies = [i for i, v in enumerate(versions) if v is not None]
-        _, _, kind_scores = features_of(model, examples_of([versions[i] for i in applies]), [], args,
-                                        pad_id, word_ids, kind)
+        applies = [i for i, v in enumerate(versions[kind]) if v is not None]
+        _, _, kind_scores = features_of(model, examples_of([versions[kind][i] for i in applies], applies),
+                                        [], args, pad_id, word_ids, kind)
         column = correct.copy()     # where a corruption does not apply, the answer is unchanged
-        column[applies] = correct_answers(kind_scores, words, [versions[i] for i in applies])
+        column[applies] = correct_answers(kind_scores, words, [versions[kind][i] for i in applies])
         corrupted_correct[kind] = column
 
     config = ProbeConfig(neighbors=args.neighbors, p=args.p or 1, folds=args.folds, seed=args.seed)
@@ -185,16 +207,18 @@ def run(args):
                         **{f"change_{k}": v for k, v in changes.items()}})
     correlations = {k: correlation(sp2, v) for k, v in changes.items()}
 
-    majority = majority_rate(q.answer for q in questions)
-    chance = near_chance(float(correct.mean()), majority, len(questions))
+    chance = chance_check(float(correct.mean()), [q.target for q in questions],
+                          proofwriter_answers(questions))
 
     os.makedirs(args.out, exist_ok=True)
     figure(sp2, changes, args.out)
     results = {"task": "proofwriter", "model": args.model, "data": args.data, "split": args.split,
-               "icl": args.icl, "shots": [q.id for q in shots], "layers": layers,
+               "icl": args.icl, "shots": args.shots if args.icl else None,
+               "shot_ids": shot_record(args.shots, questions, shots), "skipped_long": skipped,
+               "position_limit": position_limit(model), "layers": layers,
                "n_questions": len(questions), "n_examples": args.n_examples, "repeats": args.repeats,
                "subset_size": [args.min_subset, args.max_subset], "seed": args.seed,
-               "clean_accuracy": float(correct.mean()), "majority_rate": majority, "near_chance": chance,
+               "clean_accuracy": float(correct.mean()), **chance,
                "corrupted_accuracy": {k: float(v.mean()) for k, v in corrupted_correct.items()},
                "bins": bins, "correlation": correlations, "subsets": subsets,
                "seconds": round(time.time() - started, 2)}
@@ -205,9 +229,8 @@ def run(args):
     print()
     print(format_table([{"corruption": k, **v} for k, v in correlations.items()],
                        ["corruption", "pearson", "pearson_p", "spearman", "spearman_p"]))
-    if chance:
-        print(f"warning: clean accuracy {correct.mean():.3f} is not significantly above always giving "
-              f"the commonest answer ({majority:.3f}): the model does not solve these questions, so "
-              "its probing scores and accuracy changes say little")
+    if chance["near_chance"]:
+        print(chance_warning({"the clean questions": chance},
+                             "its probing scores and accuracy changes say little"))
     print(f"results: {os.path.join(args.out, 'results.json')}")
     return results

@@ -15,6 +15,15 @@ from .outputs import atomic_path, seed_everything, write_json
 from .plots import line_plot, save_figure
 from .training import Settings, evaluate, finetune, select_trainable
 
+# Validations are at least this many steps apart (or once, at the end, in shorter runs): a smoke
+# run of a few steps should be spent training, not validating at every step.
+MIN_EVAL_EVERY = 10
+# The default k-th smallest validation sample (n_train/98, 10,000 for the paper's run) is cut to
+# the examples trained on between two validations, but never below this: validation then costs
+# no more than the training it follows. The documented runs train on more than they validate, so
+# their validation sets are whole.
+MIN_VAL_SAMPLE = 2000
+
 # Defaults that differ between the tiny model trained from scratch and a pretrained GPT-2.
 # The pretrained column is the paper's setting (METHOD.md, Task 1).
 DEFAULTS = {
@@ -43,6 +52,8 @@ def prepare(args):
     n_eval = args.n_eval or max(1, args.n_train // 98)
     splits = ksmallest.make_splits(task, args.n_train, n_eval, args.seed)
     settings = make_settings(args, args.n_train, amp_dtype)
+    if not args.n_eval:     # the test split stays whole; an explicit --n-eval is kept as given
+        splits.val = splits.val[:validation_size(settings)]
     return task, device, model, tokenizer, numbers, splits, settings
 
 
@@ -71,10 +82,16 @@ def make_settings(args, n_train, amp_dtype):
         raise UserError(f"--steps {steps} must be at least 1")
     return Settings(lr=args.lr, batch_size=args.batch_size, steps=steps,
                     warmup=min(args.warmup, steps // 10), seed=args.seed, schedule=args.schedule,
-                    eval_every=args.eval_every or max(1, steps // 20), amp_dtype=amp_dtype,
+                    eval_every=args.eval_every or max(min(steps, MIN_EVAL_EVERY), steps // 20),
+                    amp_dtype=amp_dtype,
                     lm_weight=getattr(args, "lm_weight", None) or 0.0,
                     proof_weight=getattr(args, "proof_weight", None) or 0.0,
                     answer_before=getattr(args, "answer_before", None) or 0)
+
+
+def validation_size(settings):
+    """The most validation examples worth running at each validation (see MIN_VAL_SAMPLE)."""
+    return max(MIN_VAL_SAMPLE, settings.eval_every * settings.batch_size)
 
 
 def fill_defaults(args, defaults):
@@ -83,14 +100,16 @@ def fill_defaults(args, defaults):
             setattr(args, name, value)
 
 
-def train(model, data, settings, args, fingerprint, curriculum=()):
-    """Fine-tune with resume in OUT/checkpoint; returns the Outcome with the best weights loaded."""
+def train(model, data, settings, args, fingerprint, curriculum=(), candidates=None):
+    """Fine-tune with resume in OUT/checkpoint; returns the Outcome with the best weights loaded.
+    `candidates`: the answer token ids validation accuracy chooses among (None: whole vocabulary)."""
     checkpoint_dir = os.path.join(args.out, "checkpoint")
     os.makedirs(args.out, exist_ok=True)
     if args.restart:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     outcome, best_state = finetune(model, data["train"], data["val"], settings, checkpoint_dir,
-                                   fingerprint, stop_after=args.stop_after, curriculum=curriculum)
+                                   fingerprint, stop_after=args.stop_after, curriculum=curriculum,
+                                   candidates=candidates)
     model.load_state_dict(best_state)
     return outcome
 

@@ -25,7 +25,9 @@ from .models import TINY_TEXT as TINY
 from .models import build_word_llama, check_fits, load_pretrained, resolve_device, resolve_dtype
 from .outputs import seed_everything, write_json
 from .probe_text import answer_ids, prompt
-from .probing import majority_rate, near_chance
+from .probing import chance_check, chance_warning
+from .shortcuts import (facts_of, negated, proofwriter_answers, word_in_facts,  # noqa: F401
+                        word_rule)  # word_rule: bench/proofwriter_shortcuts.py imports it from here
 from .training import predict, select_trainable
 
 DEFAULTS = {
@@ -104,27 +106,6 @@ def curriculum_phases(questions, steps, fraction, seed):
     return [(max(1, end // 4), balanced), (end, np.array(short))]
 
 
-def negated(question):
-    return bool(re.search(r"\b(not|does not|do not)\b", question.question))
-
-
-def word_in_facts(question, facts):
-    """Whether the question's last word (its predicate or object) occurs in `facts`."""
-    word = question.question.rstrip(".").split()[-1]
-    return bool(re.search(rf"\b{re.escape(word)}\b", facts))
-
-
-def word_rule(question, facts):
-    """The answer of a rule that needs no binding: True when the question's last word occurs in
-    `facts`, flipped by "not". On depth-0 questions it is wrong exactly where the answer depends
-    on which statement the word belongs to ("Bob is big. Anne is red." asked "Bob is red.")."""
-    return word_in_facts(question, facts) != negated(question)
-
-
-def facts_of(question):
-    return " ".join(s for i, s in zip(question.statement_ids, question.statements) if i.startswith("triple"))
-
-
 def binding_value(question):
     """For a depth-0 question whose last word occurs in a fact: whether the atom it asks about
     (the question without "not") holds, "atom_true" or "atom_false"; else None. Word occurrence
@@ -188,7 +169,8 @@ def prepare(args):
     data = {name: encode(tokenizer, questions, word_ids, tokenizer.pad_token_id or 0,
                          proof=name == "train" and args.proof_weight > 0)
             for name, questions in splits.items()}
-    check_fits(model, max(int(d[2].max()) for d in data.values()))
+    check_fits(model, max(int(d[2].max()) for d in data.values()),
+               "use a model with more positions (or data with smaller theories)")
     settings = make_settings(args, len(splits["train"]), amp_dtype)
     return device, model, tokenizer, splits, data, word_ids, settings
 
@@ -200,16 +182,18 @@ def run(args):
     fingerprint = {"task": "proofwriter", "data": os.path.abspath(args.data), "model": args.model,
                    "tune": args.tune, "max_qdep": args.max_qdep, "n_train": len(splits["train"]),
                    "n_eval": len(splits["val"]), "tiny": [args.tiny_layers, args.tiny_heads, args.tiny_dim],
-                   "curriculum": args.curriculum,
+                   "curriculum": args.curriculum, "scored_among": list(ANSWERS),
                    **{k: v for k, v in asdict(settings).items() if k != "amp_dtype"},
                    "amp_dtype": str(settings.amp_dtype)}
     phases = curriculum_phases(splits["train"], settings.steps, args.curriculum, args.seed)
-    outcome = train(model, data, settings, args, fingerprint, phases)
-    correct, losses = predict(model, data["test"], settings.batch_size, settings.amp_dtype)
+    # Right = " True" scores above " False" or the reverse, as the probe counts it, whatever
+    # else the vocabulary's top token is.
+    outcome = train(model, data, settings, args, fingerprint, phases, candidates=word_ids)
+    correct, losses = predict(model, data["test"], settings.batch_size, settings.amp_dtype,
+                              candidates=word_ids)
     test = splits["test"]
     accuracy = float(correct.mean())
-    majority = majority_rate(q.answer for q in test)
-    chance = near_chance(accuracy, majority, len(test))
+    chance = chance_check(accuracy, [q.target for q in test], proofwriter_answers(test))
     groups = accuracy_by_group(test, correct)
 
     save_model(model, tokenizer, args.out, {"task": "proofwriter", "max_qdep": args.max_qdep,
@@ -220,8 +204,9 @@ def run(args):
                "parameters": sum(p.numel() for p in model.parameters()), "seed": args.seed,
                "device": str(device), "amp_dtype": str(settings.amp_dtype),
                "n_train": len(splits["train"]), "n_val": len(splits["val"]), "n_test": len(test),
-               "test_accuracy": accuracy, "test_loss": float(losses.mean()),
-               "curriculum": args.curriculum, "majority_rate": majority, "near_chance": chance,
+               "test_accuracy": accuracy, "scored_among": list(ANSWERS),
+               "test_loss": float(losses.mean()),
+               "curriculum": args.curriculum, **chance,
                "test_by_group": groups,
                **run_summary(settings, outcome)}
     write_json(os.path.join(args.out, "results.json"), results)
@@ -232,12 +217,11 @@ def run(args):
     print()
     print(format_table([{"task": "proofwriter", "model": args.model, "steps": outcome.steps,
                          "best_step": outcome.best_step, "best_val_acc": outcome.best_val_accuracy,
-                         "test_acc": accuracy, "majority": majority,
+                         "test_acc": accuracy, "majority": chance["majority_rate"],
                          "train_s": round(outcome.train_seconds, 1)}],
                        ["task", "model", "steps", "best_step", "best_val_acc", "test_acc", "majority",
                         "train_s"]))
-    if chance:
-        print(f"warning: test accuracy {accuracy:.3f} is not significantly above always answering "
-              f"the commonest answer ({majority:.3f}): the model has not learned the task")
+    if chance["near_chance"]:
+        print(chance_warning({"the test split": chance}, "it has not learned the task"))
     print(f"model: {os.path.join(args.out, 'model')}   results: {os.path.join(args.out, 'results.json')}")
     return results

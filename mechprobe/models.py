@@ -205,13 +205,28 @@ def load_pretrained(name, dtype=torch.float32, attn_implementation=None):
     return model, tokenizer
 
 
-def check_fits(model, length):
-    """A prompt of `length` tokens must fit the model's position embeddings."""
+def position_limit(model):
+    """The most positions the model was trained for, or None where its config names none."""
     config = model.config.get_text_config()
-    limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
-    if limit and length > limit:
-        raise UserError(f"prompts of {length} tokens exceed the model's {limit} positions: "
-                        "use a shorter --list-len")
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+
+def check_fits(model, lengths, fix="use a shorter --list-len", names=None, skip=False):
+    """Prompts of `lengths` tokens (one int, or one per prompt) must fit the model's positions:
+    past them learned position embeddings fail with an IndexError, and rotary models run on
+    positions they never saw. Returns the indices of the prompts that fit; one over the limit is a
+    UserError naming the longest prompt (`names`), the limit and `fix`, unless `skip`, which
+    leaves the long ones out (the caller counts them)."""
+    lengths = [lengths] if isinstance(lengths, int) else list(lengths)
+    limit = position_limit(model)
+    fits = [i for i, n in enumerate(lengths) if not limit or n <= limit]
+    if len(fits) < len(lengths) and not skip:
+        longest = max(range(len(lengths)), key=lengths.__getitem__)
+        which = "prompts" if names is None else (
+            f"{len(lengths) - len(fits)} of {len(lengths)} prompts, the longest {names[longest]},")
+        raise UserError(f"{which} of {lengths[longest]} tokens exceed the model's {limit} "
+                        f"positions: {fix}")
+    return fits
 
 
 def read_task_file(model_dir):

@@ -12,10 +12,10 @@ from .features import Example, extract, normalise_by_max, segment_tokens
 from .models import check_fits, read_task_file
 from .outputs import write_lines
 from .probe import ProbeConfig
-from .probing import (accuracy, features_of, load_model, parse_layers, probe_setting, random_twin,
-                      report)
+from .probing import (accuracy, chance_check, features_of, load_model, parse_layers, probe_setting,
+                      random_twin, report)
 from .recorder import Recorder
-
+from .shortcuts import ksmallest_answers
 
 def add_task_args(parser, n_examples=1024):
     """Flags naming the k-th smallest examples to analyse (shared by probe, attn_visual, causal)."""
@@ -188,9 +188,9 @@ def run(args):
             task_accuracy = float(correct.mean())
         else:
             task_accuracy = accuracy(predicted, numbers.later_ids[answers])
-        majority = np.unique(answers, return_counts=True)[1].max() / len(answers)
         settings[task_k.name] = {"k": k, "accuracy": task_accuracy,
-                                 "majority_rate": float(majority), **result}
+                                 **chance_check(task_accuracy, answers, ksmallest_answers(indices)),
+                                 **result}
     meta = {"task": "ksmallest", "model": args.model, "list_len": task.list_len,
             "numbers": "multi-token" if multi_token else "single-token",
             "num_set": task.num_set, "n_examples": args.n_examples, "layers": layers,

@@ -9,6 +9,7 @@ labelled questions with .statements, .question, .target, .choices and .bucket; S
 import json
 import re
 import time
+import zlib
 
 import numpy as np
 
@@ -16,12 +17,17 @@ from . import arc, proofwriter
 from .cli import UserError
 from .features import Example, segment_tokens
 from .memory import PeakMemory, model_bytes
+from .models import check_fits, position_limit
 from .outputs import write_lines
 from .probe import ProbeConfig, Samples, mean_of, probe_stages
-from .probing import (features_of, load_model, majority_rate, parse_layers, probe_setting,
+from .probing import (chance_check, features_of, load_model, parse_layers, probe_setting,
                       random_twin, report)
+from .shortcuts import proofwriter_answers
 
 TASKS = {"proofwriter": proofwriter, "arc": arc}
+# Input-only answerers per task besides the commonest answer (probing.chance_check); ARC's
+# options are too varied for a cheap rule to mean much.
+SHORTCUTS = {"proofwriter": proofwriter_answers, "arc": lambda questions: {}}
 
 
 def prompt(question, suffix):
@@ -32,21 +38,80 @@ def shot_text(question, suffix):
     return f"{prompt(question, suffix)} {question.target}\n"
 
 
-def choose_shots(train, n_shots, seed):
-    """n_shots training questions spread evenly over the answers (True/False, or option letters
-    in order), fixed by seed, then shuffled."""
-    rng = np.random.default_rng([seed, 3])
+SHOT_MODES = ("per-question", "fixed")
+
+
+def add_prompt_args(parser):
+    """Flags of the in-context prompts (probe.py and corrupt.py)."""
+    parser.add_argument("--shots", default="per-question", choices=SHOT_MODES,
+                        help="with --icl: draw the shots for each question (the paper; seeded by "
+                        "--seed and the question) or use one fixed set for every question")
+    parser.add_argument("--skip-long", action="store_true",
+                        help="leave out prompts longer than the model's positions (counted in the "
+                        "output) instead of stopping")
+
+
+def shot_pools(train):
+    """The training questions by answer (True/False, or option letters in order)."""
     answers = list(dict.fromkeys(c for q in train for c in q.choices))
-    counts = {a: n_shots // len(answers) + (i < n_shots % len(answers)) for i, a in enumerate(answers)}
+    return {a: [q for q in train if q.target == a] for a in answers}
+
+
+def draw_shots(pools, n_shots, rng, exclude=None):
+    """n_shots questions spread evenly over the answers, drawn by rng, then shuffled; never the
+    question `exclude` (an id: a probed train question is not its own shot)."""
+    counts = {a: n_shots // len(pools) + (i < n_shots % len(pools)) for i, a in enumerate(pools)}
     shots = []
     for answer, count in counts.items():
-        pool = [q for q in train if q.target == answer]
-        if len(pool) < count:
+        pool = pools[answer]
+        extra = int(exclude is not None and count < len(pool))   # a spare, should one be excluded
+        picked = [i for i in rng.choice(len(pool), size=min(len(pool), count + extra), replace=False)
+                  if pool[i].id != exclude][:count]
+        if len(picked) < count:
             raise UserError(f"the train split has {len(pool)} questions answered {answer}, fewer "
                             f"than --icl {n_shots} needs: use fewer shots")
-        shots += [pool[i] for i in sorted(rng.choice(len(pool), size=count, replace=False))]
+        shots += [pool[i] for i in sorted(picked)]
     order = rng.permutation(len(shots))
     return [shots[i] for i in order]
+
+
+def choose_shots(train, n_shots, seed):
+    """One fixed set of n_shots training questions (--shots fixed), balanced over the answers."""
+    return draw_shots(shot_pools(train), n_shots, np.random.default_rng([seed, 3]))
+
+
+def shots_for(questions, train, n_shots, mode, seed):
+    """Per question, its in-context shots from `train`. 'per-question' (the paper) draws them for
+    each question, seeded by the seed and the question's id, so a question gets the same shots
+    whatever else is probed and accuracy and S_P do not hang on one draw; 'fixed' gives every
+    question the same set."""
+    if not n_shots:
+        return [[] for _ in questions]
+    if mode == "fixed":
+        return [choose_shots(train, n_shots, seed)] * len(questions)
+    pools = shot_pools(train)
+    return [draw_shots(pools, n_shots, np.random.default_rng([seed, 3, zlib.crc32(q.id.encode())]),
+                       exclude=q.id) for q in questions]
+
+
+def shot_prefix(shots, suffix):
+    return "".join(shot_text(q, suffix) for q in shots)
+
+
+def shot_record(mode, questions, shots):
+    """results.json's record of the shots: the fixed set's ids, or each question's."""
+    if mode == "fixed" or not any(shots):
+        return [s.id for s in shots[0]] if shots else []
+    return {q.id: [s.id for s in these] for q, these in zip(questions, shots)}
+
+
+def fitting_prompts(model, questions, examples, args):
+    """Indices of the questions whose prompts (all of `examples[i]` for question i) fit the
+    model's positions; over-long ones are an error, or skipped with --skip-long."""
+    longest = [max(len(e.input_ids) for e in group) for group in examples]
+    return check_fits(model, longest, "use fewer --icl shots or a model with more positions, or "
+                      "pass --skip-long to leave the long prompts out (counted)",
+                      names=[f"question {q.id}" for q in questions], skip=args.skip_long)
 
 
 def to_example(tokenizer, question, prefix, suffix):
@@ -129,21 +194,35 @@ def run(args):
         if not args.dump_examples:
             raise UserError("pass --model (a model to probe) or --dump-examples FILE")
         return None
-    shots = choose_shots(data.load(args.data, "train"), args.icl, args.seed) if args.icl else []
-    prefix = "".join(shot_text(q, data.SUFFIX) for q in shots)
     buckets = sample_buckets(questions, args.n_examples, args.seed)
     if not buckets:
         raise UserError(f"no questions of the probed depths in the {args.split} split of "
                         f"{args.data}: {data.HOW_TO_GET}")
+    flat = [q for bucket in buckets.values() for q in bucket]
+    train = data.load(args.data, "train") if args.icl else []
+    shots = shots_for(flat, train, args.icl, args.shots, args.seed)
+    prefixes = [shot_prefix(these, data.SUFFIX) for these in shots]
 
     model, tokenizer, device = load_model(args)
     layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
     args.query_pool = args.query_pool or ("max" if args.icl else "mean")
     args.batch_size = args.batch_size or 16
-    flat = [q for bucket in buckets.values() for q in bucket]
-    examples = [to_example(tokenizer, q, prefix, data.SUFFIX) for q in flat]
+    examples = [to_example(tokenizer, q, prefix, data.SUFFIX) for q, prefix in zip(flat, prefixes)]
+    fits = fitting_prompts(model, flat, [[e] for e in examples], args)
+    skipped = len(flat) - len(fits)
+    if skipped:
+        print(f"skipped {skipped} of {len(flat)} prompts longer than the model's "
+              f"{position_limit(model)} positions (--skip-long)")
+        kept = {flat[i].id for i in fits}
+        buckets = {b: [q for q in members if q.id in kept] for b, members in buckets.items()}
+        buckets = {b: members for b, members in buckets.items() if members}
+        if not buckets:
+            raise UserError(f"every prompt is longer than the model's {position_limit(model)} "
+                            "positions: use fewer --icl shots or a model with more positions")
+        flat, examples = [flat[i] for i in fits], [examples[i] for i in fits]
+        shots, prefixes = [shots[i] for i in fits], [prefixes[i] for i in fits]
     words = list(dict.fromkeys(c for q in flat for c in q.choices))
-    word_ids = answer_ids(tokenizer, prefix + prompt(flat[0], data.SUFFIX), words)
+    word_ids = answer_ids(tokenizer, prefixes[0] + prompt(flat[0], data.SUFFIX), words)
     pad_id = tokenizer.pad_token_id or 0
     # One example first: torch's one-time start-up allocations (about 170 MB on a CPU, whatever the
     # model) are not extraction memory, and would otherwise dominate the peak measured below.
@@ -161,7 +240,6 @@ def run(args):
     for bucket, members in buckets.items():
         span = slice(start, start + len(members))
         start += len(members)
-        majority = majority_rate(q.target for q in members)
         if len(members) < args.folds:
             print(f"skipping bucket {bucket}: {len(members)} examples, fewer than {args.folds} folds")
             continue
@@ -171,10 +249,15 @@ def run(args):
         control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful, depth),
                                config)
         result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
-        settings[bucket] = {"accuracy": float(correct[span].mean()), "majority_rate": majority,
+        bucket_accuracy = float(correct[span].mean())
+        settings[bucket] = {"accuracy": bucket_accuracy,
+                            **chance_check(bucket_accuracy, [q.target for q in members],
+                                           SHORTCUTS[args.task](members)),
                             **result}
     meta = {"task": args.task, "model": args.model, "data": args.data, "split": args.split,
-            "icl": args.icl, "shots": [q.id for q in shots], "layers": layers,
+            "icl": args.icl, "shots": args.shots if args.icl else None,
+            "shot_ids": shot_record(args.shots, flat, shots), "skipped_long": skipped,
+            "position_limit": position_limit(model), "layers": layers,
             "per_head": args.per_head, "query_pool": args.query_pool,
             "statement_pool": args.statement_pool,
             "probe": {"neighbors": config.neighbors, "p": config.p, "folds": config.folds},

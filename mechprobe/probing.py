@@ -97,13 +97,38 @@ def majority_rate(answers):
     return max(answers.count(a) for a in set(answers)) / len(answers)
 
 
-def near_chance(accuracy, majority_rate, n, alpha=0.05):
-    """True when the accuracy is not significantly above always giving the commonest answer (a
-    one-sided binomial test): the model does not solve the task, so its probing scores say little
-    about how it reasons."""
+def near_chance(accuracy, baseline_rate, n, alpha=0.05):
+    """True when the accuracy is not significantly above `baseline_rate` (a one-sided binomial
+    test): the model does not solve the task, so its probing scores say little about how it
+    reasons."""
     from scipy.stats import binomtest
 
-    return bool(binomtest(round(accuracy * n), n, majority_rate, alternative="greater").pvalue > alpha)
+    return bool(binomtest(round(accuracy * n), n, baseline_rate, alternative="greater").pvalue > alpha)
+
+
+def chance_check(accuracy, targets, answerers=None):
+    """The model's accuracy against answering without it: always the commonest answer, and each
+    of `answerers` ({name: one answer per example}, read off the input alone; see shortcuts.py).
+    The commonest answer alone is too weak a bar: an untrained GPT-2 copies the last number, which
+    beats it on the k-th smallest task. Returns the results fields: majority_rate, the rate of
+    every answerer, the best one (`baseline`) and near_chance against it."""
+    targets = list(targets)
+    rates = {"commonest answer": majority_rate(targets)}
+    for name, answers in (answerers or {}).items():
+        rates[name] = float(np.mean([a == t for a, t in zip(answers, targets, strict=True)]))
+    best = max(rates, key=rates.get)     # ties go to the commonest answer
+    return {"majority_rate": rates["commonest answer"], "input_only_rates": rates,
+            "baseline": best, "baseline_rate": rates[best],
+            "near_chance": near_chance(accuracy, rates[best], len(targets))}
+
+
+def chance_warning(where, what="its probing scores say little about how it reasons"):
+    """The printed warning for settings that failed chance_check: {name: its chance_check fields}."""
+    beaten = ", ".join(f"{name} ({check['baseline']} {check['baseline_rate']:.3f})"
+                       for name, check in where.items())
+    return (f"warning: the model's accuracy is not significantly above the best answerer that reads "
+            f"only the input in {beaten}: it does not solve the task there, so {what} "
+            "(input_only_rates in results.json).")
 
 
 def summary_row(name, result):
@@ -144,9 +169,6 @@ def report(out, meta, settings, started):
     os.makedirs(out, exist_ok=True)
     for name, result in settings.items():
         layerwise_figure(name, result["layerwise"], out)
-        if "majority_rate" in result:
-            result["near_chance"] = near_chance(result["accuracy"], result["majority_rate"],
-                                                result["n_examples"])
     results = {**meta, "settings": settings, "seconds": round(time.time() - started, 2),
                "versions": {"python": platform.python_version(), "torch": torch.__version__}}
     if len(settings) == 1:
@@ -161,11 +183,9 @@ def report(out, meta, settings, started):
     if "f1_text_useful" in rows[0]:
         print("f1_text_*: the same probes on text-only features (statement kind, word overlap with the "
               "question, position): what wording alone gives away.")
-    weak = [n for n, r in settings.items() if r.get("near_chance")]
+    weak = {n: r for n, r in settings.items() if r.get("near_chance")}
     if weak:
-        print(f"warning: in {', '.join(weak)} the model's accuracy is not significantly above always "
-              "giving the commonest answer (majority_rate in results.json): it does not solve the "
-              "task there, so its probing scores say little about how it reasons.")
+        print(chance_warning(weak))
     print(f"results: {os.path.join(out, 'results.json')}")
     return results
 

@@ -37,6 +37,7 @@ class Capture:
     head_mask: torch.Tensor | None       # (layers, heads), 0 = zero that head's output
     recorded: dict = field(default_factory=dict)   # layer -> (batch, R, N) or (batch, heads, R, N)
     calls: int = 0                       # attention calls seen, the layer index of modules without one
+    ran: set = field(default_factory=set)          # layers whose attention went through this function
 
     def layer_of(self, module):
         layer = getattr(module, "layer_idx", None)
@@ -108,6 +109,7 @@ def recording_attention(module, query, key, value, attention_mask, dropout=0.0, 
     if capture is None:
         return output, None
     layer = capture.layer_of(module)
+    capture.ran.add(layer)
     if capture.wants(layer):
         weights = row_attention(query, key, attention_mask, capture.rows, scaling, softcap, sinks)
         capture.recorded[layer] = weights if capture.per_head else weights.mean(dim=1)
@@ -183,6 +185,15 @@ class Recorder:
         capture = Capture(rows=rows, layers=None if layers is None else frozenset(layers),
                           per_head=per_head, head_mask=head_mask)
         logits = self._run(capture, input_ids, attention_mask, logits_at)
+        if head_mask is not None and len(capture.ran) < self.n_layers:
+            # A layer that bypassed the recording function was not masked: pruning would silently
+            # run unpruned.
+            missing = sorted(set(range(self.n_layers)) - capture.ran)
+            raise UserError(f"head masking did not reach layers {missing} of "
+                            f"{type(self.model).__name__}: their attention bypasses transformers' "
+                            "AttentionInterface (was attn_implementation changed after the recorder "
+                            "was set up?); reload the model, or use one whose attention calls the "
+                            "interface (GPT-2, Llama, Mistral, Qwen ...)")
         wanted = set(range(self.n_layers)) if layers is None else set(layers)
         if rows is not None and not wanted <= set(capture.recorded):
             if self.mode == "interface" and self._auto and head_mask is None:

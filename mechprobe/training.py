@@ -139,11 +139,13 @@ def autocast(device, dtype):
 
 
 @torch.inference_mode()
-def predict(model, data, batch_size, amp_dtype=torch.float32):
+def predict(model, data, batch_size, amp_dtype=torch.float32, candidates=None):
     """(n,) 0/1 correctness and (n,) loss of next-token prediction at each row's last token.
 
     `data` is (inputs, targets) or, for right-padded rows, (inputs, targets, lengths); padded
-    rows are run shortest first so that a batch carries little padding.
+    rows are run shortest first so that a batch carries little padding. With `candidates` (token
+    ids) the prediction is the candidate with the highest logit, as the probe scores ProofWriter;
+    else the top token of the whole vocabulary.
     """
     inputs, targets, *rest = data
     lengths = rest[0] if rest else None
@@ -152,6 +154,8 @@ def predict(model, data, batch_size, amp_dtype=torch.float32):
     was_training = model.training
     model.eval()
     correct, losses = torch.zeros(len(inputs)), torch.zeros(len(inputs))
+    if candidates is not None:
+        candidates = torch.as_tensor(list(candidates), device=device)
     for start in range(0, len(inputs), batch_size):
         idx = order[start:start + batch_size]
         y = targets[idx].to(device)
@@ -159,14 +163,16 @@ def predict(model, data, batch_size, amp_dtype=torch.float32):
             logits = last_logits(model, inputs[idx].to(device),
                                  None if lengths is None else lengths[idx].to(device))
         losses[idx] = F.cross_entropy(logits, y, reduction="none").cpu()
-        correct[idx] = (logits.argmax(-1) == y).float().cpu()
+        predicted = (logits.argmax(-1) if candidates is None
+                     else candidates[logits[:, candidates].argmax(-1)])
+        correct[idx] = (predicted == y).float().cpu()
     model.train(was_training)
     return correct.numpy(), losses.numpy()
 
 
-def evaluate(model, data, batch_size, amp_dtype=torch.float32):
-    """(accuracy, mean loss) of next-token prediction at the last token."""
-    correct, losses = predict(model, data, batch_size, amp_dtype)
+def evaluate(model, data, batch_size, amp_dtype=torch.float32, candidates=None):
+    """(accuracy, mean loss) of next-token prediction at the last token (see predict)."""
+    correct, losses = predict(model, data, batch_size, amp_dtype, candidates)
     return float(correct.mean()), float(losses.mean())
 
 
@@ -206,11 +212,12 @@ def step_indices(n_train, batch_size, seed, step, lengths=None, curriculum=()):
 
 
 def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_after=None,
-             curriculum=()):
+             curriculum=(), candidates=None):
     """Train `model` in place on (inputs, targets) tensors, or (inputs, targets, lengths) for
     right-padded rows of different lengths, or (inputs, targets, lengths, answer positions) for
     rows that go on past the answer; returns the Outcome and the best weights.
-    `curriculum`: easier subsets first, see step_indices.
+    `curriculum`: easier subsets first, see step_indices. `candidates`: answer token ids that
+    validation accuracy (and so the best checkpoint) chooses among, see predict.
 
     Checkpoints go to checkpoint_dir at every validation. A checkpoint from an earlier run with
     the same fingerprint (the settings that determine the result) is resumed; one with another
@@ -285,7 +292,8 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
 
         done = step + 1
         if done % settings.eval_every == 0 or done == settings.steps:
-            val_acc, val_loss = evaluate(model, val, settings.batch_size, settings.amp_dtype)
+            val_acc, val_loss = evaluate(model, val, settings.batch_size, settings.amp_dtype,
+                                         candidates)
             outcome.train_seconds += time.perf_counter() - clock
             outcome.steps = done
             outcome.history.append({"step": done, "train_loss": float(np.mean(interval_losses)),

@@ -119,5 +119,6 @@ def test_dump_and_probe_the_shipped_records(tmp_path):
     results = json.loads((tmp_path / "probe" / "results.json").read_text())
     assert list(results["settings"]) == ["depth=0", "depth=1", "depth=2"]
     assert results["settings"]["depth=0"]["f1"]["depth"] is None
-    assert results["answer_words"] == ["A", "B", "C", "D"] and len(results["shots"]) == 2
+    assert results["answer_words"] == ["A", "B", "C", "D"] and results["shots"] == "per-question"
+    assert {len(ids) for ids in results["shot_ids"].values()} == {2}
     assert "depth=2" in proc.stdout

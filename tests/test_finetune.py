@@ -136,3 +136,24 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, bpe_gpt2_dir, extra,
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("model, steps, expected", [
+    # (eval_every, validation examples, test examples)
+    ("tiny", 20, (10, 2000, 2500)),           # a smoke run: two validations of a capped sample
+    ("tiny", None, (191, 2500, 2500)),        # the documented default run is unchanged
+    ("{bpe}", 20, (10, 2000, 10000)),         # pretrained default --n-train 980,000
+    ("{bpe}", None, (765, 10000, 10000)),     # the paper's run is unchanged
+    ("{bpe}", 3, (3, 2000, 10000)),           # shorter than the floor: validate once, at the end
+])
+def test_short_runs_validate_a_small_sample_rarely(tmp_path, bpe_gpt2_dir, model, steps, expected):
+    args = args_for(tmp_path / "out", model=model.format(bpe=bpe_gpt2_dir), steps=steps,
+                    n_train=None, n_eval=None, eval_every=None, batch_size=None, list_len=8, num_set=40)
+    _, _, _, _, _, splits, settings = finetune.prepare(args)
+    assert (settings.eval_every, len(splits.val), len(splits.test)) == expected
+
+
+def test_explicit_validation_size_and_cadence_are_kept(tmp_path):
+    args = args_for(tmp_path / "out", n_train=None, n_eval=5000, steps=20, eval_every=1)
+    _, _, _, _, _, splits, settings = finetune.prepare(args)
+    assert (settings.eval_every, len(splits.val)) == (1, 5000)

@@ -175,3 +175,37 @@ def test_preprocessed_files_cannot_train(tmp_path):
     proc = run_script("finetune_gpt2.py", *QUICK, "--data", str(tmp_path / "pre"), "--out",
                       str(tmp_path / "out"), check=False)
     assert proc.returncode != 0 and "release format" in proc.stderr
+
+
+class BoostedHead(torch.nn.Module):
+    """An output layer whose token `boosted` always tops the vocabulary."""
+
+    def __init__(self, head, boosted):
+        super().__init__()
+        self.head, self.boosted = head, boosted
+
+    def forward(self, hidden):
+        logits = self.head(hidden)
+        logits[..., self.boosted] += 1e4
+        return logits
+
+
+def test_validation_and_test_accuracy_compare_the_answer_logits_as_the_probe_does(tmp_path):
+    from mechprobe.training import Settings, evaluate, finetune
+
+    model, tokenizer = build_tiny_model([], layers=1, heads=2, dim=16, seed=0)
+    word_ids = answer_ids(tokenizer, "Bob is big: True or False?", ("True", "False"))
+    model.lm_head = BoostedHead(model.lm_head, tokenizer.convert_tokens_to_ids("<unk>"))
+    inputs = torch.randint(3, len(tokenizer), (40, 6))
+    targets = torch.tensor(word_ids)[torch.arange(40) % 2]
+    with torch.no_grad():
+        logits = last_logits(model, inputs)[:, word_ids]
+    expected = float((torch.tensor(word_ids)[logits.argmax(-1)] == targets).float().mean())
+    assert 0 < expected < 1
+    assert evaluate(model, (inputs, targets), 8)[0] == 0.0    # the top token is never an answer
+    assert evaluate(model, (inputs, targets), 8, candidates=word_ids)[0] == expected
+
+    settings = Settings(lr=0.0, batch_size=8, steps=2, warmup=0, eval_every=1, seed=0)
+    outcome, _ = finetune(model, (inputs, targets), (inputs, targets), settings, str(tmp_path),
+                          {}, candidates=word_ids)
+    assert [row["val_accuracy"] for row in outcome.history] == [expected, expected]

@@ -86,6 +86,27 @@ def test_all_k_and_layer_subset(small_finetuned, tmp_path):
     assert results["settings"]["min00"]["f1"]["depth"] is None        # a single class at k = 0
     assert results["settings"]["min03"]["f1"]["depth"] is not None
     assert results["layers"] == [1] and len(results["settings"]["min03"]["layerwise"]) == 2
+    for setting in results["settings"].values():
+        rates = setting["input_only_rates"]
+        assert set(rates) == {"commonest answer", "copy the last number", "copy the first number"}
+        assert setting["baseline_rate"] == max(rates.values()) == rates[setting["baseline"]]
+
+
+def test_chance_guard_compares_with_the_best_input_only_answerer():
+    """A model that beats the commonest answer but not copying the last number (an untrained
+    GPT-2 with tied embeddings) is near chance, and the guard names the copying."""
+    from mechprobe.probing import chance_check, near_chance
+    from mechprobe.shortcuts import ksmallest_answers
+
+    task = ksmallest.Task(k=2)
+    indices = ksmallest.generate(task, 1024, 0)
+    answers = ksmallest.answers(task, indices)
+    copied = indices[:, -1]
+    assert np.mean(copied == answers) > 0.04     # the last number is often the third smallest
+    check = chance_check(0.07, answers, ksmallest_answers(indices))
+    assert not near_chance(0.07, check["majority_rate"], 1024)   # the old guard let it pass
+    assert check["near_chance"] and check["baseline"] == "copy the last number"
+    assert check["baseline_rate"] == pytest.approx(np.mean(copied == answers))
 
 
 def test_dump_examples_needs_no_model(tmp_path):

@@ -193,7 +193,13 @@ def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
                       "--layers", "0,2", "--device", "cpu", "--out", str(out))
     assert "S_P1" in proc.stdout
     results = json.loads((out / "results.json").read_text())
-    assert results["icl"] == icl and len(results["shots"]) == icl and results["layers"] == [0, 2]
+    assert results["icl"] == icl and results["layers"] == [0, 2]
+    if icl:     # shots drawn for each probed question, by default
+        assert results["shots"] == "per-question" and results["skipped_long"] == 0
+        assert {len(ids) for ids in results["shot_ids"].values()} == {icl}
+        assert len({tuple(ids) for ids in results["shot_ids"].values()}) > 1
+    else:
+        assert results["shots"] is None and results["shot_ids"] == []
     assert results["query_pool"] == ("max" if icl else "mean")
     assert "m=1" in results["settings"]
     for name, setting in results["settings"].items():

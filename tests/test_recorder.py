@@ -215,3 +215,17 @@ def test_head_mask_passed_to_the_model_is_refused():
     Recorder(model)
     with pytest.raises(UserError, match="head_mask= is ignored"):
         model(input_ids=torch.tensor([[3, 4, 5]]), head_mask=torch.ones(3, 4))
+
+
+@pytest.mark.parametrize("rows", [None, torch.tensor([[9], [9]])], ids=["logits only", "with rows"])
+def test_head_mask_on_a_layer_that_bypasses_the_interface_is_an_error(rows):
+    model = build(gpt2, "eager")
+    recorder = Recorder(model)
+    assert recorder.mode == "interface"
+    # One layer's attention stops calling the interface after the recorder was set up: its heads
+    # cannot be masked, and the run must not pass for a pruned one.
+    model.transformer.h[1].attn.forward = bypassing_gpt2().transformer.h[1].attn.forward
+    ids, mask, _ = padded_batch([10, 10], "right", 10)
+    with pytest.raises(UserError, match=r"head masking did not reach layers \[1\]"):
+        recorder.forward(ids, mask, rows=rows, head_mask=torch.ones(3, 4),
+                         logits_at=torch.tensor([9, 9]))
