@@ -48,18 +48,32 @@ def cross_validated_f1(X, y, groups, config):
                         "probe more examples (--n-examples) or use fewer --folds")
     X = X.reshape(len(X), -1)
     scores = []
-    splitter = GroupKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    folds = list(splitter.split(X, y, groups))
-    smallest = min(len(train) for train, _ in folds)
-    if config.neighbors > smallest:
-        # sklearn would refuse; clamping silently would change the probe the user asked for.
-        raise UserError(f"--neighbors {config.neighbors} is more than the {smallest} statements in "
-                        "the smallest training fold: use at most that many, or probe more examples")
-    for train, test in folds:
-        knn = KNeighborsClassifier(n_neighbors=config.neighbors, weights="distance", p=config.p)
+    for train, test in folds_of(groups, config):
+        knn = KNeighborsClassifier(n_neighbors=min(config.neighbors, len(train)), weights="distance",
+                                   p=config.p)
         knn.fit(X[train], y[train])
         scores.append(f1_score(y[test], knn.predict(X[test]), average="macro"))
     return float(np.mean(scores)), float(np.std(scores))
+
+
+def folds_of(groups, config):
+    """(train, test) index pairs of the cross-validation, whole groups on one side."""
+    splitter = GroupKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+    return list(splitter.split(np.zeros(len(groups)), groups=groups))
+
+
+def neighbors_used(samples, config):
+    """The k each stage's kNN uses: --neighbors, or the size of the smallest training fold where
+    that is smaller (a small bucket; the depth stage sees only useful statements). Recorded in
+    results.json and reported, so a clamped k is never silent."""
+    used = {}
+    for stage, keep in (("useful", slice(None)), ("depth", samples.useful)):
+        groups = samples.groups[keep]
+        if stage == "depth" and not depth_applicable(samples) or len(np.unique(groups)) < config.folds:
+            used[stage] = None
+            continue
+        used[stage] = min([config.neighbors] + [len(train) for train, _ in folds_of(groups, config)])
+    return used
 
 
 def depth_applicable(samples):

@@ -12,7 +12,7 @@ from .features import extract
 from .models import load_pretrained, resolve_device, resolve_dtype
 from .outputs import write_json
 from .plots import line_plot, save_figure
-from .probe import Samples, best_layer, compare, layerwise
+from .probe import Samples, best_layer, compare, layerwise, neighbors_used
 from .recorder import Recorder
 
 
@@ -83,6 +83,7 @@ def probe_setting(features, random_features, useful, depth, config, layers):
     model_samples = Samples.from_examples(features, useful, depth)
     random_samples = Samples.from_examples(random_features, useful, depth)
     result = compare(model_samples, random_samples, config)
+    result["neighbors_used"] = neighbors_used(model_samples, config)
     rows = layerwise(model_samples, random_samples, config, layers)
     result["layerwise"] = rows
     result["best_layer"] = {stage: best_layer(rows, stage) for stage in ("useful", "depth")}
@@ -186,6 +187,13 @@ def report(out, meta, settings, started):
     weak = {n: r for n, r in settings.items() if r.get("near_chance")}
     if weak:
         print(chance_warning(weak))
+    asked = meta.get("probe", {}).get("neighbors")
+    clamped = {n: k for n, r in settings.items() for k in r.get("neighbors_used", {}).values()
+               if k is not None and asked is not None and k < asked}
+    if clamped:
+        print(f"note: --neighbors {asked} is more than some training folds hold; those probes used "
+              f"fewer ({', '.join(f'{n}: {k}' for n, k in clamped.items())}; neighbors_used in "
+              "results.json)")
     print(f"results: {os.path.join(out, 'results.json')}")
     return results
 

@@ -200,12 +200,20 @@ def test_out_paths_checked_before_work(tmp_path, small_finetuned):
     assert afile.read_text() == "x" and not (tmp_path / "o").exists()
 
 
-def test_too_many_neighbours_is_refused_not_clamped(tmp_path, small_finetuned):
+def test_too_many_neighbours_is_recorded_not_silent(tmp_path, small_finetuned):
     out = tmp_path / "out"
-    dump = tmp_path / "examples.jsonl"
+    code, printed, err = cli("probe", "--model", small_finetuned / "model", "--n-examples", "16",
+                             "--device", "cpu", "--neighbors", "100000", "--out", out)
+    assert code == 0, err
+    used = json.loads((out / "results.json").read_text())["neighbors_used"]
+    assert 0 < used["useful"] < 100000 and f"note: --neighbors 100000" in printed
+
+
+def test_a_failed_probe_leaves_no_dump(tmp_path, small_finetuned):
+    out, dump = tmp_path / "out", tmp_path / "examples.jsonl"
     refused("probe", "--model", small_finetuned / "model", "--n-examples", "16", "--device", "cpu",
-            "--neighbors", "100000", "--out", out, "--dump-examples", dump, words=["--neighbors"])
-    assert not out.exists() and not dump.exists()  # 9: a failed probe leaves no dump behind
+            "--layers", "0-99", "--out", out, "--dump-examples", dump, words=["--layers"])
+    assert not out.exists() and not dump.exists()
 
 
 def test_layers_reversed_is_named(tmp_path, small_finetuned):
