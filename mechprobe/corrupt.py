@@ -103,8 +103,8 @@ def correlation(x, y):
 
 
 def subset_samples(features, labels, chosen):
-    return Samples.from_examples([features[i] for i in chosen], [labels[0][i] for i in chosen],
-                                 [labels[1][i] for i in chosen])
+    """labels: (useful, depth, cross-validation group) per question."""
+    return Samples.from_examples(*([column[i] for i in chosen] for column in (features, *labels)))
 
 
 def figure(sp2, changes, out):
@@ -165,7 +165,8 @@ def run(args):
 
     config = ProbeConfig(neighbors=args.neighbors, p=args.p or 1, folds=args.folds, seed=args.seed)
     labels = ([np.array(q.useful) for q in questions],
-              [np.array([-1 if d is None else d for d in q.depth]) for q in questions])
+              [np.array([-1 if d is None else d for d in q.depth]) for q in questions],
+              [q.group for q in questions])
     subsets = []
     for repeat in tqdm(range(args.repeats), desc="subsets", unit="subset", leave=False):
         sub_rng = np.random.default_rng([args.seed, 7, repeat])

@@ -78,14 +78,28 @@ def answer_ids(tokenizer, text, words):
     return ids
 
 
-def sample_buckets(questions, per_bucket, seed):
-    """{bucket: questions}, at most per_bucket each, sampled without replacement, in file order."""
-    rng = np.random.default_rng([seed, 4])
+def by_bucket(questions):
+    """{bucket: questions in file order}, buckets in size order; questions in no bucket left out."""
     buckets = {}
     for q in questions:
         if q.bucket is not None:
             buckets.setdefault(q.bucket, []).append(q)
-    order = sorted(buckets, key=lambda b: int(b.split("=")[1]))
+    return {b: buckets[b] for b in sorted(buckets, key=lambda b: int(b.split("=")[1]))}
+
+
+def bucket_sizes(questions, split):
+    """One line: how many questions each bucket holds before sampling, and how many fit none."""
+    buckets = by_bucket(questions)
+    outside = len(questions) - sum(len(members) for members in buckets.values())
+    sizes = ", ".join(f"{b} {len(members)}" for b, members in buckets.items()) or "none"
+    return f"{split}: questions per bucket: {sizes}; in no bucket: {outside}"
+
+
+def sample_buckets(questions, per_bucket, seed):
+    """{bucket: questions}, at most per_bucket each, sampled without replacement, in file order."""
+    rng = np.random.default_rng([seed, 4])
+    buckets = by_bucket(questions)
+    order = list(buckets)
     sampled = {}
     for bucket in order:
         pool = buckets[bucket]
@@ -112,12 +126,28 @@ def text_features(question):
     return np.array(rows, dtype=np.float32)[:, None, :]
 
 
-def dump_examples(path, questions):
+def token_span(positions):
+    """[start, end) of a run of token positions (a segment's tokens are consecutive)."""
+    return [positions[0], positions[-1] + 1] if positions else None
+
+
+def dump_examples(path, questions, examples=None):
+    """One JSON line per question; with `examples` (its tokenized prompt, one per question) also
+    the prompt's token ids and the [start, end) token spans of each statement and of the query,
+    so that a user can check them against the model's tokenizer."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        for q in questions:
-            f.write(json.dumps(q.dump()) + "\n")
+        for index, q in enumerate(questions):
+            row = q.dump()
+            if examples is not None:
+                example = examples[index]
+                row.update({"input_ids": [int(i) for i in example.input_ids],
+                            "statement_spans": [token_span(p) for p in example.statements],
+                            "query_span": token_span(example.query)})
+            f.write(json.dumps(row) + "\n")
     os.replace(tmp, path)
+    print(f"wrote {len(questions)} examples to {path}"
+          + ("" if examples is None else " (with token ids and spans)"))
 
 
 def run(args):
@@ -125,13 +155,13 @@ def run(args):
     data = TASKS[args.task]
     if args.data is None:
         raise UserError(f"--task {args.task} needs --data DIR: {data.HOW_TO_GET}")
-    questions = data.load(args.data, args.split)
-    if args.dump_examples:
-        dump_examples(args.dump_examples, questions)
-        print(f"wrote {len(questions)} examples to {args.dump_examples}")
+    options = {"buckets": args.buckets} if args.task == "proofwriter" else {}
+    questions = data.load(args.data, args.split, **options)
+    print(bucket_sizes(questions, args.split))
     if args.model is None:
         if not args.dump_examples:
             raise UserError("pass --model (a model to probe) or --dump-examples FILE")
+        dump_examples(args.dump_examples, questions)
         return None
     shots = choose_shots(data.load(args.data, "train"), args.icl, args.seed) if args.icl else []
     prefix = "".join(shot_text(q, data.SUFFIX) for q in shots)
@@ -142,6 +172,9 @@ def run(args):
 
     model, tokenizer, device = load_model(args)
     layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
+    if args.dump_examples:
+        dump_examples(args.dump_examples, questions,
+                      [to_example(tokenizer, q, prefix, data.SUFFIX) for q in questions])
     args.query_pool = args.query_pool or ("max" if args.icl else "mean")
     args.batch_size = args.batch_size or 16
     flat = [q for bucket in buckets.values() for q in bucket]
@@ -166,19 +199,23 @@ def run(args):
         span = slice(start, start + len(members))
         start += len(members)
         majority = majority_rate(q.target for q in members)
-        if len(members) < args.folds:
-            print(f"skipping bucket {bucket}: {len(members)} examples, fewer than {args.folds} folds")
+        groups = [q.group for q in members]
+        if len(set(groups)) < args.folds:
+            print(f"skipping bucket {bucket}: {len(members)} examples from {len(set(groups))} "
+                  f"{data.GROUPED_BY}s, fewer than {args.folds} folds")
             continue
         useful = [np.array(q.useful) for q in members]
         depth = [np.array([-1 if d is None else d for d in q.depth]) for q in members]
-        result = probe_setting(features[span], random_features[span], useful, depth, config, layers)
-        control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful, depth),
-                               config)
+        result = probe_setting(features[span], random_features[span], useful, depth, config, layers,
+                               groups)
+        control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful,
+                                                     depth, groups), config)
         result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
         settings[bucket] = {"accuracy": float(correct[span].mean()), "majority_rate": majority,
                             **result}
     meta = {"task": args.task, "model": args.model, "data": args.data, "split": args.split,
             "icl": args.icl, "shots": [q.id for q in shots], "layers": layers,
+            "buckets": options.get("buckets"), "cv_groups": data.GROUPED_BY,
             "per_head": args.per_head, "query_pool": args.query_pool,
             "statement_pool": args.statement_pool,
             "probe": {"neighbors": config.neighbors, "p": config.p, "folds": config.folds},
