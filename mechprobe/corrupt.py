@@ -107,6 +107,19 @@ def subset_samples(features, labels, chosen):
     return Samples.from_examples(*([column[i] for i in chosen] for column in (features, *labels)))
 
 
+def summarise(subsets):
+    """Bins and correlations over the subsets whose S_P2 is defined: where the random twin's
+    depth probe is perfect (F1 = 1), S_P2 has no scale, and such a subset cannot be placed.
+    Returns (S_P2, accuracy changes per corruption, bins, correlations, subsets left out)."""
+    defined = [s for s in subsets if s["sp2"] is not None]
+    sp2 = np.array([s["sp2"] for s in defined], dtype=float)
+    changes = {k: np.array([s[f"change_{k}"] for s in defined], dtype=float) for k in CORRUPTIONS}
+    bins = binned(sp2, {"accuracy": np.array([s["accuracy"] for s in defined], dtype=float),
+                        **{f"change_{k}": v for k, v in changes.items()}}) if defined else []
+    correlations = {k: correlation(sp2, v) for k, v in changes.items()}
+    return sp2, changes, bins, correlations, len(subsets) - len(defined)
+
+
 def figure(sp2, changes, out):
     fig, axes = plt.subplots(1, len(CORRUPTIONS), figsize=(4 * len(CORRUPTIONS), 3.4), sharey=True)
     for ax, kind in zip(axes, CORRUPTIONS):
@@ -180,11 +193,7 @@ def run(args):
                         "sp1": scores_["useful"], "sp2": scores_["depth"],
                         **{f"change_{k}": float(corrupted_correct[k][chosen].mean()) - accuracy
                            for k in CORRUPTIONS}})
-    sp2 = np.array([s["sp2"] for s in subsets])
-    changes = {k: np.array([s[f"change_{k}"] for s in subsets]) for k in CORRUPTIONS}
-    bins = binned(sp2, {"accuracy": np.array([s["accuracy"] for s in subsets]),
-                        **{f"change_{k}": v for k, v in changes.items()}})
-    correlations = {k: correlation(sp2, v) for k, v in changes.items()}
+    sp2, changes, bins, correlations, undefined = summarise(subsets)
 
     majority = majority_rate(q.answer for q in questions)
     chance = near_chance(float(correct.mean()), majority, len(questions))
@@ -197,12 +206,17 @@ def run(args):
                "subset_size": [args.min_subset, args.max_subset], "seed": args.seed,
                "clean_accuracy": float(correct.mean()), "majority_rate": majority, "near_chance": chance,
                "corrupted_accuracy": {k: float(v.mean()) for k, v in corrupted_correct.items()},
+               "subsets_without_sp2": undefined,
                "bins": bins, "correlation": correlations, "subsets": subsets,
                "seconds": round(time.time() - started, 2)}
     write_json(os.path.join(args.out, "results.json"), results)
     print(f"{len(questions)} depth-1 questions; accuracy clean {correct.mean():.4f}, "
           + ", ".join(f"{k} {v.mean():.4f}" for k, v in corrupted_correct.items()))
-    print(format_table(bins, list(bins[0])))
+    if undefined:
+        print(f"skipped {undefined} of {len(subsets)} subsets in the bins and correlations: S_P2 is "
+              "undefined there (the random model's depth probe already scores F1 = 1)")
+    if bins:
+        print(format_table(bins, list(bins[0])))
     print()
     print(format_table([{"corruption": k, **v} for k, v in correlations.items()],
                        ["corruption", "pearson", "pearson_p", "spearman", "spearman_p"]))
