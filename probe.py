@@ -25,7 +25,13 @@ def main(argv=None):
     add_task_args(parser)
     parser.add_argument("--data", help="ProofWriter: the release root, its CWA folder, or the "
                         "folder of the paper's preprocessed {train,dev,test}.json; ARC: the folder "
-                        "of STREET's reasoning_annotated_*.jsonl or the preprocessed files")
+                        "of STREET's reasoning_annotated_*.jsonl or the preprocessed files; either: "
+                        "a download of the authors' dataset repo (its data/<task> is used) or "
+                        "hf:yyyyifan/MechanisticProbe_ProofWriter_ARC from the local HF cache")
+    parser.add_argument("--buckets", default="exact", choices=["exact", "upto"],
+                        help="ProofWriter depth-1 buckets m=2,4,...,24: 'exact' keeps questions whose "
+                        "theory has exactly m statements (the paper), 'upto' puts each in the "
+                        "smallest bucket >= m (the earlier grouping)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
                         help="split probed (in-context shots always come from train)")
     parser.add_argument("--icl", type=count(0), default=0,
@@ -48,9 +54,13 @@ def main(argv=None):
     parser.add_argument("--neighbors", type=count(1), default=8, help="kNN neighbours")
     parser.add_argument("--p", type=int, choices=[1, 2],
                         help="kNN distance: 2 Euclidean, 1 Manhattan (default: the task's)")
-    parser.add_argument("--folds", type=count(2), default=5, help="cross-validation folds, grouped by example")
+    parser.add_argument("--folds", type=count(2), default=5,
+                        help="cross-validation folds, grouped by example (ProofWriter: by theory, "
+                        "since its questions share the context)")
     parser.add_argument("--dump-examples", metavar="FILE",
-                        help="write one JSON line per example with its statements and labels")
+                        help="write one JSON line per example with its statements and labels; with "
+                        "--model also its prompt's token ids and each statement's and the query's "
+                        "token span")
     args = parser.parse_args(argv)
     if args.model is not None and args.out is None:
         parser.error("--out DIR is required when a model is probed")

@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from . import dataroot
 from .cli import UserError
 from .jsonfiles import read_json, read_jsonl
 from .proofwriter import Question, id_order
@@ -18,6 +19,7 @@ from .trees import depth_classes
 SPLITS = ("train", "dev", "test")
 MAX_DEPTH = 2   # the paper keeps trees of depth <= 2
 SUFFIX = " Answer:"
+GROUPED_BY = "record"                 # cross-validation unit
 HOW_TO_GET = ("download STREET's ARC files (reasoning_annotated_{train,dev,test}.jsonl) or the "
               "paper's preprocessed data/arc/{train,dev,test}.json, or use the records shipped in "
               "data/arc_offline; see data/README.md")
@@ -30,7 +32,9 @@ class ArcQuestion(Question):
 
     @property
     def bucket(self):
-        return f"depth={self.qdep}" if self.qdep <= MAX_DEPTH else None
+        """None for trees deeper than the paper keeps, and for records with no step among the
+        statements (every premise feeds the answer directly): nothing there to probe."""
+        return f"depth={self.qdep}" if any(self.useful) and self.qdep <= MAX_DEPTH else None
 
     @property
     def target(self):
@@ -65,8 +69,9 @@ def tree_labels(statement_ids, edges, where):
 
 
 def street_question(record, where):
-    """One STREET record -> ArcQuestion; edges into or out of the answer unit are dropped, but the
-    units feeding the answer stay in the tree (as its top)."""
+    """One STREET record -> ArcQuestion. Edges into or out of the answer unit are dropped
+    (METHOD.md), so a unit that only feeds the answer is not on the tree: the same labels as the
+    preprocessed files, which the authors flattened from the graph without the answer unit."""
     try:
         units = {str(k): v for k, v in record["textual_logical_units"].items()}
         keys = sorted(units, key=lambda k: int(k))
@@ -80,13 +85,12 @@ def street_question(record, where):
         for edge in record["reasoning_graph_edges"]:
             conclusion = str(edge["consequent"])
             for premise in map(str, edge["antecedents"]):
-                if premise == answer_key:
-                    continue
                 if premise not in units or conclusion not in units:
                     bad = premise if premise not in units else conclusion
                     raise UserError(f"{where}: record {record['id']} has an edge naming unit {bad}, "
                                     "which it does not have: fix or re-download the record")
-                edges.append((premise, None if conclusion == answer_key else conclusion))
+                if answer_key not in (premise, conclusion):
+                    edges.append((premise, conclusion))
         useful, depth, tree_depth = tree_labels(statement_ids, edges, f"{where} ({record['id']})")
         return ArcQuestion(
             id=record["id"], statement_ids=statement_ids,
@@ -139,6 +143,7 @@ def preprocessed_questions(path, split):
 
 def load(root, split):
     """Every question of one split, labelled, in file order."""
+    root = dataroot.resolve(root, "arc")
     if not os.path.isdir(root):
         raise UserError(f"--data {root} is not a folder: {HOW_TO_GET}")
     street = os.path.join(root, f"reasoning_annotated_{split}.jsonl")

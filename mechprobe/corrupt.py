@@ -106,8 +106,21 @@ def correlation(x, y):
 
 
 def subset_samples(features, labels, chosen):
-    return Samples.from_examples([features[i] for i in chosen], [labels[0][i] for i in chosen],
-                                 [labels[1][i] for i in chosen])
+    """labels: (useful, depth, cross-validation group) per question."""
+    return Samples.from_examples(*([column[i] for i in chosen] for column in (features, *labels)))
+
+
+def summarise(subsets):
+    """Bins and correlations over the subsets whose S_P2 is defined: where the random twin's
+    depth probe is perfect (F1 = 1), S_P2 has no scale, and such a subset cannot be placed.
+    Returns (S_P2, accuracy changes per corruption, bins, correlations, subsets left out)."""
+    defined = [s for s in subsets if s["sp2"] is not None]
+    sp2 = np.array([s["sp2"] for s in defined], dtype=float)
+    changes = {k: np.array([s[f"change_{k}"] for s in defined], dtype=float) for k in CORRUPTIONS}
+    bins = binned(sp2, {"accuracy": np.array([s["accuracy"] for s in defined], dtype=float),
+                        **{f"change_{k}": v for k, v in changes.items()}}) if defined else []
+    correlations = {k: correlation(sp2, v) for k, v in changes.items()}
+    return sp2, changes, bins, correlations, len(subsets) - len(defined)
 
 
 def figure(sp2, changes, out):
@@ -187,7 +200,8 @@ def run(args):
 
     config = ProbeConfig(neighbors=args.neighbors, p=args.p or 1, folds=args.folds, seed=args.seed)
     labels = ([np.array(q.useful) for q in questions],
-              [np.array([-1 if d is None else d for d in q.depth]) for q in questions])
+              [np.array([-1 if d is None else d for d in q.depth]) for q in questions],
+              [q.group for q in questions])
     subsets = []
     for repeat in tqdm(range(args.repeats), desc="subsets", unit="subset", leave=False):
         sub_rng = np.random.default_rng([args.seed, 7, repeat])
@@ -201,11 +215,7 @@ def run(args):
                         "sp1": scores_["useful"], "sp2": scores_["depth"],
                         **{f"change_{k}": float(corrupted_correct[k][chosen].mean()) - accuracy
                            for k in CORRUPTIONS}})
-    sp2 = np.array([s["sp2"] for s in subsets])
-    changes = {k: np.array([s[f"change_{k}"] for s in subsets]) for k in CORRUPTIONS}
-    bins = binned(sp2, {"accuracy": np.array([s["accuracy"] for s in subsets]),
-                        **{f"change_{k}": v for k, v in changes.items()}})
-    correlations = {k: correlation(sp2, v) for k, v in changes.items()}
+    sp2, changes, bins, correlations, undefined = summarise(subsets)
 
     chance = chance_check(float(correct.mean()), [q.target for q in questions],
                           proofwriter_answers(questions))
@@ -220,12 +230,17 @@ def run(args):
                "subset_size": [args.min_subset, args.max_subset], "seed": args.seed,
                "clean_accuracy": float(correct.mean()), **chance,
                "corrupted_accuracy": {k: float(v.mean()) for k, v in corrupted_correct.items()},
+               "subsets_without_sp2": undefined,
                "bins": bins, "correlation": correlations, "subsets": subsets,
                "seconds": round(time.time() - started, 2)}
     write_json(os.path.join(args.out, "results.json"), results)
     print(f"{len(questions)} depth-1 questions; accuracy clean {correct.mean():.4f}, "
           + ", ".join(f"{k} {v.mean():.4f}" for k, v in corrupted_correct.items()))
-    print(format_table(bins, list(bins[0])))
+    if undefined:
+        print(f"skipped {undefined} of {len(subsets)} subsets in the bins and correlations: S_P2 is "
+              "undefined there (the random model's depth probe already scores F1 = 1)")
+    if bins:
+        print(format_table(bins, list(bins[0])))
     print()
     print(format_table([{"corruption": k, **v} for k, v in correlations.items()],
                        ["corruption", "pearson", "pearson_p", "spearman", "spearman_p"]))

@@ -44,7 +44,9 @@ ANSWERS = ("True", "False")
 
 def training_questions(data, split, max_qdep):
     """Every question of the split with QDep <= max_qdep, proved or not, in file order."""
-    questions = [q for q in proofwriter.load(data, split, everything=True) if q.qdep <= max_qdep]
+    # "upto" keeps the bucket rows of the accuracy table covering every depth-1 question.
+    questions = [q for q in proofwriter.load(data, split, everything=True, buckets="upto")
+                 if q.qdep <= max_qdep]
     if not questions:
         raise UserError(f"no questions of depth <= {max_qdep} in the {split} split of {data}: "
                         "generate data with `python make_data.py proofwriter --out DIR`")

@@ -30,12 +30,17 @@ class Samples:
     X: np.ndarray            # (n, layers, per-layer features)
     useful: np.ndarray       # (n,) bool
     depth: np.ndarray        # (n,) int class, -1 where not useful
-    groups: np.ndarray       # (n,) example index
+    groups: np.ndarray       # (n,) cross-validation group: the example, or what examples share
 
     @classmethod
-    def from_examples(cls, features, useful, depth):
-        """Per example: features (S_i, layers, f), useful (S_i,), depth (S_i,) -> one Samples."""
-        groups = np.concatenate([np.full(len(f), i) for i, f in enumerate(features)])
+    def from_examples(cls, features, useful, depth, groups=None):
+        """Per example: features (S_i, layers, f), useful (S_i,), depth (S_i,) -> one Samples.
+        `groups`: a label per example (e.g. its theory); default, each example its own group."""
+        # Numbered in order of first appearance: one group per example numbers them as before.
+        first = {}
+        labels = range(len(features)) if groups is None else [first.setdefault(g, len(first))
+                                                              for g in groups]
+        groups = np.concatenate([np.full(len(f), label) for label, f in zip(labels, features)])
         return cls(np.concatenate(features).astype(np.float32),
                    np.concatenate(useful).astype(bool), np.concatenate(depth).astype(int), groups)
 
@@ -44,7 +49,8 @@ def cross_validated_f1(X, y, groups, config):
     """Macro F1 over folds grouped by example: (mean, std over folds)."""
     n_groups = len(np.unique(groups))
     if n_groups < config.folds:
-        raise UserError(f"only {n_groups} examples for {config.folds}-fold cross-validation: "
+        raise UserError(f"only {n_groups} independent examples (examples sharing a context count "
+                        f"once) for {config.folds}-fold cross-validation: "
                         "probe more examples (--n-examples) or use fewer --folds")
     X = X.reshape(len(X), -1)
     scores = []

@@ -143,14 +143,28 @@ def answer_ids(tokenizer, text, words):
     return ids
 
 
-def sample_buckets(questions, per_bucket, seed):
-    """{bucket: questions}, at most per_bucket each, sampled without replacement, in file order."""
-    rng = np.random.default_rng([seed, 4])
+def by_bucket(questions):
+    """{bucket: questions in file order}, buckets in size order; questions in no bucket left out."""
     buckets = {}
     for q in questions:
         if q.bucket is not None:
             buckets.setdefault(q.bucket, []).append(q)
-    order = sorted(buckets, key=lambda b: int(b.split("=")[1]))
+    return {b: buckets[b] for b in sorted(buckets, key=lambda b: int(b.split("=")[1]))}
+
+
+def bucket_sizes(questions, split):
+    """One line: how many questions each bucket holds before sampling, and how many fit none."""
+    buckets = by_bucket(questions)
+    outside = len(questions) - sum(len(members) for members in buckets.values())
+    sizes = ", ".join(f"{b} {len(members)}" for b, members in buckets.items()) or "none"
+    return f"{split}: questions per bucket: {sizes}; in no bucket: {outside}"
+
+
+def sample_buckets(questions, per_bucket, seed):
+    """{bucket: questions}, at most per_bucket each, sampled without replacement, in file order."""
+    rng = np.random.default_rng([seed, 4])
+    buckets = by_bucket(questions)
+    order = list(buckets)
     sampled = {}
     for bucket in order:
         pool = buckets[bucket]
@@ -177,8 +191,27 @@ def text_features(question):
     return np.array(rows, dtype=np.float32)[:, None, :]
 
 
-def dump_examples(path, questions):
-    write_lines(path, (json.dumps(q.dump()) + "\n" for q in questions))
+def token_span(positions):
+    """[start, end) of a run of token positions (a segment's tokens are consecutive)."""
+    return [positions[0], positions[-1] + 1] if positions else None
+
+
+def dump_examples(path, questions, examples=None):
+    """One JSON line per question; with `examples` (its tokenized prompt, one per question) also
+    the prompt's token ids and the [start, end) token spans of each statement and of the query,
+    so that a user can check them against the model's tokenizer."""
+    rows = []
+    for index, q in enumerate(questions):
+        row = q.dump()
+        if examples is not None:
+            example = examples[index]
+            row.update({"input_ids": [int(i) for i in example.input_ids],
+                        "statement_spans": [token_span(p) for p in example.statements],
+                        "query_span": token_span(example.query)})
+        rows.append(json.dumps(row) + "\n")
+    write_lines(path, rows)
+    print(f"wrote {len(questions)} examples to {path}"
+          + ("" if examples is None else " (with token ids and spans)"))
 
 
 def run(args):
@@ -186,13 +219,13 @@ def run(args):
     data = TASKS[args.task]
     if args.data is None:
         raise UserError(f"--task {args.task} needs --data DIR: {data.HOW_TO_GET}")
-    questions = data.load(args.data, args.split)
-    if args.dump_examples:
-        dump_examples(args.dump_examples, questions)
-        print(f"wrote {len(questions)} examples to {args.dump_examples}")
+    options = {"buckets": args.buckets} if args.task == "proofwriter" else {}
+    questions = data.load(args.data, args.split, **options)
+    print(bucket_sizes(questions, args.split))
     if args.model is None:
         if not args.dump_examples:
             raise UserError("pass --model (a model to probe) or --dump-examples FILE")
+        dump_examples(args.dump_examples, questions)
         return None
     buckets = sample_buckets(questions, args.n_examples, args.seed)
     if not buckets:
@@ -205,6 +238,11 @@ def run(args):
 
     model, tokenizer, device = load_model(args)
     layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
+    if args.dump_examples:   # every question, each with the prompt it is (or would be) probed with
+        dump_shots = shots_for(questions, train, args.icl, args.shots, args.seed)
+        dump_examples(args.dump_examples, questions,
+                      [to_example(tokenizer, q, shot_prefix(these, data.SUFFIX), data.SUFFIX)
+                       for q, these in zip(questions, dump_shots)])
     args.query_pool = args.query_pool or ("max" if args.icl else "mean")
     args.batch_size = args.batch_size or 16
     examples = [to_example(tokenizer, q, prefix, data.SUFFIX) for q, prefix in zip(flat, prefixes)]
@@ -240,14 +278,17 @@ def run(args):
     for bucket, members in buckets.items():
         span = slice(start, start + len(members))
         start += len(members)
-        if len(members) < args.folds:
-            print(f"skipping bucket {bucket}: {len(members)} examples, fewer than {args.folds} folds")
+        groups = [q.group for q in members]
+        if len(set(groups)) < args.folds:
+            print(f"skipping bucket {bucket}: {len(members)} examples from {len(set(groups))} "
+                  f"{data.GROUPED_BY}s, fewer than {args.folds} folds")
             continue
         useful = [np.array(q.useful) for q in members]
         depth = [np.array([-1 if d is None else d for d in q.depth]) for q in members]
-        result = probe_setting(features[span], random_features[span], useful, depth, config, layers)
-        control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful, depth),
-                               config)
+        result = probe_setting(features[span], random_features[span], useful, depth, config, layers,
+                               groups)
+        control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful,
+                                                     depth, groups), config)
         result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
         bucket_accuracy = float(correct[span].mean())
         settings[bucket] = {"accuracy": bucket_accuracy,
@@ -258,6 +299,7 @@ def run(args):
             "icl": args.icl, "shots": args.shots if args.icl else None,
             "shot_ids": shot_record(args.shots, flat, shots), "skipped_long": skipped,
             "position_limit": position_limit(model), "layers": layers,
+            "buckets": options.get("buckets"), "cv_groups": data.GROUPED_BY,
             "per_head": args.per_head, "query_pool": args.query_pool,
             "statement_pool": args.statement_pool,
             "probe": {"neighbors": config.neighbors, "p": config.p, "folds": config.folds},

@@ -78,10 +78,12 @@ def features_of(model, examples, layers, args, pad_id, logit_ids=None, desc="att
                    logit_ids=logit_ids, max_tokens=args.max_batch_tokens, desc=desc)
 
 
-def probe_setting(features, random_features, useful, depth, config, layers):
-    """Probe one setting (a k, a bucket): overall scores, layer-wise rows, best layers."""
-    model_samples = Samples.from_examples(features, useful, depth)
-    random_samples = Samples.from_examples(random_features, useful, depth)
+def probe_setting(features, random_features, useful, depth, config, layers, groups=None):
+    """Probe one setting (a k, a bucket): overall scores, layer-wise rows, best layers. `groups`
+    (one label per example, default: each example its own) keeps examples that share a label on
+    the same side of every cross-validation split."""
+    model_samples = Samples.from_examples(features, useful, depth, groups)
+    random_samples = Samples.from_examples(random_features, useful, depth, groups)
     result = compare(model_samples, random_samples, config)
     result["neighbors_used"] = neighbors_used(model_samples, config)
     rows = layerwise(model_samples, random_samples, config, layers)

@@ -10,14 +10,19 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from . import dataroot
 from .cli import UserError
 from .jsonfiles import read_json, read_jsonl
-from .trees import ProofSyntaxError, depth_classes, parse_proofs
+from .trees import CycleError, ProofSyntaxError, depth_classes, parse_proofs
 
 DEPTHS = (0, 1, 2, 3, 5)
 SPLITS = ("train", "dev", "test")
 BUCKETS = (2, 4, 8, 12, 16, 20, 24)   # depth-1 questions by statement count m (paper's buckets)
+# "exact": the paper keeps depth-1 questions whose theory has exactly m statements; "upto": each
+# goes to the smallest bucket >= m (the earlier grouping, so older runs can be reproduced).
+BUCKETING = ("exact", "upto")
 SUFFIX = ": True or False?"           # the prompt's question suffix (METHOD.md)
+GROUPED_BY = "theory"                 # cross-validation unit: questions of a theory share its context
 HOW_TO_GET = ("download the ProofWriter release V2020.12.3 (CWA/depth-N/meta-*.jsonl) or the "
               "paper's preprocessed files (proofwriter/CWA/{train,dev,test}.json), or write "
               "offline data with `python make_data.py proofwriter --out DIR`; see data/README.md")
@@ -33,8 +38,13 @@ class Question:
     proofs: str                  # the raw proofs string
     qdep: int
     source: str = ""             # "file:line", for error messages
+    group: str = ""              # cross-validation group (questions of one theory); "" = the id
+    bucketing: str = "exact"     # one of BUCKETING
     useful: list = field(default_factory=list)   # 0/1 per statement
     depth: list = field(default_factory=list)    # class per statement, None where not useful
+
+    def __post_init__(self):
+        self.group = self.group or self.id
 
     @property
     def bucket(self):
@@ -42,8 +52,11 @@ class Question:
         if self.qdep == 0:
             return "m=1"
         if self.qdep == 1:
+            m = len(self.statements)
+            if self.bucketing == "exact":
+                return f"m={m}" if m in BUCKETS else None
             for size in BUCKETS:
-                if len(self.statements) <= size:
+                if m <= size:
                     return f"m={size}"
         return None
 
@@ -96,7 +109,7 @@ def label(question):
         raise UserError(f"{question.source}: the proof of question {question.id} names {missing[0]}, "
                         "which its theory does not have: the file is damaged or from another "
                         "release; download or generate it again")
-    classes = depth_classes(proof.nodes, proof.edges)
+    classes = depth_classes(proof.nodes, proof.edges)   # CycleError: the caller skips the question
     question.useful = [int(s in classes) for s in question.statement_ids]
     question.depth = [classes.get(s) for s in question.statement_ids]
     return question
@@ -107,9 +120,21 @@ def keep_for_probing(proofs):
     return proofs.startswith("[(") and "NAF" not in proofs and " OR " not in proofs
 
 
-def release_questions(path, everything=False):
+def labelled(question, skipped):
+    """The labelled question, or None (its id appended to `skipped`) when its proof passes
+    through a rule twice: one odd proof in a deep file must not cost the rest of the file."""
+    try:
+        return label(question)
+    except CycleError:
+        skipped.append(question.id)
+        return None
+
+
+def release_questions(path, everything=False, skipped=None):
     """Questions of one meta-{split}.jsonl file that pass the probing filters, labelled; with
-    `everything`, every question (proved or not, for training), unlabelled."""
+    `everything`, every question (proved or not, for training), unlabelled. Ids of questions
+    whose proof cannot be labelled go to `skipped`."""
+    skipped = [] if skipped is None else skipped
     out = []
     for number, theory in read_jsonl(path):
         try:
@@ -122,15 +147,18 @@ def release_questions(path, everything=False):
                 question = Question(
                     id=f"{theory['id']}-{qid}", statement_ids=ids, statements=texts,
                     question=q["question"], answer=bool(q["answer"]), proofs=q["proofs"],
-                    qdep=int(q["QDep"]), source=f"{path}:{number}")
-                out.append(question if everything else label(question))
+                    qdep=int(q["QDep"]), source=f"{path}:{number}", group=theory["id"])
+                question = question if everything else labelled(question, skipped)
+                if question is not None:
+                    out.append(question)
         except (KeyError, TypeError, AttributeError) as err:
             raise UserError(f"{path}:{number}: not a ProofWriter theory record (missing or bad "
                             f"field {err}): {HOW_TO_GET}") from None
     return out
 
 
-def preprocessed_questions(path, split):
+def preprocessed_questions(path, split, skipped=None):
+    skipped = [] if skipped is None else skipped
     by_depth = read_json(path)
     out = []
     for depth_key in sorted(by_depth, key=int):
@@ -139,11 +167,14 @@ def preprocessed_questions(path, split):
                 ids, texts = statements_of(record["triples"], record["rules"])
                 if not keep_for_probing(record["proof"]):
                     continue
-                out.append(label(Question(
+                question = labelled(Question(
                     id=f"{split}-{depth_key}-{index}", statement_ids=ids, statements=texts,
                     question=record["question"], answer=bool(record["answer"]),
                     proofs=record["proof"], qdep=int(depth_key),
-                    source=f"{path} (depth {depth_key}, record {index})")))
+                    source=f"{path} (depth {depth_key}, record {index})",
+                    group=record["context"]), skipped)
+                if question is not None:
+                    out.append(question)
             except (KeyError, TypeError, AttributeError) as err:
                 raise UserError(f"{path} (depth {depth_key}, record {index}): not a preprocessed "
                                 f"ProofWriter record (missing or bad field {err}): {HOW_TO_GET}") from None
@@ -167,21 +198,38 @@ def locate(root):
     raise UserError(f"no ProofWriter files under {root}: {HOW_TO_GET}")
 
 
-def load(root, split, everything=False):
+def report_skipped(split, skipped, total):
+    if skipped:
+        print(f"{split}: skipped {len(skipped)} of {total} questions whose proof passes "
+              f"through a rule twice (a cycle no tree can label), e.g. {skipped[0]}")
+
+
+def load(root, split, everything=False, buckets="exact"):
     """Every probing-eligible question of one split, labelled, in a fixed order; with
-    `everything`, every question of the release files, unlabelled (training data)."""
+    `everything`, every question of the release files, unlabelled (training data). `buckets`
+    (one of BUCKETING) sets how depth-1 questions are bucketed. A question whose proof cannot be
+    labelled is skipped, and the count printed."""
+    if buckets not in BUCKETING:
+        raise UserError(f"--buckets {buckets}: use one of {', '.join(BUCKETING)}")
+    root = dataroot.resolve(root, "proofwriter")
     kind, folder = locate(root)
     if kind == "preprocessed" and everything:
         raise UserError(f"{root} holds the paper's preprocessed files, which keep only proved "
                         "questions; training needs the release format (meta-*.jsonl), e.g. from "
                         "`python make_data.py proofwriter --out DIR`")
+    skipped = []
     if kind == "preprocessed":
         path = os.path.join(folder, f"{split}.json")
         if not os.path.isfile(path):
             raise UserError(f"{path} is missing: {HOW_TO_GET}")
-        return preprocessed_questions(path, split)
-    paths = [os.path.join(folder, f"depth-{d}", f"meta-{split}.jsonl") for d in DEPTHS]
-    present = [p for p in paths if os.path.isfile(p)]
-    if not present:
-        raise UserError(f"no meta-{split}.jsonl under {folder}/depth-*: {HOW_TO_GET}")
-    return [q for path in present for q in release_questions(path, everything)]
+        questions = preprocessed_questions(path, split, skipped)
+    else:
+        paths = [os.path.join(folder, f"depth-{d}", f"meta-{split}.jsonl") for d in DEPTHS]
+        present = [p for p in paths if os.path.isfile(p)]
+        if not present:
+            raise UserError(f"no meta-{split}.jsonl under {folder}/depth-*: {HOW_TO_GET}")
+        questions = [q for path in present for q in release_questions(path, everything, skipped)]
+    report_skipped(split, skipped, len(questions) + len(skipped))
+    for q in questions:
+        q.bucketing = buckets
+    return questions

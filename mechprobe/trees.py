@@ -21,6 +21,11 @@ class ProofSyntaxError(ValueError):
     pass
 
 
+class CycleError(ValueError):
+    """A proof that passes through a statement twice (ProofWriter's deeper proofs can apply one
+    rule twice): a statement would need two heights, so the tree cannot label it."""
+
+
 @dataclass
 class Proof:
     """One proof: the statement ids it uses, premise -> conclusion edges, and whether NAF occurs."""
@@ -117,7 +122,7 @@ class _Parser:
 
 
 def heights(nodes, edges):
-    """Longest path from each node to a sink; raises ValueError on a cycle."""
+    """Longest path from each node to a sink; raises CycleError on a cycle."""
     successors = {node: [] for node in nodes}
     for premise, conclusion in edges:
         successors[premise].append(conclusion)
@@ -127,7 +132,7 @@ def heights(nodes, edges):
         if node in memo:
             return memo[node]
         if node in visiting:
-            raise ValueError(f"the reasoning graph has a cycle through {node}")
+            raise CycleError(f"the reasoning graph has a cycle through {node}")
         visiting.add(node)
         memo[node] = max((height(s) + 1 for s in successors[node]), default=0)
         visiting.discard(node)

@@ -10,6 +10,7 @@ from conftest import ROOT, run_script
 
 from mechprobe import arc
 from mechprobe.cli import UserError
+from mechprobe.trees import heights
 
 SHIPPED = os.path.join(ROOT, "data", "arc_offline")
 
@@ -38,11 +39,57 @@ def test_shipped_records_match_hand_derived_labels():
     assert {q.qdep for q in questions.values()} == {0, 1, 2}
     for record_id, (depth, rows) in expected.items():
         q = questions[record_id]
-        assert q.qdep == depth and q.bucket == f"depth={depth}"
+        assert q.qdep == depth and q.bucket == (f"depth={depth}" if any(q.useful) else None)
         assert q.statement_ids == [key for key, _, _ in rows]
         assert q.useful == [u for _, u, _ in rows], record_id
         assert q.depth == [c for _, _, c in rows], record_id
         assert len(q.choices) in (3, 4) and q.answer in q.choices
+
+
+def as_preprocessed(record):
+    """One STREET record as the authors' preprocessing writes it (FORMATS.md section 2): the units
+    but the answer as triples; edges into the answer dropped; the longest path of the rest, the
+    other units on it in parentheses with the path's first unit. Returns (depth key, record)."""
+    units = {str(k): v for k, v in record["textual_logical_units"].items()}
+    answer = next(k for k, v in units.items() if "The answer is" in v)
+    edges = [(str(a), str(e["consequent"])) for e in record["reasoning_graph_edges"]
+             for a in e["antecedents"] if answer not in (str(a), str(e["consequent"]))]
+    nodes = list(dict.fromkeys(n for edge in edges for n in edge))
+    height = heights(nodes, edges)
+    path = [max(nodes, key=height.get)]
+    while height[path[-1]]:
+        path.append(next(c for p, c in edges if p == path[-1] and height[c] == height[p] - 1))
+    group = [n for n in nodes if n not in path] + path[:1]
+    return str(len(path) - 1), {
+        "context": record["context"], "triples": {k: v for k, v in units.items() if k != answer},
+        "rules": {}, "options": record["options"],
+        "question": record["question"] + " ".join(record["options"]), "answer": record["answer"][0],
+        "proof": f"({' '.join(group)}) -> " + " -> ".join(path[1:])}
+
+
+def test_both_loaders_label_a_record_alike(tmp_path):
+    """Record 05: units 1 and 2 give 10; 10 and 3 give the answer. Unit 3 only feeds the answer,
+    so it is not on the tree (METHOD.md), in either format."""
+    lines = open(os.path.join(SHIPPED, "reasoning_annotated_test.jsonl")).read().splitlines()
+    record = json.loads(lines[4])
+    (tmp_path / "street").mkdir()
+    (tmp_path / "street" / "reasoning_annotated_test.jsonl").write_text(json.dumps(record) + "\n")
+    depth_key, flat = as_preprocessed(record)
+    assert flat["proof"] == "(2 1) -> 10"
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "test.json").write_text(json.dumps({depth_key: [flat]}))
+    (street,) = arc.load(str(tmp_path / "street"), "test")
+    (preprocessed,) = arc.load(str(tmp_path / "flat"), "test")
+    assert street.statement_ids == preprocessed.statement_ids
+    assert street.statements == preprocessed.statements
+    assert street.useful == preprocessed.useful == [1, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert street.depth == preprocessed.depth
+    assert street.qdep == preprocessed.qdep == 1 and street.bucket == preprocessed.bucket == "depth=1"
+
+
+def test_a_record_with_no_step_among_its_statements_is_not_probed():
+    (q,) = [q for q in arc.load(SHIPPED, "test") if q.id == "ARC_offline_test_02"]
+    assert q.useful == [0] * 8 and q.qdep == 0 and q.bucket is None
 
 
 def test_deeper_trees_fall_outside_the_buckets():
@@ -117,8 +164,17 @@ def test_dump_and_probe_the_shipped_records(tmp_path):
     rows = [json.loads(line) for line in dump.read_text().splitlines()]
     assert [r["bucket"] for r in rows].count("depth=1") == 4
     results = json.loads((tmp_path / "probe" / "results.json").read_text())
-    assert list(results["settings"]) == ["depth=0", "depth=1", "depth=2"]
-    assert results["settings"]["depth=0"]["f1"]["depth"] is None
+    assert list(results["settings"]) == ["depth=1", "depth=2"]
+    assert results["cv_groups"] == "record"
+    # with --model the dump carries the prompt's token ids and spans, checkable with the tokenizer
+    questions = {q.id: q for q in arc.load(SHIPPED, "test")}
+    for row in rows:
+        tokens = tokenizer.convert_ids_to_tokens(row["input_ids"])
+        for statement, (start, end) in zip(questions[row["id"]].statements, row["statement_spans"]):
+            assert tokens[start:end] == tokenizer.tokenize(statement)
+        start, end = row["query_span"]
+        assert tokens[start:end] == tokenizer.tokenize(row["question"] + arc.SUFFIX)
+        assert end == len(row["input_ids"])
     assert results["answer_words"] == ["A", "B", "C", "D"] and results["shots"] == "per-question"
     assert {len(ids) for ids in results["shot_ids"].values()} == {2}
     assert "depth=2" in proc.stdout

@@ -206,7 +206,7 @@ def test_too_many_neighbours_is_recorded_not_silent(tmp_path, small_finetuned):
                              "--device", "cpu", "--neighbors", "100000", "--out", out)
     assert code == 0, err
     used = json.loads((out / "results.json").read_text())["neighbors_used"]
-    assert 0 < used["useful"] < 100000 and f"note: --neighbors 100000" in printed
+    assert 0 < used["useful"] < 100000 and "note: --neighbors 100000" in printed
 
 
 def test_a_failed_probe_leaves_no_dump(tmp_path, small_finetuned):

@@ -7,8 +7,8 @@ import pytest
 from conftest import run_script
 
 from mechprobe import proofwriter
-from mechprobe.corrupt import (binned, correct_answers, correlation, corrupt, counterfactual,
-                               inner_words)
+from mechprobe.corrupt import (CORRUPTIONS, binned, correct_answers, correlation, corrupt,
+                               counterfactual, inner_words, summarise)
 
 
 @pytest.mark.parametrize("statement, expected", [
@@ -71,6 +71,19 @@ def test_bins_and_correlations():
     assert correlation(sp2, np.zeros(5))["pearson"] is None    # constant: undefined, not 0
 
 
+def test_subsets_with_undefined_sp2_are_left_out_and_counted():
+    """Where the random twin's depth probe scores F1 = 1 the subset's S_P2 is None: it cannot be
+    binned, and must not end the run."""
+    subsets = [{"sp2": sp2, "accuracy": 0.5, **{f"change_{k}": change for k in CORRUPTIONS}}
+               for sp2, change in [(0.2, -0.1), (None, 0.3), (0.6, 0.0), (0.9, 0.1)]]
+    sp2, changes, bins, correlations, undefined = summarise(subsets)
+    assert undefined == 1 and sp2.tolist() == [0.2, 0.6, 0.9]
+    assert sum(b["subsets"] for b in bins) == 3 and changes["shuffle"].tolist() == [-0.1, 0.0, 0.1]
+    assert correlations["shuffle"]["spearman"] == pytest.approx(1.0)
+    _, _, bins, correlations, undefined = summarise([{**subsets[1]}])
+    assert undefined == 1 and bins == [] and correlations["shuffle"]["pearson"] is None
+
+
 def test_corrupt_end_to_end(generated, tmp_path):
     out = tmp_path / "corrupt"
     proc = run_script("corrupt.py", "--model", str(generated / "model"), "--data",
@@ -80,7 +93,8 @@ def test_corrupt_end_to_end(generated, tmp_path):
                       "--out", str(out))
     results = json.loads((out / "results.json").read_text())
     assert len(results["subsets"]) == 6 and len(results["bins"]) == 8
-    assert sum(b["subsets"] for b in results["bins"]) == 6
+    assert results["subsets_without_sp2"] == sum(s["sp2"] is None for s in results["subsets"])
+    assert sum(b["subsets"] for b in results["bins"]) == 6 - results["subsets_without_sp2"]
     assert set(results["correlation"]) == set(results["corrupted_accuracy"]) == {
         "noise_counterfactual", "useful_counterfactual", "shuffle"}
     for row in results["subsets"]:

@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 from conftest import run_script
 
@@ -108,10 +109,71 @@ def test_release_loader_filters_and_labels(tmp_path):
     assert q2.depth == [0] + [None] * 9 + [2, 1, None]
     assert q2.bucket is None                       # depth 2: not in the paper's buckets
     assert loaded["RelNeg-CWA-D2-7-Q1"].bucket == "m=1"
-    assert loaded["RelNeg-CWA-D2-7-Q3"].bucket == "m=16"   # 13 statements -> the m <= 16 bucket
+    assert loaded["RelNeg-CWA-D2-7-Q3"].bucket is None     # 13 statements: no paper bucket
+    assert loaded["RelNeg-CWA-D2-7-Q3"].group == "RelNeg-CWA-D2-7"
     assert loaded["RelNeg-CWA-D2-7-Q3"].depth[3] == loaded["RelNeg-CWA-D2-7-Q3"].depth[6] == 0
     # the CWA folder itself works as --data too
     assert len(proofwriter.load(str(tmp_path / "CWA"), "test")) == 4
+
+
+def test_buckets_exact_by_default_upto_on_request(tmp_path):
+    path = write_release(tmp_path)
+    upto = {q.id: q for q in proofwriter.load(str(tmp_path), "test", buckets="upto")}
+    assert upto["RelNeg-CWA-D2-7-Q3"].bucket == "m=16"     # 13 statements -> the m <= 16 bucket
+    record = theory_record(Q3=QUESTIONS["Q3"])
+    del record["triples"]["triple10"]                      # 12 statements: exactly m=12
+    path.write_text(json.dumps(record) + "\n")
+    (exact,) = proofwriter.load(str(tmp_path), "test")
+    (grouped,) = proofwriter.load(str(tmp_path), "test", buckets="upto")
+    assert exact.bucket == grouped.bucket == "m=12"
+    with pytest.raises(UserError, match="--buckets nearest: use one of exact, upto"):
+        proofwriter.load(str(tmp_path), "test", buckets="nearest")
+
+
+def test_bucket_sizes_line(tmp_path):
+    from mechprobe.probe_text import bucket_sizes
+
+    write_release(tmp_path)
+    questions = proofwriter.load(str(tmp_path), "test")
+    assert bucket_sizes(questions, "test") == "test: questions per bucket: m=1 1; in no bucket: 3"
+    questions = proofwriter.load(str(tmp_path), "test", buckets="upto")
+    assert bucket_sizes(questions, "test") == "test: questions per bucket: m=1 1, m=16 2; in no bucket: 1"
+
+
+def test_a_proof_that_reuses_a_rule_is_skipped_and_counted(tmp_path, capsys):
+    """Deeper proofs can apply one rule twice; the tree cannot label that statement, and the
+    rest of the file must still load."""
+    reused = question("The cow sees the rabbit.", True, 3,
+                      "[(((((((triple1) -> rule1)) -> rule2)) -> rule1))]", 4)
+    write_release(tmp_path, {"Q1": QUESTIONS["Q4"], "Q2": reused}, depth=3)
+    (kept,) = proofwriter.load(str(tmp_path), "test")
+    assert kept.id == "RelNeg-CWA-D2-7-Q1" and kept.qdep == 1
+    assert ("test: skipped 1 of 2 questions whose proof passes through a rule twice"
+            in capsys.readouterr().out)
+    preprocessed = tmp_path / "pre"
+    preprocessed.mkdir()
+    record = theory_record()
+    (preprocessed / "test.json").write_text(json.dumps({"3": [{
+        "context": record["theory"], "triples": {k: v["text"] for k, v in record["triples"].items()},
+        "rules": {k: v["text"] for k, v in record["rules"].items()}, "question": reused["question"],
+        "answer": True, "proof": reused["proofs"]}]}))
+    assert proofwriter.load(str(preprocessed), "test") == []
+    assert "skipped 1 of 1 questions" in capsys.readouterr().out
+
+
+def test_cross_validation_groups_follow_the_theory():
+    """Questions of one theory share its context: their statements never straddle a split."""
+    from mechprobe.probe import ProbeConfig, Samples, cross_validated_f1
+
+    features = [np.full((2, 1, 1), i, dtype=np.float32) for i in range(6)]
+    useful = [np.array([1, 0])] * 6
+    theories = ["t0", "t1", "t0", "t2", "t1", "t3"]
+    samples = Samples.from_examples(features, useful, useful, theories)
+    assert samples.groups.tolist() == [0, 0, 1, 1, 0, 0, 2, 2, 1, 1, 3, 3]
+    assert Samples.from_examples(features, useful, useful).groups.tolist() == [
+        i for i in range(6) for _ in range(2)]
+    with pytest.raises(UserError, match="only 4 independent examples"):
+        cross_validated_f1(samples.X, samples.useful, samples.groups, ProbeConfig(folds=5))
 
 
 def test_preprocessed_loader(tmp_path):
@@ -124,6 +186,7 @@ def test_preprocessed_loader(tmp_path):
     (tmp_path / "test.json").write_text(json.dumps(examples))
     (q,) = proofwriter.load(str(tmp_path), "test")
     assert q.id == "test-1-0" and q.qdep == 1 and q.answer is True
+    assert q.group == record["theory"]       # no theory id in these files: the context stands in
     assert q.useful[9] == 1 and q.depth[9] == 0 and q.depth[11] == 1 and sum(q.useful) == 2
 
 
@@ -131,8 +194,9 @@ def test_dump_examples_of_a_release_record(tmp_path):
     write_release(tmp_path)
     out = tmp_path / "dump.jsonl"
     proc = run_script("probe.py", "--task", "proofwriter", "--data", str(tmp_path),
-                      "--dump-examples", str(out))
+                      "--dump-examples", str(out), "--buckets", "upto")
     assert "wrote 4 examples" in proc.stdout
+    assert "test: questions per bucket: m=1 1, m=16 2; in no bucket: 1" in proc.stdout
     rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     q3 = rows["RelNeg-CWA-D2-7-Q3"]
     assert set(q3) == {"id", "statements", "question", "answer", "useful", "depth", "qdep", "bucket"}
@@ -200,6 +264,7 @@ def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
         assert len({tuple(ids) for ids in results["shot_ids"].values()}) > 1
     else:
         assert results["shots"] is None and results["shot_ids"] == []
+    assert results["buckets"] == "exact" and results["cv_groups"] == "theory"
     assert results["query_pool"] == ("max" if icl else "mean")
     assert "m=1" in results["settings"]
     for name, setting in results["settings"].items():
