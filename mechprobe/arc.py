@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import dataroot
 from .cli import UserError
-from .jsonfiles import read_json, read_jsonl
+from .jsonfiles import check_unique_ids, read_by_depth, read_jsonl
 from .proofwriter import Question, id_order
 from .trees import depth_classes
 
@@ -98,7 +98,7 @@ def street_question(record, where):
             question=f"{record['question']} {' '.join(record['options'])}",
             answer=record["answer"].strip()[0], proofs="", qdep=tree_depth, source=where,
             useful=useful, depth=depth, choices=letters(record["options"]))
-    except (KeyError, TypeError, AttributeError, ValueError) as err:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
         raise UserError(f"{where}: not a STREET ARC record (missing or bad field {err}): "
                         f"{HOW_TO_GET}") from None
 
@@ -120,24 +120,21 @@ def parse_flat_proof(proof):
 
 
 def preprocessed_questions(path, split):
-    by_depth = read_json(path)
     out = []
-    for depth_key in sorted(by_depth, key=int):
-        for index, record in enumerate(by_depth[depth_key]):
-            where = f"{path} (depth {depth_key}, record {index})"
-            try:
-                statement_ids = sorted(map(str, record["triples"]), key=id_order)
-                edges = parse_flat_proof(record["proof"])
-                useful, depth, tree_depth = tree_labels(statement_ids, edges, where)
-                out.append(ArcQuestion(
-                    id=f"{split}-{depth_key}-{index}", statement_ids=statement_ids,
-                    statements=[record["triples"][k] for k in statement_ids],
-                    question=record["question"], answer=record["answer"].strip()[0], proofs=record["proof"],
-                    qdep=tree_depth, source=where, useful=useful, depth=depth,
-                    choices=letters(record["options"])))
-            except (KeyError, TypeError, AttributeError, IndexError) as err:
-                raise UserError(f"{where}: not a preprocessed ARC record (missing or bad field "
-                                f"{err}): {HOW_TO_GET}") from None
+    for file_depth, index, record, where in read_by_depth(path, "ARC"):
+        try:
+            statement_ids = sorted(map(str, record["triples"]), key=id_order)
+            edges = parse_flat_proof(record["proof"])
+            useful, depth, tree_depth = tree_labels(statement_ids, edges, where)
+            out.append(ArcQuestion(
+                id=f"{split}-{file_depth}-{index}", statement_ids=statement_ids,
+                statements=[record["triples"][k] for k in statement_ids],
+                question=record["question"], answer=record["answer"].strip()[0],
+                proofs=record["proof"], qdep=tree_depth, source=where, useful=useful, depth=depth,
+                choices=letters(record["options"])))
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
+            raise UserError(f"{where}: not a preprocessed ARC record (missing or bad field "
+                            f"{err}): {HOW_TO_GET}") from None
     return out
 
 
@@ -148,7 +145,8 @@ def load(root, split):
         raise UserError(f"--data {root} is not a folder: {HOW_TO_GET}")
     street = os.path.join(root, f"reasoning_annotated_{split}.jsonl")
     if os.path.isfile(street):
-        return [street_question(record, f"{street}:{number}") for number, record in read_jsonl(street)]
+        return check_unique_ids([street_question(record, f"{street}:{number}")
+                                 for number, record in read_jsonl(street)], "ARC")
     preprocessed = os.path.join(root, f"{split}.json")
     if os.path.isfile(preprocessed):
         return preprocessed_questions(preprocessed, split)

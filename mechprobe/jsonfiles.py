@@ -32,3 +32,28 @@ def read_json(path):
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text: the file is damaged or in another encoding; "
                         "download it again") from None
+
+
+def read_by_depth(path, what):
+    """The paper's preprocessed {split}.json: {"<depth>": [record, ...]} -> (depth, index, record,
+    where) in depth order; a file of another shape is one error naming it."""
+    by_depth = read_json(path)
+    if not isinstance(by_depth, dict) or not all(
+            isinstance(key, str) and key.isdigit() and isinstance(records, list)
+            for key, records in by_depth.items()):
+        raise UserError(f"{path}: not a preprocessed {what} file (expected an object of depth keys "
+                        '"0", "1", ... each holding a list of records): download it again')
+    for depth_key in sorted(by_depth, key=int):
+        for index, record in enumerate(by_depth[depth_key]):
+            yield int(depth_key), index, record, f"{path} (depth {depth_key}, record {index})"
+
+
+def check_unique_ids(questions, what):
+    """Two questions with one id would land in different folds and inflate the scores."""
+    seen = {}
+    for q in questions:
+        if q.id in seen:
+            raise UserError(f"{q.source}: question id {q.id} appears twice (also {seen[q.id]}): "
+                            f"each {what} question must have its own id; remove the copy")
+        seen[q.id] = q.source
+    return questions

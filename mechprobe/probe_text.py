@@ -221,6 +221,9 @@ def run(args):
         raise UserError(f"--task {args.task} needs --data DIR: {data.HOW_TO_GET}")
     options = {"buckets": args.buckets} if args.task == "proofwriter" else {}
     questions = data.load(args.data, args.split, **options)
+    if not questions:
+        raise UserError(f"the {args.split} split of {args.data} holds no question that can be "
+                        f"probed (empty or filtered files): {data.HOW_TO_GET}")
     print(bucket_sizes(questions, args.split))
     if args.model is None:
         if not args.dump_examples:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from . import dataroot
 from .cli import UserError
-from .jsonfiles import read_json, read_jsonl
+from .jsonfiles import check_unique_ids, read_by_depth, read_jsonl
 from .trees import CycleError, ProofSyntaxError, depth_classes, parse_proofs
 
 DEPTHS = (0, 1, 2, 3, 5)
@@ -151,7 +151,7 @@ def release_questions(path, everything=False, skipped=None):
                 question = question if everything else labelled(question, skipped)
                 if question is not None:
                     out.append(question)
-        except (KeyError, TypeError, AttributeError) as err:
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise UserError(f"{path}:{number}: not a ProofWriter theory record (missing or bad "
                             f"field {err}): {HOW_TO_GET}") from None
     return out
@@ -159,25 +159,21 @@ def release_questions(path, everything=False, skipped=None):
 
 def preprocessed_questions(path, split, skipped=None):
     skipped = [] if skipped is None else skipped
-    by_depth = read_json(path)
     out = []
-    for depth_key in sorted(by_depth, key=int):
-        for index, record in enumerate(by_depth[depth_key]):
-            try:
-                ids, texts = statements_of(record["triples"], record["rules"])
-                if not keep_for_probing(record["proof"]):
-                    continue
-                question = labelled(Question(
-                    id=f"{split}-{depth_key}-{index}", statement_ids=ids, statements=texts,
-                    question=record["question"], answer=bool(record["answer"]),
-                    proofs=record["proof"], qdep=int(depth_key),
-                    source=f"{path} (depth {depth_key}, record {index})",
-                    group=record["context"]), skipped)
-                if question is not None:
-                    out.append(question)
-            except (KeyError, TypeError, AttributeError) as err:
-                raise UserError(f"{path} (depth {depth_key}, record {index}): not a preprocessed "
-                                f"ProofWriter record (missing or bad field {err}): {HOW_TO_GET}") from None
+    for depth, index, record, where in read_by_depth(path, "ProofWriter"):
+        try:
+            ids, texts = statements_of(record["triples"], record["rules"])
+            if not keep_for_probing(record["proof"]):
+                continue
+            question = labelled(Question(
+                id=f"{split}-{depth}-{index}", statement_ids=ids, statements=texts,
+                question=record["question"], answer=bool(record["answer"]),
+                proofs=record["proof"], qdep=depth, source=where, group=record["context"]), skipped)
+            if question is not None:
+                out.append(question)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            raise UserError(f"{where}: not a preprocessed ProofWriter record (missing or bad field "
+                            f"{err}): {HOW_TO_GET}") from None
     return out
 
 
@@ -229,6 +225,7 @@ def load(root, split, everything=False, buckets="exact"):
         if not present:
             raise UserError(f"no meta-{split}.jsonl under {folder}/depth-*: {HOW_TO_GET}")
         questions = [q for path in present for q in release_questions(path, everything, skipped)]
+    check_unique_ids(questions, "ProofWriter")
     report_skipped(split, skipped, len(questions) + len(skipped))
     for q in questions:
         q.bucketing = buckets

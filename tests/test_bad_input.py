@@ -310,3 +310,70 @@ def test_a_failed_run_leaves_the_folder_as_it_was(tmp_path):
         with output_dir(str(tmp_path / "new" / "deeper")):
             raise RuntimeError("boom")
     assert not (tmp_path / "new").exists()
+
+
+# --- 5, 8. data files ------------------------------------------------------------------------------
+
+@pytest.fixture
+def release(tmp_path):
+    """A small generated ProofWriter release: (root, its depth-1 test file)."""
+    root = tmp_path / "pw"
+    assert cli("make_data", "proofwriter", "--out", root, "--n-theories", "15")[0] == 0
+    return root, root / "CWA" / "depth-1" / "meta-test.jsonl"
+
+
+def dump_refused(tmp_path, task, data, words):
+    dump = tmp_path / "dump.jsonl"
+    refused("probe", "--task", task, "--data", data, "--dump-examples", dump, words=words)
+    assert not dump.exists()
+
+
+def test_release_files_with_bad_bytes_or_fields(tmp_path, release):
+    root, path = release
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + b"\xff\xfe broken\n")
+    dump_refused(tmp_path, "proofwriter", root, [f"{path}:2", "UTF-8"])
+    record = json.loads(lines[0])
+    for question in record["questions"].values():
+        question["QDep"] = "one"
+    path.write_text(json.dumps(record) + "\n")
+    dump_refused(tmp_path, "proofwriter", root, [f"{path}:1", "ProofWriter theory record"])
+
+
+def test_duplicate_and_missing_questions(tmp_path, release):
+    root, path = release
+    first = path.read_text().splitlines()[0]
+    for depth in ("0", "1", "2", "3", "5"):
+        (root / "CWA" / f"depth-{depth}" / "meta-test.jsonl").write_text("")
+    path.write_text(first + "\n" + first + "\n")
+    dump_refused(tmp_path, "proofwriter", root, ["appears twice"])
+    path.write_text("")
+    dump_refused(tmp_path, "proofwriter", root, ["holds no question"])
+
+
+@pytest.mark.parametrize("content", ["[]", '{"d1": []}', '{"1": {"a": 1}}'])
+def test_preprocessed_files_of_another_shape(tmp_path, content):
+    for task in ("proofwriter", "arc"):
+        folder = tmp_path / task
+        folder.mkdir(exist_ok=True)
+        (folder / "test.json").write_text(content)
+        dump_refused(tmp_path, task, folder, ["not a preprocessed"])
+
+
+@pytest.mark.parametrize("field,value", [("answer", ""), ("options", ["", "B) x"]),
+                                         ("textual_logical_units", [])])
+def test_arc_records_with_empty_fields(tmp_path, field, value):
+    from mechprobe.arc import SPLITS
+
+    shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                           "arc_offline")
+    folder = tmp_path / "arc"
+    folder.mkdir()
+    for split in SPLITS:
+        name = f"reasoning_annotated_{split}.jsonl"
+        (folder / name).write_text(open(os.path.join(shipped, name)).read())
+    path = folder / "reasoning_annotated_test.jsonl"
+    record = json.loads(path.read_text().splitlines()[0])
+    record[field] = value
+    path.write_text(json.dumps(record) + "\n")
+    dump_refused(tmp_path, "arc", folder, [f"{path}:1"])
