@@ -10,7 +10,7 @@ and position that receive the most attention.
 
 from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
 from mechprobe.outputs import output_dir
-from mechprobe.probe_ksmallest import add_task_args
+from mechprobe.probing.ksmallest import add_task_args
 
 
 def main(argv=None):
@@ -22,7 +22,7 @@ def main(argv=None):
                         "(the 'original' model for the tiny GPT-2)")
     args = parser.parse_args(argv)
     quiet_libraries()
-    from mechprobe.attn_visual import run as attn_visual
+    from mechprobe.analysis.attention_maps import run as attn_visual
 
     with output_dir(args.out, args.force):
         attn_visual(args)

@@ -12,7 +12,7 @@ and OUT/results.json (`entropy`, `pruning.random`, `pruning.min_position_entropy
 
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
 from mechprobe.outputs import output_dir
-from mechprobe.probe_ksmallest import add_task_args
+from mechprobe.probing.ksmallest import add_task_args
 
 
 def main(argv=None):
@@ -25,7 +25,7 @@ def main(argv=None):
                         help="examples in the attention-flow case study")
     args = parser.parse_args(argv)
     quiet_libraries()
-    from mechprobe.causal import run as causal
+    from mechprobe.analysis.causal import run as causal
 
     with output_dir(args.out, args.force):
         causal(args)

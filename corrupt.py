@@ -7,9 +7,9 @@ correlations between S_P2 and the accuracy change, per corruption) and OUT/robus
 """
 
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
-from mechprobe.features import POOLS
+from mechprobe.attention.features import POOLS
 from mechprobe.outputs import output_dir
-from mechprobe.probe_text import add_prompt_args
+from mechprobe.probing.text import add_prompt_args
 
 
 def main(argv=None):
@@ -36,7 +36,7 @@ def main(argv=None):
     if args.model is None:
         parser.error("--model is required")
     quiet_libraries()
-    from mechprobe.corrupt import run as corrupt
+    from mechprobe.analysis.robustness import run as corrupt
 
     with output_dir(args.out, args.force):
         corrupt(args)

@@ -15,7 +15,7 @@ import argparse
 from mechprobe.cli import ArgumentParser, add_common_args, count, number, quiet_libraries, run
 from mechprobe.models import TINY_TEXT, TinyConfig
 from mechprobe.outputs import output_dir
-from mechprobe.training import TUNE_CHOICES
+from mechprobe.training.loop import TUNE_CHOICES
 
 
 def main(argv=None):
@@ -80,9 +80,9 @@ def main(argv=None):
                      "size: choose a width that is a multiple of twice the head count")
     quiet_libraries()
     if args.task == "proofwriter":
-        from mechprobe.finetune_proofwriter import run as finetune
+        from mechprobe.training.proofwriter import run as finetune
     else:
-        from mechprobe.finetune import run as finetune
+        from mechprobe.training.ksmallest import run as finetune
     with output_dir(args.out, args.force, keep_on_interrupt=True):
         finetune(args)
 

@@ -7,7 +7,7 @@
     python make_data.py smollm2 --out runs/models/smollm2
 
 proofwriter writes OUT/CWA/depth-{0,1,2,3,5}/meta-{train,dev,test}.jsonl in the layout and
-record format of the ProofWriter release V2020.12.3 (mechprobe/proofwriter_gen.py). The same
+record format of the ProofWriter release V2020.12.3 (mechprobe/tasks/proofwriter_gen.py). The same
 seed writes byte-identical files; an existing OUT/CWA is replaced only once the new one is complete.
 
 arc copies the hand-written ARC records in STREET's format (data/arc_offline) into OUT.
@@ -27,7 +27,7 @@ import shutil
 
 from mechprobe.cli import FORCE_HELP, SEED, ArgumentParser, count, format_table, run
 from mechprobe.outputs import atomic_path, output_dir, save_pretrained_into
-from mechprobe.proofwriter_gen import DEPTHS, write_release
+from mechprobe.tasks.proofwriter_gen import DEPTHS, write_release
 
 ARC_RECORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "arc_offline")
 # Generated files are held in memory one split at a time; this keeps that well inside a laptop's
@@ -57,7 +57,8 @@ def make_arc(args):
 
 
 def make_llama(args):
-    from mechprobe import arc, proofwriter
+    from mechprobe.tasks import arc
+    from mechprobe.tasks import proofwriter
     from mechprobe.cli import quiet_libraries
     from mechprobe.models import build_word_llama
 

@@ -12,10 +12,10 @@ OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
 from contextlib import ExitStack
 
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
-from mechprobe.features import POOLS
+from mechprobe.attention.features import POOLS
 from mechprobe.outputs import check_output_file, looks_like_dump, output_dir, removed_on_failure
-from mechprobe.probe_ksmallest import add_task_args
-from mechprobe.probe_text import add_prompt_args
+from mechprobe.probing.ksmallest import add_task_args
+from mechprobe.probing.text import add_prompt_args
 
 
 def main(argv=None):
@@ -67,7 +67,8 @@ def main(argv=None):
     quiet_libraries()
     if args.dump_examples:
         check_output_file(args.dump_examples, "--dump-examples", looks_like_dump, args.force)
-    from mechprobe import probe_ksmallest, probe_text
+    from mechprobe.probing import ksmallest as probe_ksmallest
+    from mechprobe.probing import text as probe_text
 
     with ExitStack() as guards:
         if args.out:

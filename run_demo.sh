@@ -21,4 +21,4 @@ mkdir -p "$PROBE_OUT"
 # The probe's full tables go to probe.log; the demo prints the one-table summary below.
 "$PYTHON" probe.py --task ksmallest --model "$TRAIN_OUT/model" --seed "$SEED" --out "$PROBE_OUT" \
   > "$PROBE_OUT/probe.log"
-"$PYTHON" -m mechprobe.demo_table "$TRAIN_OUT/results.json" "$PROBE_OUT/results.json"
+"$PYTHON" -m mechprobe.analysis.demo_table "$TRAIN_OUT/results.json" "$PROBE_OUT/results.json"

@@ -32,8 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mechprobe.cli import format_table  # noqa: E402
-from mechprobe.memory import PeakMemory  # noqa: E402
-from mechprobe.recorder import Recorder  # noqa: E402
+from mechprobe.attention.memory import PeakMemory  # noqa: E402
+from mechprobe.attention.recorder import Recorder  # noqa: E402
 
 CASES = {
     # name: (model, examples, prompt length, query rows, recorder batch size)

@@ -40,10 +40,12 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mechprobe import proofwriter, proofwriter_gen as gen  # noqa: E402
+from mechprobe.tasks import proofwriter  # noqa: E402
+
+from mechprobe.tasks import proofwriter_gen as gen
 from mechprobe.cli import format_table  # noqa: E402
 from mechprobe.models import TINY_TEXT as TINY, build_word_llama  # noqa: E402
-from mechprobe.training import Settings, lr_factor, padded_hidden  # noqa: E402
+from mechprobe.training.loop import Settings, lr_factor, padded_hidden  # noqa: E402
 
 MAX_FACTS = 4
 WINDOW = 4          # tokens a local layer sees, itself included: "The cat is big" fits

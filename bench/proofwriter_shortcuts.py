@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mechprobe import proofwriter_gen as gen  # noqa: E402
+from mechprobe.tasks import proofwriter_gen as gen  # noqa: E402
 from mechprobe.cli import UserError, format_table  # noqa: E402
-from mechprobe.finetune_proofwriter import (SHORT, facts_of, negated, training_questions,  # noqa: E402
+from mechprobe.training.proofwriter import (SHORT, facts_of, negated, training_questions,  # noqa: E402
                                             word_in_facts, word_rule)
 
 

@@ -1,9 +1,15 @@
 """MechanisticProbe: does a causal LM's attention carry the reasoning tree of its answer?
 
-The library behind the command-line scripts at the repository root. One module per concept:
-`ksmallest` (the k-th smallest task and its reasoning tree), `models` (loading models, devices,
-dtypes, the embedded tiny GPT-2), `training` (fine-tuning on last-token targets), `plots`,
-`outputs` (atomic files, seeds) and `cli` (argument parsing and one-line errors).
+The library behind the command-line scripts at the repository root, one concept per module:
+
+- `tasks/`: the k-th smallest task, ProofWriter and ARC (loaders, generator, reasoning trees,
+  input-only answerers);
+- `attention/`: recording attention rows during a forward pass, per-statement features;
+- `probing/`: the kNN probes, the pipeline over a model and its random twin, the task runners;
+- `training/`: the fine-tuning loop and the k-th smallest and ProofWriter set-ups;
+- `analysis/`: attention maps, causal head pruning, robustness;
+- `models`, `pretrained` (loading and converting models), `outputs` (safe files and folders),
+  `cli` (flags and one-line errors), `plots`, `jsonfiles`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

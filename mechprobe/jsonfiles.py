@@ -2,7 +2,7 @@
 
 import json
 
-from .cli import UserError
+from mechprobe.cli import UserError
 
 
 def read_jsonl(path):

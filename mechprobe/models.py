@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .cli import UserError
-from .jsonfiles import read_json
+from mechprobe.cli import UserError
+from mechprobe.jsonfiles import read_json
 
 TASK_FILE = "task.json"  # written beside a fine-tuned model: which task it was trained on
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager, suppress
 
 import numpy as np
 
-from .cli import UserError
+from mechprobe.cli import UserError
 
 MARKER = ".mechprobe"  # in every output folder this tool created; also its lock file
 PARTIAL = ".partial"   # suffix of everything still being written

@@ -7,7 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .outputs import atomic_path  # noqa: E402
+from mechprobe.outputs import atomic_path  # noqa: E402
 
 
 def save_figure(fig, out_dir, name):

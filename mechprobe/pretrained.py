@@ -22,8 +22,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 
-from .cli import UserError
-from .outputs import staged_files
+from mechprobe.cli import UserError
+from mechprobe.outputs import staged_files
 
 MARKER = "mechprobe_source.json"   # written last into the output: says where the weights came from
 

@@ -67,7 +67,7 @@ def small_finetuned(tmp_path_factory):
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory):
     """Generated ProofWriter data and a small random-init Llama over its words."""
-    from mechprobe import proofwriter
+    from mechprobe.tasks import proofwriter
     from mechprobe.models import build_word_llama
 
     root = tmp_path_factory.mktemp("pw")

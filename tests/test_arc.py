@@ -8,9 +8,9 @@ import re
 import pytest
 from conftest import ROOT, run_script
 
-from mechprobe import arc
+from mechprobe.tasks import arc
 from mechprobe.cli import UserError
-from mechprobe.trees import heights
+from mechprobe.tasks.trees import heights
 
 SHIPPED = os.path.join(ROOT, "data", "arc_offline")
 

@@ -224,7 +224,7 @@ def test_layers_reversed_is_named(tmp_path, small_finetuned):
 def test_causal_list_len_follows_the_list(tmp_path, small_finetuned):
     refused("causal", "--model", small_finetuned / "model", "--list-len", "3", "--device", "cpu",
             "--out", tmp_path / "o", words=["--list-len"])
-    from mechprobe.causal import case_positions
+    from mechprobe.analysis.causal import case_positions
 
     assert case_positions(16) == (8, 12) and case_positions(10) == (5, 7)
 
@@ -363,7 +363,7 @@ def test_preprocessed_files_of_another_shape(tmp_path, content):
 @pytest.mark.parametrize("field,value", [("answer", ""), ("options", ["", "B) x"]),
                                          ("textual_logical_units", [])])
 def test_arc_records_with_empty_fields(tmp_path, field, value):
-    from mechprobe.arc import SPLITS
+    from mechprobe.tasks.arc import SPLITS
 
     shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                            "arc_offline")

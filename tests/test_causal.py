@@ -5,8 +5,10 @@ import json
 import numpy as np
 from conftest import run_script
 
-from mechprobe import causal, ksmallest
-from mechprobe.last_token import by_rank
+from mechprobe.analysis import causal
+
+from mechprobe.tasks import ksmallest
+from mechprobe.attention.last_token import by_rank
 
 FIGURES_ATTN = ["attention_by_rank", "attention_by_position"]
 FIGURES_CAUSAL = ["entropy_position", "entropy_size", "pruning", "attention_flow"]

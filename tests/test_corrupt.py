@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import run_script
 
-from mechprobe import proofwriter
-from mechprobe.corrupt import (CORRUPTIONS, binned, correct_answers, correlation, corrupt,
+from mechprobe.tasks import proofwriter
+from mechprobe.analysis.robustness import (CORRUPTIONS, binned, correct_answers, correlation, corrupt,
                                counterfactual, inner_words, summarise)
 
 

@@ -5,9 +5,11 @@ import json
 
 import pytest
 
-from mechprobe import arc, proofwriter
+from mechprobe.tasks import arc
+
+from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError
-from mechprobe.dataroot import AUTHORS_DATASET
+from mechprobe.tasks.dataroot import AUTHORS_DATASET
 
 PROOFWRITER_RECORD = {
     "context": "Bob is big. If someone is big then they are round.",

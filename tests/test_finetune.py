@@ -5,9 +5,9 @@ import pytest
 import torch
 from conftest import SMALL_TINY, run_script
 
-from mechprobe import finetune
+from mechprobe.training import ksmallest as finetune
 from mechprobe.models import build_tiny
-from mechprobe.training import select_trainable
+from mechprobe.training.loop import select_trainable
 
 QUICK = ["--task", "min01", "--n-train", "600", "--n-eval", "64", "--steps", "12",
          "--eval-every", "4", "--batch-size", "32", *SMALL_TINY]

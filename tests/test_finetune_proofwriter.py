@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from conftest import run_script
 
-from mechprobe import proofwriter
-from mechprobe.finetune_proofwriter import (accuracy_by_group, build_tiny_model, encode, negated,
+from mechprobe.tasks import proofwriter
+from mechprobe.training.proofwriter import (accuracy_by_group, build_tiny_model, encode, negated,
                                             proof_text, training_questions)
 from mechprobe.models import TinyConfig, build_tiny
-from mechprobe.probe_text import answer_ids, prompt
-from mechprobe.training import batch_indices, last_logits, predict, training_loss
+from mechprobe.probing.text import answer_ids, prompt
+from mechprobe.training.loop import batch_indices, last_logits, predict, training_loss
 
 QUICK = ["--task", "proofwriter", "--steps", "16", "--eval-every", "8", "--batch-size", "16",
          "--tiny-layers", "2", "--tiny-heads", "2", "--tiny-dim", "32", "--device", "cpu"]
@@ -191,7 +191,7 @@ class BoostedHead(torch.nn.Module):
 
 
 def test_validation_and_test_accuracy_compare_the_answer_logits_as_the_probe_does(tmp_path):
-    from mechprobe.training import Settings, evaluate, finetune
+    from mechprobe.training.loop import Settings, evaluate, finetune
 
     model, tokenizer = build_tiny_model([], layers=1, heads=2, dim=16, seed=0)
     word_ids = answer_ids(tokenizer, "Bob is big: True or False?", ("True", "False"))

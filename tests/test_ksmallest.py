@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mechprobe import ksmallest
+from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError
 
 
@@ -76,7 +76,7 @@ def test_multi_token_examples_and_greedy_scoring(monkeypatch):
     writes all of its digits and then stops the number."""
     from test_probe_cli import digit_tokenizer
 
-    from mechprobe import probe_ksmallest
+    from mechprobe.probing import ksmallest as probe_ksmallest
 
     tokenizer = digit_tokenizer()
     with pytest.raises(UserError):
@@ -113,7 +113,7 @@ def test_bos_is_kept_in_single_token_prompts():
     from tokenizers import processors
 
     from mechprobe.models import word_tokenizer
-    from mechprobe.probe_ksmallest import to_examples
+    from mechprobe.probing.ksmallest import to_examples
 
     tokenizer = word_tokenizer([str(n) for n in range(30)], 64, specials=("<pad>", "<unk>", "<s>"))
     tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mechprobe import ksmallest
+from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError
 from mechprobe.models import build_tiny, load_pretrained, resolve_device, resolve_dtype
 

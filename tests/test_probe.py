@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from mechprobe import probe
-from mechprobe.features import Example, example_features, segment_tokens
-from mechprobe.probe import ProbeConfig, Samples
+from mechprobe.probing import knn as probe
+from mechprobe.attention.features import Example, example_features, segment_tokens
+from mechprobe.probing.knn import ProbeConfig, Samples
 
 
 def test_segments_survive_bpe_merges(bpe_gpt2_dir):
@@ -94,7 +94,7 @@ def test_single_class_depth_is_not_applicable():
 
 def test_batches_respect_examples_and_tokens():
     examples = [Example([0] * n, [n - 1], [[0]]) for n in (5, 3, 9, 3, 8)]
-    from mechprobe.features import batches_by_length
+    from mechprobe.attention.features import batches_by_length
     assert batches_by_length(examples, 2, 100) == [[1, 3], [0, 4], [2]]
     assert batches_by_length(examples, 10, 16) == [[1, 3, 0], [4], [2]]   # 3*5 <= 16 < 2*8
     assert batches_by_length(examples, 10, 4) == [[1], [3], [0], [4], [2]]
@@ -103,8 +103,8 @@ def test_batches_respect_examples_and_tokens():
 def test_batched_features_equal_one_at_a_time(bpe_gpt2_dir):
     from transformers import AutoModelForCausalLM
 
-    from mechprobe.features import extract
-    from mechprobe.recorder import Recorder
+    from mechprobe.attention.features import extract
+    from mechprobe.attention.recorder import Recorder
 
     tokenizer = AutoTokenizer.from_pretrained(bpe_gpt2_dir)
     texts = [["12", " 7", " 345"], ["9", " 88"], ["1", " 2", " 3", " 4", " 5", " 66"]]

@@ -11,8 +11,8 @@ from sklearn.model_selection import GroupKFold
 from sklearn.neighbors import KNeighborsClassifier
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from mechprobe import ksmallest
-from mechprobe.probing import twin_seed
+from mechprobe.tasks import ksmallest
+from mechprobe.probing.pipeline import twin_seed
 
 N = 64
 
@@ -95,8 +95,8 @@ def test_all_k_and_layer_subset(small_finetuned, tmp_path):
 def test_chance_guard_compares_with_the_best_input_only_answerer():
     """A model that beats the commonest answer but not copying the last number (an untrained
     GPT-2 with tied embeddings) is near chance, and the guard names the copying."""
-    from mechprobe.probing import chance_check, near_chance
-    from mechprobe.shortcuts import ksmallest_answers
+    from mechprobe.probing.pipeline import chance_check, near_chance
+    from mechprobe.tasks.shortcuts import ksmallest_answers
 
     task = ksmallest.Task(k=2)
     indices = ksmallest.generate(task, 1024, 0)

@@ -8,9 +8,9 @@ import sys
 import pytest
 from transformers import AutoTokenizer
 
-from mechprobe import proofwriter
+from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError
-from mechprobe.probe_text import choose_shots, prompt, sample_buckets, shots_for
+from mechprobe.probing.text import choose_shots, prompt, sample_buckets, shots_for
 
 
 def ids(shot_lists):

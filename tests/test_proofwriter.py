@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import run_script
 
-from mechprobe import proofwriter
+from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError
-from mechprobe.trees import depth_classes, parse_proofs
+from mechprobe.tasks.trees import depth_classes, parse_proofs
 
 # Every proof string of FORMATS.md, with hand-derived nodes, edges and classes.
 PROOFS = {
@@ -131,7 +131,7 @@ def test_buckets_exact_by_default_upto_on_request(tmp_path):
 
 
 def test_bucket_sizes_line(tmp_path):
-    from mechprobe.probe_text import bucket_sizes
+    from mechprobe.probing.text import bucket_sizes
 
     write_release(tmp_path)
     questions = proofwriter.load(str(tmp_path), "test")
@@ -163,7 +163,7 @@ def test_a_proof_that_reuses_a_rule_is_skipped_and_counted(tmp_path, capsys):
 
 def test_cross_validation_groups_follow_the_theory():
     """Questions of one theory share its context: their statements never straddle a split."""
-    from mechprobe.probe import ProbeConfig, Samples, cross_validated_f1
+    from mechprobe.probing.knn import ProbeConfig, Samples, cross_validated_f1
 
     features = [np.full((2, 1, 1), i, dtype=np.float32) for i in range(6)]
     useful = [np.array([1, 0])] * 6
@@ -281,8 +281,8 @@ def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
 def test_prompt_spans(generated):
     from transformers import AutoTokenizer
 
-    from mechprobe.probe_text import shot_text, to_example
-    from mechprobe.proofwriter import SUFFIX
+    from mechprobe.probing.text import shot_text, to_example
+    from mechprobe.tasks.proofwriter import SUFFIX
 
     tokenizer = AutoTokenizer.from_pretrained(generated / "model")
     q = proofwriter.load(str(generated / "data"), "test")[0]
@@ -299,7 +299,7 @@ def test_prompt_spans(generated):
 
 def test_text_control_and_chance_warning(generated, tmp_path):
     """The untrained model answers at chance: the probe says so, and prints the text-only control."""
-    from mechprobe.probe_text import text_features
+    from mechprobe.probing.text import text_features
 
     q = next(q for q in proofwriter.load(str(generated / "data"), "test") if q.qdep == 1)
     features = text_features(q)
@@ -319,7 +319,7 @@ def test_text_control_and_chance_warning(generated, tmp_path):
 
 
 def test_near_chance():
-    from mechprobe.probing import near_chance
+    from mechprobe.probing.pipeline import near_chance
 
     assert near_chance(0.55, 0.5, 100) and not near_chance(0.75, 0.5, 100)
     assert near_chance(0.8, 0.8, 1000) and not near_chance(0.95, 0.8, 200)

@@ -14,8 +14,8 @@ import sys
 import pytest
 from conftest import ROOT, run_script
 
-from mechprobe import proofwriter_gen
-from mechprobe.trees import depth_classes, parse_proofs
+from mechprobe.tasks import proofwriter_gen
+from mechprobe.tasks.trees import depth_classes, parse_proofs
 
 DEPTHS = (0, 1, 2, 3, 5)
 SPLITS = ("train", "dev", "test")

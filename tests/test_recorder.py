@@ -5,7 +5,7 @@ import torch
 import transformers
 
 from mechprobe.cli import UserError
-from mechprobe.recorder import Recorder
+from mechprobe.attention.recorder import Recorder
 
 VOCAB = 64
 SMALL = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,

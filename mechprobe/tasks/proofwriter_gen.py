@@ -21,7 +21,7 @@ import os
 import random
 from dataclasses import dataclass, field
 
-from .outputs import atomic_path
+from mechprobe.outputs import atomic_path
 
 DEPTHS = (0, 1, 2, 3, 5)                              # the folders the paper uses (no depth-4)
 SPLITS = (("train", 0.7), ("dev", 0.1), ("test", 0.2))  # roughly the release's proportions

@@ -10,10 +10,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from . import dataroot
-from .cli import UserError
-from .jsonfiles import check_unique_ids, read_by_depth, read_jsonl
-from .trees import CycleError, ProofSyntaxError, depth_classes, parse_proofs
+from mechprobe.tasks import dataroot
+from mechprobe.cli import UserError
+from mechprobe.jsonfiles import check_unique_ids, read_by_depth, read_jsonl
+from mechprobe.tasks.trees import CycleError, ProofSyntaxError, depth_classes, parse_proofs
 
 DEPTHS = (0, 1, 2, 3, 5)
 SPLITS = ("train", "dev", "test")

@@ -7,13 +7,13 @@ import time
 import numpy as np
 import torch
 
-from .cli import UserError, format_table
-from .features import extract
-from .models import load_pretrained, resolve_device, resolve_dtype
-from .outputs import write_json
-from .plots import line_plot, save_figure
-from .probe import Samples, best_layer, compare, layerwise, neighbors_used
-from .recorder import Recorder
+from mechprobe.cli import UserError, format_table
+from mechprobe.attention.features import extract
+from mechprobe.models import load_pretrained, resolve_device, resolve_dtype
+from mechprobe.outputs import write_json
+from mechprobe.plots import line_plot, save_figure
+from mechprobe.probing.knn import Samples, best_layer, compare, layerwise, neighbors_used
+from mechprobe.attention.recorder import Recorder
 
 
 def parse_layers(spec, n_layers):

@@ -13,13 +13,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import ksmallest
-from .cli import UserError, format_table
-from .last_token import accuracy_with_heads_masked, by_rank, last_token_attention
-from .outputs import write_json
-from .plots import heatmap, save_figure
-from .probe_ksmallest import load
-from .recorder import Recorder
+from mechprobe.tasks import ksmallest
+from mechprobe.cli import UserError, format_table
+from mechprobe.attention.last_token import accuracy_with_heads_masked, by_rank, last_token_attention
+from mechprobe.outputs import write_json
+from mechprobe.plots import heatmap, save_figure
+from mechprobe.probing.ksmallest import load
+from mechprobe.attention.recorder import Recorder
 
 FRACTIONS = [round(0.1 * i, 1) for i in range(1, 10)]
 CASE_FRACTION = 0.4

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cli import UserError
+from mechprobe.cli import UserError
 
 TASK_PATTERN = re.compile(r"^min(\d{2})$")
 # How far to look for single-token numbers before giving up (GPT-2 has about 1,600 below 10^4).

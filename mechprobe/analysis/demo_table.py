@@ -1,13 +1,13 @@
 """The demo's one table: a fine-tuning run's results.json and a probing run's, side by side.
 
-    python -m mechprobe.demo_table TRAIN_OUT/results.json PROBE_OUT/results.json
+    python -m mechprobe.analysis.demo_table TRAIN_OUT/results.json PROBE_OUT/results.json
 """
 
 import json
 import sys
 
-from .cli import format_table
-from .probing import summary_row
+from mechprobe.cli import format_table
+from mechprobe.probing.pipeline import summary_row
 
 
 def demo_row(train, probe):

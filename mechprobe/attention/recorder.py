@@ -21,7 +21,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from .cli import UserError
+from mechprobe.cli import UserError
 
 IMPLEMENTATION = "mechprobe_recorder"
 

@@ -7,13 +7,13 @@ from dataclasses import asdict
 
 import torch
 
-from . import ksmallest
-from .cli import UserError, format_table
-from .models import (TASK_FILE, TinyConfig, build_tiny, check_fits, load_pretrained, resolve_device,
+from mechprobe.tasks import ksmallest
+from mechprobe.cli import UserError, format_table
+from mechprobe.models import (TASK_FILE, TinyConfig, build_tiny, check_fits, load_pretrained, resolve_device,
                      resolve_dtype)
-from .outputs import atomic_path, seed_everything, write_json
-from .plots import line_plot, save_figure
-from .training import Settings, evaluate, finetune, select_trainable
+from mechprobe.outputs import atomic_path, seed_everything, write_json
+from mechprobe.plots import line_plot, save_figure
+from mechprobe.training.loop import Settings, evaluate, finetune, select_trainable
 
 # Validations are at least this many steps apart (or once, at the end, in shorter runs): a smoke
 # run of a few steps should be spent training, not validating at every step.

@@ -13,16 +13,18 @@ import zlib
 
 import numpy as np
 
-from . import arc, proofwriter
-from .cli import UserError
-from .features import Example, segment_tokens
-from .memory import PeakMemory, model_bytes
-from .models import check_fits, position_limit
-from .outputs import write_lines
-from .probe import ProbeConfig, Samples, mean_of, probe_stages
-from .probing import (chance_check, features_of, load_model, parse_layers, probe_setting,
+from mechprobe.tasks import arc
+
+from mechprobe.tasks import proofwriter
+from mechprobe.cli import UserError
+from mechprobe.attention.features import Example, segment_tokens
+from mechprobe.attention.memory import PeakMemory, model_bytes
+from mechprobe.models import check_fits, position_limit
+from mechprobe.outputs import write_lines
+from mechprobe.probing.knn import ProbeConfig, Samples, mean_of, probe_stages
+from mechprobe.probing.pipeline import (chance_check, features_of, load_model, parse_layers, probe_setting,
                       random_twin, report)
-from .shortcuts import proofwriter_answers
+from mechprobe.tasks.shortcuts import proofwriter_answers
 
 TASKS = {"proofwriter": proofwriter, "arc": arc}
 # Input-only answerers per task besides the commonest answer (probing.chance_check); ARC's

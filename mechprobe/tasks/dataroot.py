@@ -3,7 +3,7 @@
 
 import os
 
-from .cli import UserError
+from mechprobe.cli import UserError
 
 AUTHORS_DATASET = "yyyyifan/MechanisticProbe_ProofWriter_ARC"
 

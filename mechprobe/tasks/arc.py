@@ -10,11 +10,11 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import dataroot
-from .cli import UserError
-from .jsonfiles import check_unique_ids, read_by_depth, read_jsonl
-from .proofwriter import Question, id_order
-from .trees import depth_classes
+from mechprobe.tasks import dataroot
+from mechprobe.cli import UserError
+from mechprobe.jsonfiles import check_unique_ids, read_by_depth, read_jsonl
+from mechprobe.tasks.proofwriter import Question, id_order
+from mechprobe.tasks.trees import depth_classes
 
 SPLITS = ("train", "dev", "test")
 MAX_DEPTH = 2   # the paper keeps trees of depth <= 2

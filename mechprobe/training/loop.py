@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .cli import UserError
-from .outputs import load_torch, save_torch
+from mechprobe.cli import UserError
+from mechprobe.outputs import load_torch, save_torch
 
 # Which parameters each --tune choice trains, by dotted-name component (GPT-2 and LLaMA-style).
 TUNE_PATTERNS = {

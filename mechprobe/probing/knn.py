@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 from sklearn.neighbors import KNeighborsClassifier
 
-from .cli import UserError
+from mechprobe.cli import UserError
 
 
 @dataclass(frozen=True)

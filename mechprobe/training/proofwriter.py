@@ -17,18 +17,18 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from . import proofwriter
-from .cli import UserError, format_table
-from .corrupt import COUNTERFACTUAL_WORDS
-from .finetune import fill_defaults, make_settings, run_summary, save_curves, save_model, train
-from .models import TINY_TEXT as TINY
-from .models import build_word_llama, check_fits, load_pretrained, resolve_device, resolve_dtype
-from .outputs import seed_everything, write_json
-from .probe_text import answer_ids, prompt
-from .probing import chance_check, chance_warning
-from .shortcuts import (facts_of, negated, proofwriter_answers, word_in_facts,  # noqa: F401
+from mechprobe.tasks import proofwriter
+from mechprobe.cli import UserError, format_table
+from mechprobe.analysis.robustness import COUNTERFACTUAL_WORDS
+from mechprobe.training.ksmallest import fill_defaults, make_settings, run_summary, save_curves, save_model, train
+from mechprobe.models import TINY_TEXT as TINY
+from mechprobe.models import build_word_llama, check_fits, load_pretrained, resolve_device, resolve_dtype
+from mechprobe.outputs import seed_everything, write_json
+from mechprobe.probing.text import answer_ids, prompt
+from mechprobe.probing.pipeline import chance_check, chance_warning
+from mechprobe.tasks.shortcuts import (facts_of, negated, proofwriter_answers, word_in_facts,  # noqa: F401
                         word_rule)  # word_rule: bench/proofwriter_shortcuts.py imports it from here
-from .training import predict, select_trainable
+from mechprobe.training.loop import predict, select_trainable
 
 DEFAULTS = {
     "tiny": {"lr": 1e-3, "batch_size": 64, "epochs": 2, "warmup": 200, "schedule": "linear",

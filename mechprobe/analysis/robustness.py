@@ -17,17 +17,17 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from tqdm.auto import tqdm
 
-from . import proofwriter
-from .cli import UserError, format_table
-from .outputs import write_json
-from .plots import save_figure
-from .probe import ProbeConfig, Samples, compare
-from .models import position_limit
-from .probe_text import (answer_ids, fitting_prompts, prompt, shot_prefix, shot_record, shots_for,
+from mechprobe.tasks import proofwriter
+from mechprobe.cli import UserError, format_table
+from mechprobe.outputs import write_json
+from mechprobe.plots import save_figure
+from mechprobe.probing.knn import ProbeConfig, Samples, compare
+from mechprobe.models import position_limit
+from mechprobe.probing.text import (answer_ids, fitting_prompts, prompt, shot_prefix, shot_record, shots_for,
                          to_example)
-from .probing import (chance_check, chance_warning, features_of, load_model, parse_layers,
+from mechprobe.probing.pipeline import (chance_check, chance_warning, features_of, load_model, parse_layers,
                       random_twin)
-from .shortcuts import proofwriter_answers
+from mechprobe.tasks.shortcuts import proofwriter_answers
 
 CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
 N_BINS = 8

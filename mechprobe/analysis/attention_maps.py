@@ -9,14 +9,14 @@ import time
 
 import numpy as np
 
-from . import ksmallest
-from .cli import format_table
-from .last_token import by_rank, last_token_attention
-from .outputs import write_json
-from .plots import heatmap, save_figure
-from .probe_ksmallest import load
-from .probing import random_twin
-from .recorder import Recorder
+from mechprobe.tasks import ksmallest
+from mechprobe.cli import format_table
+from mechprobe.attention.last_token import by_rank, last_token_attention
+from mechprobe.outputs import write_json
+from mechprobe.plots import heatmap, save_figure
+from mechprobe.probing.ksmallest import load
+from mechprobe.probing.pipeline import random_twin
+from mechprobe.attention.recorder import Recorder
 
 
 def layer_summary(rank_matrix, position_matrix, k):

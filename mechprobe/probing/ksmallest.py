@@ -6,16 +6,16 @@ import time
 
 import numpy as np
 
-from . import ksmallest
-from .cli import UserError, count
-from .features import Example, extract, normalise_by_max, segment_tokens
-from .models import check_fits, read_task_file
-from .outputs import write_lines
-from .probe import ProbeConfig
-from .probing import (accuracy, chance_check, features_of, load_model, parse_layers, probe_setting,
+from mechprobe.tasks import ksmallest
+from mechprobe.cli import UserError, count
+from mechprobe.attention.features import Example, extract, normalise_by_max, segment_tokens
+from mechprobe.models import check_fits, read_task_file
+from mechprobe.outputs import write_lines
+from mechprobe.probing.knn import ProbeConfig
+from mechprobe.probing.pipeline import (accuracy, chance_check, features_of, load_model, parse_layers, probe_setting,
                       random_twin, report)
-from .recorder import Recorder
-from .shortcuts import ksmallest_answers
+from mechprobe.attention.recorder import Recorder
+from mechprobe.tasks.shortcuts import ksmallest_answers
 
 def add_task_args(parser, n_examples=1024):
     """Flags naming the k-th smallest examples to analyse (shared by probe, attn_visual, causal)."""

@@ -1,0 +1,1 @@
+"""Analyses beyond probing: attention maps, causal head pruning, robustness."""

@@ -1,0 +1,1 @@
+"""Reading attention: the recorder, per-statement features, last-token views, memory."""

@@ -1,0 +1,1 @@
+"""Tasks: the data, reasoning trees and prompts of k-th smallest, ProofWriter, ARC."""

@@ -1,0 +1,1 @@
+"""Training: the fine-tuning loop and the k-th smallest and ProofWriter set-ups."""
