@@ -4,6 +4,7 @@
     python probe.py --task ksmallest --model gpt2 --all-k --out runs/probe-gpt2-pretrained
     python probe.py --task ksmallest --k 1 --dump-examples examples.jsonl   # no model needed
     python probe.py --task proofwriter --data data/pw --model DIR --icl 4 --out runs/probe-pw
+    python probe.py --task jsonl --data my_questions.jsonl --model DIR --out runs/probe-mine
 
 Writes OUT/results.json (per setting: f1, f1_random, probing_score, fold spread, layer-wise rows),
 OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
@@ -21,13 +22,19 @@ from mechprobe.probing.text import add_prompt_args
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None, out_required=False)  # --dump-examples needs no --out
-    parser.add_argument("--task", default="ksmallest", choices=["ksmallest", "proofwriter", "arc"])
+    parser.add_argument("--task", default="ksmallest",
+                        choices=["ksmallest", "proofwriter", "arc", "jsonl"],
+                        help="jsonl: your own data, one JSON object per line (docs/DATA.md)")
     add_task_args(parser)
     parser.add_argument("--data", help="ProofWriter: the release root, its CWA folder, or the "
                         "folder of the paper's preprocessed {train,dev,test}.json; ARC: the folder "
                         "of STREET's reasoning_annotated_*.jsonl or the preprocessed files; either: "
                         "a download of the authors' dataset repo (its data/<task> is used) or "
-                        "hf:yyyyifan/MechanisticProbe_ProofWriter_ARC from the local HF cache")
+                        "hf:yyyyifan/MechanisticProbe_ProofWriter_ARC from the local HF cache; "
+                        "jsonl: the file")
+    parser.add_argument("--shots-data", metavar="FILE",
+                        help="jsonl with --icl: the file in-context shots come from (default: the "
+                        "same file's other lines)")
     parser.add_argument("--buckets", default="exact", choices=["exact", "upto"],
                         help="ProofWriter depth-1 buckets m=2,4,...,24: 'exact' keeps questions whose "
                         "theory has exactly m statements (the paper), 'upto' puts each in the "
@@ -67,15 +74,20 @@ def main(argv=None):
     quiet_libraries()
     if args.dump_examples:
         check_output_file(args.dump_examples, "--dump-examples", looks_like_dump, args.force)
-    from mechprobe.probing import ksmallest as probe_ksmallest
-    from mechprobe.probing import text as probe_text
+    from mechprobe.probing import ksmallest, text
+    from mechprobe.probing.pipeline import RunConfig
 
+    run_config = RunConfig.from_args(args) if args.model else None
     with ExitStack() as guards:
         if args.out:
             guards.enter_context(output_dir(args.out, args.force))
         if args.dump_examples:
             guards.enter_context(removed_on_failure(args.dump_examples))
-        (probe_ksmallest if args.task == "ksmallest" else probe_text).run(args)
+        if args.task == "ksmallest":
+            ksmallest.run(ksmallest.KSmallestConfig.from_args(args), run_config, args.out,
+                          args.dump_examples, args.seed)
+        else:
+            text.run(text.TextConfig.from_args(args), run_config, args.out, args.dump_examples)
 
 
 if __name__ == "__main__":

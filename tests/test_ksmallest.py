@@ -3,6 +3,7 @@ import pytest
 
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError
+from mechprobe.probing.pipeline import ReadConfig
 
 
 def test_parse_task():
@@ -101,10 +102,10 @@ def test_multi_token_examples_and_greedy_scoring(monkeypatch):
     monkeypatch.setattr(probe_ksmallest, "Recorder", lambda model: None)
     monkeypatch.setattr(probe_ksmallest, "extract", lambda recorder, fed, *a, **k: (
         None, np.array([oracle(e.input_ids) for e in fed]), None))
-    args = type("Args", (), {"batch_size": 8, "max_batch_tokens": 1024})()
+    read = ReadConfig(batch_size=8)
     first = [oracle(e.input_ids) for e in examples]
     correct = probe_ksmallest.multi_token_correct(None, tokenizer, numbers, examples, indices,
-                                                  answers, first, args, pad_id=0)
+                                                  answers, first, read, pad_id=0)
     assert correct.tolist() == [True, False, False, False]
 
 

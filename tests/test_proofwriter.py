@@ -199,10 +199,12 @@ def test_dump_examples_of_a_release_record(tmp_path):
     assert "test: questions per bucket: m=1 1, m=16 2; in no bucket: 1" in proc.stdout
     rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     q3 = rows["RelNeg-CWA-D2-7-Q3"]
-    assert set(q3) == {"id", "statements", "question", "answer", "useful", "depth", "qdep", "bucket"}
+    assert set(q3) == {"id", "statements", "question", "answer", "useful", "depth", "qdep", "bucket",
+                       "choices", "group", "suffix"}   # the jsonl task's schema: a dump reads back
     assert q3["useful"] == [0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1]
     assert q3["depth"] == [None, None, None, 0, None, None, 0, None, None, None, None, None, 1]
-    assert q3["qdep"] == 1 and q3["bucket"] == "m=16" and q3["answer"] is True
+    assert q3["qdep"] == 1 and q3["bucket"] == "m=16" and q3["answer"] == "True"
+    assert q3["choices"] == ["True", "False"] and q3["group"] == "RelNeg-CWA-D2-7"
 
 
 def bad_truncated(root):

@@ -21,11 +21,11 @@ from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError, format_table
 from mechprobe.outputs import write_json
 from mechprobe.plots import save_figure
-from mechprobe.probing.knn import ProbeConfig, Samples, compare
+from mechprobe.probing.knn import Samples, compare
 from mechprobe.models import position_limit
 from mechprobe.probing.text import (answer_ids, fitting_prompts, prompt, shot_prefix, shot_record, shots_for,
                          to_example)
-from mechprobe.probing.pipeline import (chance_check, chance_warning, features_of, load_model, parse_layers,
+from mechprobe.probing.pipeline import (RunConfig, chance_check, chance_warning, features_of, load_model, parse_layers,
                       random_twin)
 from mechprobe.tasks.shortcuts import proofwriter_answers
 
@@ -156,10 +156,10 @@ def run(args):
     rng = np.random.default_rng([args.seed, 6])
     versions = {kind: [corrupt(q, kind, rng) for q in questions] for kind in CORRUPTIONS}
 
-    model, tokenizer, _ = load_model(args)
-    layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
-    args.query_pool = args.query_pool or ("max" if args.icl else "mean")
-    args.batch_size = args.batch_size or 16
+    run_config = RunConfig.from_args(args)
+    model, tokenizer, _ = load_model(run_config.model, run_config.device, run_config.dtype)
+    layers = parse_layers(run_config.read.layers, model.config.get_text_config().num_hidden_layers)
+    read = run_config.read.with_defaults(query_pool="max" if args.icl else "mean", batch_size=16)
     pad_id = tokenizer.pad_token_id or 0
 
     def examples_of(items, indices):
@@ -169,7 +169,7 @@ def run(args):
     every = range(len(questions))
     prompts = [examples_of(forms, [i] * len(forms)) for i, forms in enumerate(
         [q, *(v[i] for v in versions.values() if v[i] is not None)] for i, q in enumerate(questions))]
-    fits = fitting_prompts(model, questions, prompts, args)
+    fits = fitting_prompts(model, questions, prompts, args.skip_long)
     skipped = len(questions) - len(fits)
     if skipped:
         print(f"skipped {skipped} of {len(questions)} questions with a prompt (clean or corrupted) "
@@ -185,20 +185,20 @@ def run(args):
     word_ids = answer_ids(tokenizer, prefixes[0] + prompt(questions[0], proofwriter.SUFFIX), words)
 
     clean = examples_of(questions, every)
-    features, _, scores = features_of(model, clean, layers, args, pad_id, word_ids, "model")
-    random_features, _, _ = features_of(random_twin(model, args.seed), clean, layers, args, pad_id,
+    features, _, scores = features_of(model, clean, layers, read, pad_id, word_ids, "model")
+    random_features, _, _ = features_of(random_twin(model, args.seed), clean, layers, read, pad_id,
                                         word_ids, "random model")
     correct = correct_answers(scores, words, questions)
     corrupted_correct = {}
     for kind in CORRUPTIONS:
         applies = [i for i, v in enumerate(versions[kind]) if v is not None]
         _, _, kind_scores = features_of(model, examples_of([versions[kind][i] for i in applies], applies),
-                                        [], args, pad_id, word_ids, kind)
+                                        [], read, pad_id, word_ids, kind)
         column = correct.copy()     # where a corruption does not apply, the answer is unchanged
         column[applies] = correct_answers(kind_scores, words, [versions[kind][i] for i in applies])
         corrupted_correct[kind] = column
 
-    config = ProbeConfig(neighbors=args.neighbors, p=args.p or 1, folds=args.folds, seed=args.seed)
+    config = run_config.knn(default_p=1)
     labels = ([np.array(q.useful) for q in questions],
               [np.array([-1 if d is None else d for d in q.depth]) for q in questions],
               [q.group for q in questions])

@@ -3,6 +3,7 @@
 import json
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,9 +12,8 @@ from mechprobe.cli import UserError, count
 from mechprobe.attention.features import Example, extract, normalise_by_max, segment_tokens
 from mechprobe.models import check_fits, read_task_file
 from mechprobe.outputs import write_lines
-from mechprobe.probing.knn import ProbeConfig
-from mechprobe.probing.pipeline import (accuracy, chance_check, features_of, load_model, parse_layers, probe_setting,
-                      random_twin, report)
+from mechprobe.probing.pipeline import (ProbeResult, accuracy, chance_check, features_of,
+                                        load_model, parse_layers, probe_setting, random_twin, report)
 from mechprobe.attention.recorder import Recorder
 from mechprobe.tasks.shortcuts import ksmallest_answers
 
@@ -28,27 +28,50 @@ def add_task_args(parser, n_examples=1024):
     parser.set_defaults(all_k=False)
 
 
-def resolve_task(args):
-    """k, list length and number-set size: flags first, then the task saved with the model."""
-    saved = read_task_file(args.model) if args.model and os.path.isdir(args.model) else None
+@dataclass
+class KSmallestConfig:
+    """Which k-th smallest examples a run reads (probe.py --task ksmallest, attn_visual, causal);
+    unset fields come from the model's task.json, then the paper's defaults."""
+
+    k: int | None = None               # 0-based: 1 = the second smallest
+    list_len: int | None = None        # numbers per example (paper: 16)
+    num_set: int | None = None         # size of the number set (paper: 512)
+    n_examples: int = 1024             # examples probed, from a stream fine-tuning never uses
+    all_k: bool = False                # probe every k in 0..L/2-1 on the same attention
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(k=args.k, list_len=args.list_len, num_set=args.num_set,
+                   n_examples=args.n_examples, all_k=args.all_k)
+
+
+def resolve_task(config, model_name=None):
+    """k, list length and number-set size: the config first, then the task saved with the model."""
+    saved = read_task_file(model_name) if model_name and os.path.isdir(model_name) else None
     saved = saved or {}
-    k = args.k if args.k is not None else saved.get("k")
-    if k is None and not args.all_k:
+    k = config.k if config.k is not None else saved.get("k")
+    if k is None and not config.all_k:
         raise UserError("no k: this model has no task.json from finetune_gpt2.py; pass --k "
                         "(0-based, e.g. --k 1 for the second smallest) or --all-k")
-    list_len = args.list_len or saved.get("list_len", 16)
-    num_set = args.num_set or saved.get("num_set", 512)
+    list_len = config.list_len or saved.get("list_len", 16)
+    num_set = config.num_set or saved.get("num_set", 512)
     return ksmallest.parse_task(f"min{k or 0:02d}", list_len, num_set)
 
 
 def load(args, multi_token=False):
-    """The model, its tokenizer, the task (flags, then the model's task.json) and number set.
+    """For the command line (attn_visual, causal, probe): load_task_model from its flags."""
+    return load_task_model(args.model, args.device, args.dtype, KSmallestConfig.from_args(args),
+                           multi_token)
 
-    With multi_token, a tokenizer with fewer than --num-set single-token numbers (LLaMA, SmolLM2:
+
+def load_task_model(name, device, dtype, config, multi_token=False):
+    """The model, its tokenizer, the task (config, then the model's task.json) and number set.
+
+    With multi_token, a tokenizer with fewer than num_set single-token numbers (LLaMA, SmolLM2:
     digits) gets the numbers 0..S-1 written as several tokens each (ksmallest.MultiTokenNumbers).
     """
-    model, tokenizer, _ = load_model(args)
-    task = resolve_task(args)
+    model, tokenizer, _ = load_model(name, device, dtype)
+    task = resolve_task(config, name)
     try:
         numbers = ksmallest.number_set(tokenizer, task.num_set)
     except UserError:
@@ -105,7 +128,7 @@ def continues_number(tokenizer, token_id):
 
 
 def multi_token_correct(model, tokenizer, numbers, examples, indices, answers, first_predicted,
-                        args, pad_id):
+                        read, pad_id):
     """Per example: greedy decoding after the prompt writes the answer's tokens, then a token that
     does not continue the number (1 then 2 is wrong for the answer 1). Step t feeds the answer's
     first t tokens (teacher forcing), the same as greedy decoding while every step matched."""
@@ -118,8 +141,8 @@ def multi_token_correct(model, tokenizer, numbers, examples, indices, answers, f
         if not alive:
             break
         fed = [Example(examples[i].input_ids + targets[i][:step], [0], []) for i in alive]
-        _, predicted, _ = extract(recorder, fed, [], args.batch_size, pad_id=pad_id,
-                                  max_tokens=args.max_batch_tokens, desc=f"answer token {step + 1}")
+        _, predicted, _ = extract(recorder, fed, [], read.batch_size, pad_id=pad_id,
+                                  max_tokens=read.max_batch_tokens, desc=f"answer token {step + 1}")
         for i, p in zip(alive, predicted):
             if step == len(targets[i]):
                 correct[i] = not continues_number(tokenizer, p)
@@ -139,63 +162,74 @@ def dump_examples(path, task, values, indices):
         "qdep": 1 if task.k > 0 else 0, "bucket": None}) + "\n" for i, row in enumerate(indices)))
 
 
-def run(args):
-    started = time.time()
-    if args.model is None:
-        if not args.dump_examples:
-            raise UserError("pass --model DIR (a fine-tuned model) or --dump-examples FILE")
-        task = resolve_task(args)
-        indices = ksmallest.probe_examples(task, args.n_examples, args.seed)
-        # The tiny model's number set is 0..S-1; no tokenizer is needed for it.
-        dump_examples(args.dump_examples, task, np.arange(task.num_set), indices)
-        print(f"wrote {args.n_examples} examples to {args.dump_examples}")
-        return None
-    if args.n_examples < args.folds:
-        raise UserError(f"--n-examples {args.n_examples} is too few for {args.folds}-fold "
+def probe_numbers(model, tokenizer, task, numbers, run, config):
+    """Probe `model` and its random twin on k-th smallest examples: per k (one, or every k with
+    config.all_k, on the same attention) the F1s, S_P1/S_P2, layer-wise rows, accuracy and the
+    near-chance check against input-only answerers."""
+    if config.n_examples < run.folds:
+        raise UserError(f"--n-examples {config.n_examples} is too few for {run.folds}-fold "
                         "cross-validation: probe more examples or use fewer --folds")
-
-    model, tokenizer, task, numbers = load(args, multi_token=True)
     multi_token = isinstance(numbers, ksmallest.MultiTokenNumbers)
-    indices = ksmallest.probe_examples(task, args.n_examples, args.seed)
-    if args.dump_examples:
-        dump_examples(args.dump_examples, task, numbers.numbers, indices)
-    layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
+    indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
+    layers = parse_layers(run.read.layers, model.config.get_text_config().num_hidden_layers)
     if multi_token:
         examples = multi_token_examples(tokenizer, numbers, indices)
         # The longest prompt plus the answer's tokens, fed while scoring it.
         check_fits(model, max(len(e.input_ids) for e in examples) + len(str(numbers.numbers[-1])) + 1)
     else:
         examples = to_examples(numbers, indices)
-    args.batch_size = args.batch_size or 256
-    args.query_pool = args.query_pool or "mean"   # one query token: pooling changes nothing
+    # One query token: its pooling changes nothing.
+    read = run.read.with_defaults(query_pool="mean", batch_size=256)
     pad_id = tokenizer.pad_token_id or 0
-    features, predicted, _ = features_of(model, examples, layers, args, pad_id, desc="model")
-    random_features, _, _ = features_of(random_twin(model, args.seed), examples, layers, args,
+    features, predicted, _ = features_of(model, examples, layers, read, pad_id, desc="model")
+    random_features, _, _ = features_of(random_twin(model, run.seed), examples, layers, read,
                                         pad_id, desc="random model")
     features, random_features = normalise_by_max(features), normalise_by_max(random_features)
 
-    config = ProbeConfig(neighbors=args.neighbors, p=args.p or 2, folds=args.folds, seed=args.seed)
-    ks = range(task.list_len // 2) if args.all_k else [task.k]
+    knn = run.knn(default_p=2)
+    ks = range(task.list_len // 2) if config.all_k else [task.k]
     settings = {}
     for k in ks:
         task_k = ksmallest.Task(k, task.list_len, task.num_set)
         useful, depth = ksmallest.reasoning_tree(task_k, indices)
-        result = probe_setting(features, random_features, list(useful), list(depth), config, layers)
+        result = probe_setting(features, random_features, list(useful), list(depth), knn, layers)
         answers = ksmallest.answers(task_k, indices)
         if multi_token:
             correct = multi_token_correct(model, tokenizer, numbers, examples, indices, answers,
-                                          predicted, args, pad_id)
+                                          predicted, read, pad_id)
             task_accuracy = float(correct.mean())
         else:
             task_accuracy = accuracy(predicted, numbers.later_ids[answers])
         settings[task_k.name] = {"k": k, "accuracy": task_accuracy,
                                  **chance_check(task_accuracy, answers, ksmallest_answers(indices)),
                                  **result}
-    meta = {"task": "ksmallest", "model": args.model, "list_len": task.list_len,
+    meta = {"task": "ksmallest", "model": run.model, "list_len": task.list_len,
             "numbers": "multi-token" if multi_token else "single-token",
-            "num_set": task.num_set, "n_examples": args.n_examples, "layers": layers,
-            "per_head": args.per_head, "query_pool": args.query_pool,
-            "statement_pool": args.statement_pool, "normalise": "max per example",
-            "probe": {"neighbors": config.neighbors, "p": config.p, "folds": config.folds},
-            "seed": args.seed, "device": str(next(model.parameters()).device)}
-    return report(args.out, meta, settings, started)
+            "num_set": task.num_set, "n_examples": config.n_examples, "layers": layers,
+            "per_head": read.per_head, "query_pool": read.query_pool,
+            "statement_pool": read.statement_pool, "normalise": "max per example",
+            "probe": {"neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds},
+            "seed": run.seed, "device": str(next(model.parameters()).device)}
+    return ProbeResult(meta, settings)
+
+
+def run(config, run=None, out=None, dump_path=None, seed=0):
+    """probe.py --task ksmallest: probe the model (and write the dump with --dump-examples);
+    without a model, only the dump (drawn with `seed`). Returns the results dict."""
+    started = time.time()
+    if run is None:
+        if not dump_path:
+            raise UserError("pass --model DIR (a fine-tuned model) or --dump-examples FILE")
+        task = resolve_task(config)
+        indices = ksmallest.probe_examples(task, config.n_examples, seed)
+        # The tiny model's number set is 0..S-1; no tokenizer is needed for it.
+        dump_examples(dump_path, task, np.arange(task.num_set), indices)
+        print(f"wrote {config.n_examples} examples to {dump_path}")
+        return None
+    model, tokenizer, task, numbers = load_task_model(run.model, run.device, run.dtype, config,
+                                                      multi_token=True)
+    if dump_path:
+        dump_examples(dump_path, task, numbers.numbers,
+                      ksmallest.probe_examples(task, config.n_examples, run.seed))
+    result = probe_numbers(model, tokenizer, task, numbers, run, config)
+    return report(out, result.meta, result.settings, started)

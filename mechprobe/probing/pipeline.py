@@ -1,8 +1,14 @@
-"""Probing runs shared by every task: model and random twin, features, probes, report."""
+"""Probing runs shared by every task: model and random twin, features, probes, report.
+
+The library's entry for a notebook: RunConfig/ReadConfig say what to probe and how, a task runner
+(mechprobe.probing.text.probe_questions, mechprobe.probing.ksmallest.probe_numbers) returns a
+ProbeResult, whose save() writes results.json and the figures.
+"""
 
 import os
 import platform
 import time
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -12,7 +18,7 @@ from mechprobe.attention.features import extract
 from mechprobe.models import load_pretrained, resolve_device, resolve_dtype
 from mechprobe.outputs import write_json
 from mechprobe.plots import line_plot, save_figure
-from mechprobe.probing.knn import Samples, best_layer, compare, layerwise, neighbors_used
+from mechprobe.probing.knn import ProbeConfig, Samples, best_layer, compare, layerwise, neighbors_used
 from mechprobe.attention.recorder import Recorder
 
 
@@ -39,6 +45,111 @@ def parse_layers(spec, n_layers):
     return sorted(set(layers))
 
 
+@dataclass
+class ReadConfig:
+    """How attention rows become per-statement features (docs/METHOD.md, "Features")."""
+
+    layers: str | None = None          # '0-16,19,28' (0-based) or None for every layer
+    per_head: bool = False             # one feature per head instead of the head mean
+    query_pool: str | None = None      # pooling over query tokens; None: the task's default
+    statement_pool: str = "mean"       # pooling over a statement's tokens
+    batch_size: int | None = None      # examples per forward pass; None: the task's default
+    max_batch_tokens: int = 1024       # padded tokens per forward pass (memory)
+
+    def with_defaults(self, query_pool, batch_size):
+        """This config with a task's defaults filled in where the user left a field unset."""
+        return replace(self, query_pool=self.query_pool or query_pool,
+                       batch_size=self.batch_size or batch_size)
+
+
+@dataclass
+class RunConfig:
+    """What every probing run shares: the model, where it runs, the seed, reading and probing."""
+
+    model: str | None = None           # hub id or folder (recorded; load_model loads it)
+    device: str = "auto"               # auto, cpu, cuda, cuda:N
+    dtype: str = "auto"                # auto, float32, bfloat16, float16
+    seed: int = 0
+    read: ReadConfig = field(default_factory=ReadConfig)
+    neighbors: int = 8                 # kNN neighbours
+    p: int | None = None               # kNN Minkowski p; None: the task's default
+    folds: int = 5                     # cross-validation folds
+
+    @classmethod
+    def from_args(cls, args):
+        """The command line's flags (mechprobe.cli.add_common_args and probe.py's) as a config."""
+        read = ReadConfig(layers=args.layers, per_head=args.per_head, query_pool=args.query_pool,
+                          statement_pool=args.statement_pool, batch_size=args.batch_size,
+                          max_batch_tokens=args.max_batch_tokens)
+        return cls(model=args.model, device=args.device, dtype=args.dtype, seed=args.seed,
+                   read=read, neighbors=args.neighbors, p=args.p, folds=args.folds)
+
+    def knn(self, default_p):
+        return ProbeConfig(neighbors=self.neighbors, p=self.p or default_p, folds=self.folds,
+                           seed=self.seed)
+
+    def to_json(self):
+        return {"model": self.model, "seed": self.seed, **asdict(self.read),
+                "probe": {"neighbors": self.neighbors, "p": self.p, "folds": self.folds}}
+
+
+@dataclass
+class ProbeResult:
+    """One probing run: `settings` maps each probed setting (a k, a bucket) to its scores (f1,
+    f1_random, probing_score, layerwise rows, best_layer, accuracy, ...); `meta` says how."""
+
+    meta: dict
+    settings: dict
+
+    def summary(self):
+        """One row per setting: accuracy, F1s, S_P1, S_P2, best layers (the printed table)."""
+        return [summary_row(name, result) for name, result in self.settings.items()]
+
+    def layerwise(self, setting=None):
+        """The layer-wise rows of a setting (default: the only or first one)."""
+        return self.settings[setting or next(iter(self.settings))]["layerwise"]
+
+    def to_json(self):
+        results = {**self.meta, "settings": self.settings,
+                   "versions": {"python": platform.python_version(), "torch": torch.__version__}}
+        if len(self.settings) == 1:    # a single setting is also copied to the top level
+            results.update(next(iter(self.settings.values())))
+        return results
+
+    def save(self, out):
+        """OUT/results.json and OUT/layerwise_<setting>.{png,pdf}; returns the results dict."""
+        os.makedirs(out, exist_ok=True)
+        for name, result in self.settings.items():
+            layerwise_figure(name, result["layerwise"], out)
+        results = self.to_json()
+        write_json(os.path.join(out, "results.json"), results)
+        return results
+
+    def report(self):
+        """The printed tables and warnings, as text."""
+        lines = []
+        if len(self.settings) == 1:
+            lines += [format_table(self.layerwise(), LAYER_COLUMNS), ""]
+        rows = self.summary()
+        columns = SUMMARY_COLUMNS + [c for c in ("f1_text_useful", "f1_text_depth") if c in rows[0]]
+        lines.append(format_table(rows, columns))
+        if "f1_text_useful" in rows[0]:
+            lines.append("f1_text_*: the same probes on text-only features (statement kind, word "
+                         "overlap with the question, position): what wording alone gives away.")
+        weak = {n: r for n, r in self.settings.items() if r.get("near_chance")}
+        if weak:
+            lines.append(chance_warning(weak))
+        asked = self.meta.get("probe", {}).get("neighbors")
+        clamped = {n: k for n, r in self.settings.items()
+                   for k in r.get("neighbors_used", {}).values()
+                   if k is not None and asked is not None and k < asked}
+        if clamped:
+            lines.append(f"note: --neighbors {asked} is more than some training folds hold; those "
+                         f"probes used fewer ({', '.join(f'{n}: {k}' for n, k in clamped.items())}; "
+                         "neighbors_used in results.json)")
+        return "\n".join(lines)
+
+
 def check_model_name(name):
     """'tiny' names a model to build, not one to probe."""
     if name == "tiny":
@@ -47,12 +158,11 @@ def check_model_name(name):
                         "--model runs/tiny-min01/model, or pass a hub id / local directory")
 
 
-def load_model(args):
-    """The probed model on the requested device and dtype, in eval mode."""
-    check_model_name(args.model)
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
-    model, tokenizer = load_pretrained(args.model, dtype=dtype)
+def load_model(name, device="auto", dtype="auto"):
+    """The probed model, its tokenizer and its device: a hub id or local folder, in eval mode."""
+    check_model_name(name)
+    device = resolve_device(device)
+    model, tokenizer = load_pretrained(name, dtype=resolve_dtype(dtype, device))
     return model.to(device).eval(), tokenizer, device
 
 
@@ -71,11 +181,12 @@ def random_twin(model, seed):
     return twin.to(next(model.parameters()).device).eval()
 
 
-def features_of(model, examples, layers, args, pad_id, logit_ids=None, desc="attention"):
-    recorder = Recorder(model)
-    return extract(recorder, examples, layers, args.batch_size, per_head=args.per_head,
-                   query_pool=args.query_pool, statement_pool=args.statement_pool, pad_id=pad_id,
-                   logit_ids=logit_ids, max_tokens=args.max_batch_tokens, desc=desc)
+def features_of(model, examples, layers, read, pad_id, logit_ids=None, desc="attention"):
+    """Per example its (statements, layers, features) array, the predicted next token, and the
+    logits of `logit_ids` (ReadConfig `read` with the task's defaults filled in)."""
+    return extract(Recorder(model), examples, layers, read.batch_size, per_head=read.per_head,
+                   query_pool=read.query_pool, statement_pool=read.statement_pool, pad_id=pad_id,
+                   logit_ids=logit_ids, max_tokens=read.max_batch_tokens, desc=desc)
 
 
 def probe_setting(features, random_features, useful, depth, config, layers, groups=None):
@@ -168,34 +279,10 @@ def layerwise_figure(name, rows, out):
 
 
 def report(out, meta, settings, started):
-    """results.json, figures and printed tables; a single setting is also copied to the top level."""
-    os.makedirs(out, exist_ok=True)
-    for name, result in settings.items():
-        layerwise_figure(name, result["layerwise"], out)
-    results = {**meta, "settings": settings, "seconds": round(time.time() - started, 2),
-               "versions": {"python": platform.python_version(), "torch": torch.__version__}}
-    if len(settings) == 1:
-        results.update(next(iter(settings.values())))
-    write_json(os.path.join(out, "results.json"), results)
-    if len(settings) == 1:
-        print(format_table(next(iter(settings.values()))["layerwise"], LAYER_COLUMNS))
-        print()
-    rows = [summary_row(n, r) for n, r in settings.items()]
-    columns = SUMMARY_COLUMNS + [c for c in ("f1_text_useful", "f1_text_depth") if c in rows[0]]
-    print(format_table(rows, columns))
-    if "f1_text_useful" in rows[0]:
-        print("f1_text_*: the same probes on text-only features (statement kind, word overlap with the "
-              "question, position): what wording alone gives away.")
-    weak = {n: r for n, r in settings.items() if r.get("near_chance")}
-    if weak:
-        print(chance_warning(weak))
-    asked = meta.get("probe", {}).get("neighbors")
-    clamped = {n: k for n, r in settings.items() for k in r.get("neighbors_used", {}).values()
-               if k is not None and asked is not None and k < asked}
-    if clamped:
-        print(f"note: --neighbors {asked} is more than some training folds hold; those probes used "
-              f"fewer ({', '.join(f'{n}: {k}' for n, k in clamped.items())}; neighbors_used in "
-              "results.json)")
+    """Save and print a run: results.json, figures and the tables; returns the results dict."""
+    result = ProbeResult({**meta, "seconds": round(time.time() - started, 2)}, settings)
+    results = result.save(out)
+    print(result.report())
     print(f"results: {os.path.join(out, 'results.json')}")
     return results
 

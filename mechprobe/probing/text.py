@@ -1,29 +1,38 @@
-"""Probing on text tasks, ProofWriter and ARC (METHOD.md Tasks 2 and 3): statements in a prompt,
-the fine-tuned setting (no shots, mean over question tokens) and the in-context setting (--icl N
-shots from train, max over question tokens).
+"""Probing on text tasks, ProofWriter, ARC and a user's own jsonl file (docs/METHOD.md, Tasks 2
+and 3): statements in a prompt, the fine-tuned setting (no shots, mean over question tokens) and
+the in-context setting (--icl N shots from train, max over question tokens).
 
-A task is its data module (mechprobe.proofwriter or mechprobe.arc): load(root, split) returning
-labelled questions with .statements, .question, .target, .choices and .bucket; SUFFIX; HOW_TO_GET.
+A task is its data interface (mechprobe.tasks.proofwriter, mechprobe.tasks.arc, or a
+mechprobe.tasks.jsonl.JsonlTask): load(root, split) returning labelled questions with .id,
+.statements, .question, .target, .choices, .group and .bucket; SUFFIX; GROUPED_BY; HOW_TO_GET.
 """
 
 import json
 import re
 import time
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
-from mechprobe.tasks import arc
-
-from mechprobe.tasks import proofwriter
-from mechprobe.cli import UserError
 from mechprobe.attention.features import Example, segment_tokens
 from mechprobe.attention.memory import PeakMemory, model_bytes
+from mechprobe.cli import UserError
 from mechprobe.models import check_fits, position_limit
 from mechprobe.outputs import write_lines
-from mechprobe.probing.knn import ProbeConfig, Samples, mean_of, probe_stages
-from mechprobe.probing.pipeline import (chance_check, features_of, load_model, parse_layers, probe_setting,
-                      random_twin, report)
+from mechprobe.probing.knn import Samples, mean_of, probe_stages
+from mechprobe.probing.pipeline import (
+    ProbeResult,
+    chance_check,
+    features_of,
+    load_model,
+    parse_layers,
+    probe_setting,
+    random_twin,
+    report,
+)
+from mechprobe.tasks import arc, proofwriter
+from mechprobe.tasks.jsonl import JsonlTask
 from mechprobe.tasks.shortcuts import proofwriter_answers
 
 TASKS = {"proofwriter": proofwriter, "arc": arc}
@@ -107,13 +116,13 @@ def shot_record(mode, questions, shots):
     return {q.id: [s.id for s in these] for q, these in zip(questions, shots)}
 
 
-def fitting_prompts(model, questions, examples, args):
+def fitting_prompts(model, questions, examples, skip_long):
     """Indices of the questions whose prompts (all of `examples[i]` for question i) fit the
     model's positions; over-long ones are an error, or skipped with --skip-long."""
     longest = [max(len(e.input_ids) for e in group) for group in examples]
     return check_fits(model, longest, "use fewer --icl shots or a model with more positions, or "
                       "pass --skip-long to leave the long prompts out (counted)",
-                      names=[f"question {q.id}" for q in questions], skip=args.skip_long)
+                      names=[f"question {q.id}" for q in questions], skip=skip_long)
 
 
 def to_example(tokenizer, question, prefix, suffix):
@@ -151,7 +160,13 @@ def by_bucket(questions):
     for q in questions:
         if q.bucket is not None:
             buckets.setdefault(q.bucket, []).append(q)
-    return {b: buckets[b] for b in sorted(buckets, key=lambda b: int(b.split("=")[1]))}
+    return {b: buckets[b] for b in sorted(buckets, key=bucket_order)}
+
+
+def bucket_order(name):
+    """'m=2' < 'm=12' by number; a user's own bucket names (jsonl) by name, after those."""
+    number = name.split("=")[-1]
+    return (0, int(number), name) if number.isdigit() else (1, 0, name)
 
 
 def bucket_sizes(questions, split):
@@ -198,13 +213,15 @@ def token_span(positions):
     return [positions[0], positions[-1] + 1] if positions else None
 
 
-def dump_examples(path, questions, examples=None):
-    """One JSON line per question; with `examples` (its tokenized prompt, one per question) also
-    the prompt's token ids and the [start, end) token spans of each statement and of the query,
-    so that a user can check them against the model's tokenizer."""
+def dump_examples(path, questions, suffix, examples=None):
+    """One JSON line per question, in the schema the jsonl task reads back (with `group`,
+    `choices` and `suffix`); with `examples` (its tokenized prompt, one per question) also the
+    prompt's token ids and the [start, end) token spans of each statement and of the query, so
+    that a user can check them against the model's tokenizer."""
     rows = []
     for index, q in enumerate(questions):
-        row = q.dump()
+        row = {**q.dump(), "answer": q.target, "choices": list(q.choices), "group": q.group,
+               "suffix": suffix}
         if examples is not None:
             example = examples[index]
             row.update({"input_ids": [int(i) for i in example.input_ids],
@@ -216,42 +233,64 @@ def dump_examples(path, questions, examples=None):
           + ("" if examples is None else " (with token ids and spans)"))
 
 
-def run(args):
-    started = time.time()
-    data = TASKS[args.task]
-    if args.data is None:
-        raise UserError(f"--task {args.task} needs --data DIR: {data.HOW_TO_GET}")
-    options = {"buckets": args.buckets} if args.task == "proofwriter" else {}
-    questions = data.load(args.data, args.split, **options)
-    if not questions:
-        raise UserError(f"the {args.split} split of {args.data} holds no question that can be "
-                        f"probed (empty or filtered files): {data.HOW_TO_GET}")
-    print(bucket_sizes(questions, args.split))
-    if args.model is None:
-        if not args.dump_examples:
-            raise UserError("pass --model (a model to probe) or --dump-examples FILE")
-        dump_examples(args.dump_examples, questions)
-        return None
-    buckets = sample_buckets(questions, args.n_examples, args.seed)
-    if not buckets:
-        raise UserError(f"no questions of the probed depths in the {args.split} split of "
-                        f"{args.data}: {data.HOW_TO_GET}")
-    flat = [q for bucket in buckets.values() for q in bucket]
-    train = data.load(args.data, "train") if args.icl else []
-    shots = shots_for(flat, train, args.icl, args.shots, args.seed)
-    prefixes = [shot_prefix(these, data.SUFFIX) for these in shots]
+@dataclass
+class TextConfig:
+    """What a ProofWriter, ARC or jsonl run probes (probe.py --task proofwriter|arc|jsonl)."""
 
-    model, tokenizer, device = load_model(args)
-    layers = parse_layers(args.layers, model.config.get_text_config().num_hidden_layers)
-    if args.dump_examples:   # every question, each with the prompt it is (or would be) probed with
-        dump_shots = shots_for(questions, train, args.icl, args.shots, args.seed)
-        dump_examples(args.dump_examples, questions,
-                      [to_example(tokenizer, q, shot_prefix(these, data.SUFFIX), data.SUFFIX)
-                       for q, these in zip(questions, dump_shots)])
-    args.query_pool = args.query_pool or ("max" if args.icl else "mean")
-    args.batch_size = args.batch_size or 16
+    task: str                          # proofwriter, arc or jsonl
+    data: str                          # the data folder (jsonl: the file)
+    split: str = "test"                # probed split (shots always come from train)
+    icl: int = 0                       # in-context shots per prompt (0: the fine-tuned setting)
+    shots: str = "per-question"        # or "fixed": one shot set for every question
+    skip_long: bool = False            # leave out (and count) prompts longer than the model's limit
+    buckets: str = "exact"             # ProofWriter depth-1 buckets: exact or upto
+    n_examples: int = 1024             # at most this many questions per bucket
+    shots_data: str | None = None      # jsonl: the file shots come from (default: the same file)
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(task=args.task, data=args.data, split=args.split, icl=args.icl, shots=args.shots,
+                   skip_long=args.skip_long, buckets=args.buckets, n_examples=args.n_examples,
+                   shots_data=getattr(args, "shots_data", None))
+
+
+def task_data(config):
+    """The task's data interface: a module (ProofWriter, ARC) or a JsonlTask over the file."""
+    if config.task == "jsonl":
+        return JsonlTask(config.data, config.shots_data)
+    return TASKS[config.task]
+
+
+def load_questions(config):
+    """(data interface, the probed split's labelled questions); one line per problem."""
+    data = task_data(config)
+    if config.data is None:
+        raise UserError(f"--task {config.task} needs --data: {data.HOW_TO_GET}")
+    options = {"buckets": config.buckets} if config.task == "proofwriter" else {}
+    questions = data.load(config.data, config.split, **options)
+    if not questions:
+        raise UserError(f"the {config.split} split of {config.data} holds no question that can be "
+                        f"probed (empty or filtered files): {data.HOW_TO_GET}")
+    return data, questions
+
+
+def probe_questions(model, tokenizer, questions, run, config, data=None, train=()):
+    """Probe `model` and its random twin on labelled questions (a task's, or
+    mechprobe.tasks.jsonl records): per bucket the F1s, S_P1/S_P2, layer-wise rows, accuracy and
+    the near-chance check. `train`: where in-context shots come from (config.icl of them)."""
+    data = data or task_data(config)
+    buckets = sample_buckets(questions, config.n_examples, run.seed)
+    if not buckets:
+        raise UserError(f"no questions of the probed depths in the {config.split} split of "
+                        f"{config.data}: {data.HOW_TO_GET}")
+    flat = [q for bucket in buckets.values() for q in bucket]
+    shots = shots_for(flat, train, config.icl, config.shots, run.seed)
+    prefixes = [shot_prefix(these, data.SUFFIX) for these in shots]
+    device = next(model.parameters()).device
+    layers = parse_layers(run.read.layers, model.config.get_text_config().num_hidden_layers)
+    read = run.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
     examples = [to_example(tokenizer, q, prefix, data.SUFFIX) for q, prefix in zip(flat, prefixes)]
-    fits = fitting_prompts(model, flat, [[e] for e in examples], args)
+    fits = fitting_prompts(model, flat, [[e] for e in examples], config.skip_long)
     skipped = len(flat) - len(fits)
     if skipped:
         print(f"skipped {skipped} of {len(flat)} prompts longer than the model's "
@@ -264,54 +303,86 @@ def run(args):
                             "positions: use fewer --icl shots or a model with more positions")
         flat, examples = [flat[i] for i in fits], [examples[i] for i in fits]
         shots, prefixes = [shots[i] for i in fits], [prefixes[i] for i in fits]
-    words = list(dict.fromkeys(c for q in flat for c in q.choices))
-    word_ids = answer_ids(tokenizer, prefixes[0] + prompt(flat[0], data.SUFFIX), words)
+    # Accuracy needs answers: a user's jsonl file may have none (then only the probes run).
+    scored = all(q.target is not None and q.choices for q in flat)
+    words = list(dict.fromkeys(c for q in flat for c in q.choices)) if scored else []
+    word_ids = answer_ids(tokenizer, prefixes[0] + prompt(flat[0], data.SUFFIX), words) if scored else None
     pad_id = tokenizer.pad_token_id or 0
     # One example first: torch's one-time start-up allocations (about 170 MB on a CPU, whatever the
     # model) are not extraction memory, and would otherwise dominate the peak measured below.
-    features_of(model, examples[:1], layers, args, pad_id, word_ids, "warm-up")
+    features_of(model, examples[:1], layers, read, pad_id, word_ids, "warm-up")
     with PeakMemory(device) as peak:
-        features, _, scores = features_of(model, examples, layers, args, pad_id, word_ids, "model")
-    random_features, _, _ = features_of(random_twin(model, args.seed), examples, layers, args,
+        features, _, scores = features_of(model, examples, layers, read, pad_id, word_ids, "model")
+    random_features, _, _ = features_of(random_twin(model, run.seed), examples, layers, read,
                                         pad_id, word_ids, "random model")
-    # The prediction is the question's own choice with the highest logit.
-    predicted = [max(q.choices, key=lambda c: scores[i, words.index(c)]) for i, q in enumerate(flat)]
-    correct = np.array([p == q.target for p, q in zip(predicted, flat)])
+    if scored:  # the prediction is the question's own choice with the highest logit
+        predicted = [max(q.choices, key=lambda c: scores[i, words.index(c)])
+                     for i, q in enumerate(flat)]
+        correct = np.array([p == q.target for p, q in zip(predicted, flat)])
 
-    config = ProbeConfig(neighbors=args.neighbors, p=args.p or 1, folds=args.folds, seed=args.seed)
+    knn = run.knn(default_p=1)
+    shortcuts = SHORTCUTS.get(config.task, lambda questions: {})
     settings, start = {}, 0
     for bucket, members in buckets.items():
         span = slice(start, start + len(members))
         start += len(members)
         groups = [q.group for q in members]
-        if len(set(groups)) < args.folds:
+        if len(set(groups)) < knn.folds:
             print(f"skipping bucket {bucket}: {len(members)} examples from {len(set(groups))} "
-                  f"{data.GROUPED_BY}s, fewer than {args.folds} folds")
+                  f"{data.GROUPED_BY}s, fewer than {knn.folds} folds")
             continue
         useful = [np.array(q.useful) for q in members]
         depth = [np.array([-1 if d is None else d for d in q.depth]) for q in members]
-        result = probe_setting(features[span], random_features[span], useful, depth, config, layers,
+        result = probe_setting(features[span], random_features[span], useful, depth, knn, layers,
                                groups)
         control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful,
-                                                     depth, groups), config)
+                                                     depth, groups), knn)
         result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
-        bucket_accuracy = float(correct[span].mean())
-        settings[bucket] = {"accuracy": bucket_accuracy,
-                            **chance_check(bucket_accuracy, [q.target for q in members],
-                                           SHORTCUTS[args.task](members)),
-                            **result}
-    meta = {"task": args.task, "model": args.model, "data": args.data, "split": args.split,
-            "icl": args.icl, "shots": args.shots if args.icl else None,
-            "shot_ids": shot_record(args.shots, flat, shots), "skipped_long": skipped,
+        if scored:
+            bucket_accuracy = float(correct[span].mean())
+            result = {"accuracy": bucket_accuracy,
+                      **chance_check(bucket_accuracy, [q.target for q in members],
+                                     shortcuts(members)), **result}
+        settings[bucket] = result
+    if not settings:
+        raise UserError(f"every bucket has fewer {data.GROUPED_BY}s than --folds {knn.folds}: "
+                        "probe more questions (--n-examples) or use fewer --folds")
+    meta = {"task": config.task, "model": run.model, "data": config.data, "split": config.split,
+            "icl": config.icl, "shots": config.shots if config.icl else None,
+            "shot_ids": shot_record(config.shots, flat, shots), "skipped_long": skipped,
             "position_limit": position_limit(model), "layers": layers,
-            "buckets": options.get("buckets"), "cv_groups": data.GROUPED_BY,
-            "per_head": args.per_head, "query_pool": args.query_pool,
-            "statement_pool": args.statement_pool,
-            "probe": {"neighbors": config.neighbors, "p": config.p, "folds": config.folds},
-            "answer_words": words, "answer_token_ids": word_ids, "seed": args.seed,
+            "buckets": config.buckets if config.task == "proofwriter" else None,
+            "cv_groups": data.GROUPED_BY,
+            "per_head": read.per_head, "query_pool": read.query_pool,
+            "statement_pool": read.statement_pool,
+            "probe": {"neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds},
+            "answer_words": words, "answer_token_ids": word_ids, "seed": run.seed,
             "device": str(device),
             "mean_prompt_tokens": float(np.mean([len(e.input_ids) for e in examples])),
             "memory": {"model_mb": model_bytes(model) / 2**20,
                        "extraction_peak_extra_mb": None if peak.extra_bytes is None
                        else peak.extra_bytes / 2**20}}
-    return report(args.out, meta, settings, started)
+    return ProbeResult(meta, settings)
+
+
+def run(config, run=None, out=None, dump_path=None):
+    """probe.py for a text task: load the data, write the dump (with --dump-examples), probe
+    the model (without a model: only the dump), save and print. Returns the results dict."""
+    started = time.time()
+    data, questions = load_questions(config)
+    print(bucket_sizes(questions, config.split))
+    if run is None:
+        if not dump_path:
+            raise UserError("pass --model (a model to probe) or --dump-examples FILE")
+        dump_examples(dump_path, questions, data.SUFFIX)
+        return None
+    train = data.load(config.data, "train") if config.icl else []
+    model, tokenizer, _ = load_model(run.model, run.device, run.dtype)
+    parse_layers(run.read.layers, model.config.get_text_config().num_hidden_layers)
+    if dump_path:   # every question, each with the prompt it is (or would be) probed with
+        dump_shots = shots_for(questions, train, config.icl, config.shots, run.seed)
+        dump_examples(dump_path, questions, data.SUFFIX,
+                      [to_example(tokenizer, q, shot_prefix(these, data.SUFFIX), data.SUFFIX)
+                       for q, these in zip(questions, dump_shots)])
+    result = probe_questions(model, tokenizer, questions, run, config, data, train)
+    return report(out, result.meta, result.settings, started)

@@ -1,0 +1,156 @@
+"""A researcher's own reasoning data: one JSON object per line (docs/DATA.md, "Your own data").
+
+Each line is one question over a list of statements, labelled with the reasoning tree:
+
+    {"statements": ["Anne is big.", "If someone is big then they are red."],
+     "question": "Anne is red.", "useful": [1, 1], "depth": [0, 1],
+     "answer": "True", "choices": ["True", "False"], "group": "theory-7", "bucket": "m=2",
+     "id": "q1", "suffix": ": True or False?"}
+
+Required: `statements` (non-empty list of strings), `question` (string), `useful` (0/1 per
+statement: does the answer need it) and `depth` (per statement its depth class, an integer >= 0,
+null where not useful). Optional: `answer` with `choices` (scored like ProofWriter/ARC: the
+choice whose first token the model rates highest), `group` (questions that share context share a
+cross-validation fold; default: the id), `bucket` (probed separately; default: one setting
+"all"), `id` (default: the line number), `suffix` (what follows the question in the prompt, the
+same for every line). This is the schema `probe.py --dump-examples` writes, so a dump of any task
+reads back as this task.
+
+The prompt is the statements joined by spaces, a space, then the question and the suffix: the
+same as for ProofWriter and ARC (mechprobe/probing/text.py).
+"""
+
+from dataclasses import dataclass, field
+
+from mechprobe.cli import UserError
+from mechprobe.jsonfiles import check_unique_ids, read_jsonl
+
+HOW_TO_GET = ("write one JSON object per line with statements, question, useful and depth "
+              "(docs/DATA.md), e.g. from `probe.py --task proofwriter --dump-examples FILE`")
+GROUPED_BY = "group"
+ALL = "all"   # the one setting of a file without buckets
+
+
+@dataclass
+class Record:
+    """One line of the file, with the attributes the text pipeline reads from a question."""
+
+    id: str
+    statements: list
+    question: str
+    useful: list
+    depth: list
+    answer: str | None = None
+    choices: tuple = ()
+    group: str = ""
+    bucket: str | None = None
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def target(self):
+        return self.answer
+
+    @property
+    def context(self):
+        return " ".join(self.statements)
+
+    @property
+    def statement_ids(self):
+        # The text-only control counts rules by their id; a user's statements have no kinds.
+        return [f"statement{i}" for i in range(len(self.statements))]
+
+    def dump(self):
+        return {"id": self.id, "statements": self.statements, "question": self.question,
+                "answer": self.answer, "choices": list(self.choices), "useful": self.useful,
+                "depth": self.depth, "group": self.group, "bucket": self.bucket, **self.extra}
+
+
+def _problem(where, message):
+    return UserError(f"{where}: {message}: {HOW_TO_GET}")
+
+
+def record(row, where, default_id):
+    """One parsed line -> Record; every problem is one error naming file and line."""
+    if not isinstance(row, dict):
+        raise _problem(where, "not a JSON object")
+    missing = [key for key in ("statements", "question", "useful", "depth") if key not in row]
+    if missing:
+        raise _problem(where, f"no {', '.join(missing)}")
+    statements, useful, depth = row["statements"], row["useful"], row["depth"]
+    if not (isinstance(statements, list) and statements
+            and all(isinstance(s, str) and s.strip() for s in statements)):
+        raise _problem(where, "statements must be a non-empty list of non-empty strings")
+    if not isinstance(row["question"], str):
+        raise _problem(where, "question must be a string")
+    if not (isinstance(useful, list) and len(useful) == len(statements)
+            and all(u in (0, 1) and not isinstance(u, float) for u in useful)):
+        raise _problem(where, f"useful must hold 0 or 1 for each of the {len(statements)} statements")
+    if not (isinstance(depth, list) and len(depth) == len(statements)):
+        raise _problem(where, f"depth must hold a class for each of the {len(statements)} statements")
+    for u, d in zip(useful, depth):
+        if u and not (isinstance(d, int) and not isinstance(d, bool) and d >= 0):
+            raise _problem(where, "depth must be an integer >= 0 for every useful statement")
+        if not u and d is not None:
+            raise _problem(where, "depth must be null for statements that are not useful")
+    answer, choices = row.get("answer"), row.get("choices")
+    if answer is not None or choices is not None:
+        if not (isinstance(choices, list) and len(choices) >= 2
+                and all(isinstance(c, str) and c.strip() for c in choices)):
+            raise _problem(where, "choices must be a list of at least two answer words")
+        if not isinstance(answer, str) or answer not in choices:
+            raise _problem(where, f"answer must be one of the choices {choices}")
+    known = {"id", "statements", "question", "useful", "depth", "answer", "choices", "group",
+             "bucket", "suffix"}
+    identifier = str(row.get("id", default_id))
+    bucket = row.get("bucket")
+    return Record(id=identifier, statements=statements, question=row["question"], useful=useful,
+                  depth=depth, answer=answer, choices=tuple(choices or ()),
+                  group=str(row.get("group") or identifier),
+                  bucket=None if bucket is None else str(bucket), source=where,
+                  extra={k: v for k, v in row.items() if k not in known})
+
+
+class JsonlTask:
+    """The task interface of mechprobe/probing/text.py (load, SUFFIX, GROUPED_BY, HOW_TO_GET) over
+    one file; `shots_path` names where in-context shots come from (default: the same file)."""
+
+    GROUPED_BY = GROUPED_BY
+    HOW_TO_GET = HOW_TO_GET
+
+    def __init__(self, path, shots_path=None):
+        self.path, self.shots_path = path, shots_path or path
+        self.SUFFIX = ""
+
+    def load(self, root, split="test"):
+        """Every line of the file (`split` "train" reads the shots file instead)."""
+        path = self.shots_path if split == "train" else root
+        return from_file(path, self)
+
+
+def from_rows(rows, where="rows", task=None):
+    """Records from a list of dicts (a notebook's data), checked like a file's lines."""
+    records, suffixes = [], set()
+    for number, row in rows:
+        records.append(record(row, f"{where}:{number}", number))
+        suffixes.add(row.get("suffix", "") if isinstance(row, dict) else "")
+    if not records:
+        raise UserError(f"{where} holds no question: {HOW_TO_GET}")
+    if len(suffixes) > 1:
+        raise UserError(f"{where}: the lines have different suffixes {sorted(suffixes)}: a file is "
+                        "one task, with one prompt format")
+    if task is not None:
+        task.SUFFIX = suffixes.pop()
+    check_unique_ids(records, "jsonl")
+    if all(r.bucket is None for r in records):
+        for r in records:
+            r.bucket = ALL
+    return records
+
+
+def from_file(path, task=None):
+    import os
+
+    if not os.path.isfile(path):
+        raise UserError(f"--data {path} is not a file: {HOW_TO_GET}")
+    return from_rows(read_jsonl(path), path, task)
