@@ -11,6 +11,9 @@ Parts, each timed and summarised in one printed block (and OUT/gpu_check.json):
   throughput  prompts/s of the old loop (one prompt per eager forward, output_attentions=True), of
               a plain forward of the same batches, and of the recorder (features.extract), on
               prompts of 4-shot ProofWriter length; peak GPU memory of each
+  knn         bench/knn.py's incremental kNN stage on the GPU, one bucket of the paper's largest
+              shape (1,024 questions x 24 statements, 32 layers x 32 heads): to set beside the
+              extraction time of the same bucket (issue 22 item 4)
   probe       probe.py --task proofwriter --icl 4 on --model-dir (runs/models/smollm2, made by
               `python make_data.py smollm2 --out runs/models/smollm2`); skipped with a line when
               the folder is missing (the device machine has no internet)
@@ -166,6 +169,17 @@ def probe(device, model_dir, data, n_examples, out, timeout):
     return {"seconds": seconds, "command": " ".join(command), "summary": table}
 
 
+def knn_stage(device, gpu):
+    """bench/knn.py, incremental way only (the library's sklearn way takes hours at this shape)."""
+    sizes = ["--full", "--buckets", "1"] if gpu else ["--questions", "64", "--layers", "2"]
+    command = [sys.executable, os.path.join(HERE, "knn.py"), *sizes, "--skip-library",
+               "--device", device.type]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    if done.returncode:
+        return {"failed": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}
+    return {"summary": done.stdout.strip().splitlines()}
+
+
 def show(title, rows):
     print(f"== {title}")
     rows = rows if isinstance(rows, list) else [rows]
@@ -192,7 +206,7 @@ def main():
     parser.add_argument("--max-batch-tokens", type=int, default=None,
                         help="token cap per batch (default 16384 on cuda, 600 on cpu)")
     parser.add_argument("--probe-examples", type=int, help="questions per bucket (default 256 / 6)")
-    parser.add_argument("--skip", default="", help="parts to skip, e.g. probe,throughput")
+    parser.add_argument("--skip", default="", help="parts to skip, e.g. probe,knn,throughput")
     args = parser.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -219,6 +233,9 @@ def main():
               f"({'met' if result['old_over_new'] >= TARGETS['old_over_new'] else 'NOT met'}), "
               f"new_over_plain <= {TARGETS['new_over_plain']:g} "
               f"({'met' if result['new_over_plain'] <= TARGETS['new_over_plain'] else 'NOT met'})")
+    if "knn" not in args.skip:
+        report["knn"] = knn_stage(device, gpu)
+        show("kNN probing stage, incremental distances (bench/knn.py)", report["knn"])
     if "probe" not in args.skip:
         report["probe"] = probe(device, args.model_dir, args.data,
                                 args.probe_examples or (256 if gpu else 6),

@@ -3,6 +3,7 @@
     python bench/knn.py                 # 1 bucket x 256 questions, 4 layers: about a minute
     python bench/knn.py --full          # 8 buckets x 1,024 questions x 24 statements, 32 layers
     python bench/knn.py --questions 1024 --layers 32 --buckets 1 --skip-library   # new way only
+    python bench/knn.py --full --buckets 1 --skip-library --device cuda            # on a GPU
 
 Features are random, shaped like the paper's largest run: per-head (32 heads) attention features
 of 24 statements per question, 32 layers, 1,024 questions in each of 8 buckets, ProofWriter's
@@ -80,19 +81,19 @@ def knn_predict(distances, y_train, n_classes, k):
     nearest, index = torch.topk(distances, k, dim=1, largest=False)
     exact = nearest == 0
     weights = torch.where(exact.any(dim=1, keepdim=True), exact.to(nearest.dtype), 1.0 / nearest)
-    votes = torch.zeros(len(distances), n_classes, dtype=nearest.dtype)
+    votes = torch.zeros(len(distances), n_classes, dtype=nearest.dtype, device=nearest.device)
     votes.scatter_add_(1, y_train[index], weights)
     return votes.argmax(dim=1)      # the first of tied classes, as sklearn's weighted_mode
 
 
-def incremental_stage(X, y, groups, config):
+def incremental_stage(X, y, groups, config, device="cpu"):
     """F1 (mean over folds) of every single layer and every layer prefix, in one pass per fold."""
     classes, codes = np.unique(y, return_inverse=True)
-    codes = torch.from_numpy(codes)
+    labels = torch.from_numpy(codes).to(device)
     n_layers = X.shape[1]
     single, cumulative = np.zeros((config.folds, n_layers)), np.zeros((config.folds, n_layers))
     splitter = GroupKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    X = torch.from_numpy(X).double()
+    X = torch.from_numpy(X).to(device, torch.float64)   # float64 as sklearn's distances
     for fold, (train, test) in enumerate(splitter.split(np.zeros(len(y)), y, groups)):
         total = None
         for layer in range(n_layers):
@@ -101,22 +102,22 @@ def incremental_stage(X, y, groups, config):
             total = part if total is None else total + part
             for scores, powered in ((single, part), (cumulative, total)):
                 distances = powered if config.p == 1 else powered.sqrt()
-                predicted = knn_predict(distances, codes[train], len(classes), config.neighbors)
-                scores[fold, layer] = f1_score(codes[test].numpy(), predicted.numpy(), average="macro")
+                predicted = knn_predict(distances, labels[train], len(classes), config.neighbors)
+                scores[fold, layer] = f1_score(codes[test], predicted.cpu().numpy(), average="macro")
     return single.mean(axis=0), cumulative.mean(axis=0)
 
 
-def incremental_setting(features, random_features, useful, depth, config):
+def incremental_setting(features, random_features, useful, depth, config, device="cpu"):
     """The F1s probe_setting reports, the incremental way: {(samples, stage): (single, cumulative)}."""
     out = {}
     for name, f in (("model", features), ("random", random_features)):
         samples = Samples.from_examples(f, useful, depth)
         out[name, "useful"] = incremental_stage(samples.X, samples.useful.astype(int),
-                                                samples.groups, config)
+                                                samples.groups, config, device)
         if depth_applicable(samples):
             keep = samples.useful
             out[name, "depth"] = incremental_stage(samples.X[keep], samples.depth[keep],
-                                                   samples.groups[keep], config)
+                                                   samples.groups[keep], config, device)
     return out
 
 
@@ -143,6 +144,8 @@ def main():
     parser.add_argument("--skip-library", action="store_true",
                         help="time the incremental way only (for shapes too large for the library)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="where the incremental way runs (cuda: "
+                        "its peak memory is the GPU's)")
     args = parser.parse_args()
     shape = {name: getattr(args, name) or (FULL if args.full else SCALED)[name] for name in SCALED}
     torch.set_num_threads(args.threads)
@@ -155,9 +158,9 @@ def main():
         features, useful, depth = random_bucket(shape, seed=2 * bucket)
         twin = random_bucket(shape, seed=2 * bucket + 1)[0]
         row = {"bucket": bucket}
-        with PeakMemory("cpu") as peak:
+        with PeakMemory(args.device) as peak:
             started = time.perf_counter()
-            mine = incremental_setting(features, twin, useful, depth, config)
+            mine = incremental_setting(features, twin, useful, depth, config, args.device)
             row["incremental_s"] = time.perf_counter() - started
         peaks["incremental"] = max(peaks["incremental"], peak.extra_bytes or 0)
         totals["incremental"] += row["incremental_s"]
@@ -173,7 +176,8 @@ def main():
         rows.append(row)
     print(f"kNN stage on random features: {shape['buckets']} bucket(s) x {shape['questions']} "
           f"questions x {shape['statements']} statements, {shape['layers']} layers x "
-          f"{shape['heads']} heads, p=1, k=8, 5 folds, {args.threads} threads")
+          f"{shape['heads']} heads, p=1, k=8, 5 folds, {args.threads} threads, incremental on "
+          f"{args.device}")
     print(format_table(rows, list(rows[0])))
     n_depth = int(np.sum(np.concatenate(useful)))          # the last bucket's useful statements
     full_depth = n_depth * FULL["questions"] // shape["questions"]
