@@ -22,10 +22,11 @@ def main(argv=None):
                         "(the 'original' model for the tiny GPT-2)")
     args = parser.parse_args(argv)
     quiet_libraries()
-    from mechprobe.analysis.attention_maps import run as attn_visual
+    from mechprobe.analysis.attention_maps import AttentionMapsConfig, run as attn_visual
+    from mechprobe.probing.pipeline import RunConfig
 
     with output_dir(args.out, args.force):
-        attn_visual(args)
+        attn_visual(AttentionMapsConfig.from_args(args), RunConfig.from_args(args), args.out)
 
 
 if __name__ == "__main__":

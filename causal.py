@@ -25,10 +25,11 @@ def main(argv=None):
                         help="examples in the attention-flow case study")
     args = parser.parse_args(argv)
     quiet_libraries()
-    from mechprobe.analysis.causal import run as causal
+    from mechprobe.analysis.causal import CausalConfig, run as causal
+    from mechprobe.probing.pipeline import RunConfig
 
     with output_dir(args.out, args.force):
-        causal(args)
+        causal(CausalConfig.from_args(args), RunConfig.from_args(args), args.out)
 
 
 if __name__ == "__main__":

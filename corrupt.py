@@ -36,10 +36,11 @@ def main(argv=None):
     if args.model is None:
         parser.error("--model is required")
     quiet_libraries()
-    from mechprobe.analysis.robustness import run as corrupt
+    from mechprobe.analysis.robustness import RobustnessConfig, run as corrupt
+    from mechprobe.probing.pipeline import RunConfig
 
     with output_dir(args.out, args.force):
-        corrupt(args)
+        corrupt(RobustnessConfig.from_args(args), RunConfig.from_args(args), args.out)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ by sorted rank (1st..L-th smallest) and by input position.
 
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from mechprobe.cli import format_table
 from mechprobe.attention.last_token import by_rank, last_token_attention
 from mechprobe.outputs import write_json
 from mechprobe.plots import heatmap, save_figure
-from mechprobe.probing.ksmallest import load
+from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
 from mechprobe.probing.pipeline import random_twin
 from mechprobe.attention.recorder import Recorder
 
@@ -31,35 +32,48 @@ def layer_summary(rank_matrix, position_matrix, k):
     return rows
 
 
-def run(args):
+@dataclass
+class AttentionMapsConfig(KSmallestConfig):
+    """attn_visual.py: which k-th smallest examples, and whether to read a random twin instead."""
+
+    random_init: bool = False          # the same architecture, randomly initialised
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(**vars(KSmallestConfig.from_args(args)), random_init=args.random_init)
+
+
+def run(config, run, out):
+    """Last-token attention by sorted rank and by position, per layer: figures, results.json,
+    the printed table. `run` (a RunConfig) names the model, device and seed."""
     started = time.time()
-    model, _, task, numbers = load(args)
-    label = f"{args.model} (random init)" if args.random_init else args.model
-    if args.random_init:
-        model = random_twin(model, args.seed)
-    indices = ksmallest.probe_examples(task, args.n_examples, args.seed)
-    attention = last_token_attention(Recorder(model), numbers.encode(indices), args.batch_size or 256)
+    model, _, task, numbers = load_task_model(run.model, run.device, run.dtype, config)
+    label = f"{run.model} (random init)" if config.random_init else run.model
+    if config.random_init:
+        model = random_twin(model, run.seed)
+    indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
+    attention = last_token_attention(Recorder(model), numbers.encode(indices), run.read.batch_size or 256)
     attention = attention[..., len(numbers.prefix):]      # the numbers only, not a BOS before them
     head_mean = attention.mean(axis=2, keepdims=True)                     # (n, layers, 1, L)
     position_matrix = head_mean[:, :, 0].mean(axis=0)                     # (layers, L)
     rank_matrix = by_rank(head_mean, indices)[:, :, 0].mean(axis=0)       # (layers, L)
 
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     ticks = range(1, task.list_len + 1)
     for name, matrix, xlabel in (("by_rank", rank_matrix, "sorted rank (1 = smallest)"),
                                  ("by_position", position_matrix, "input position (1-based)")):
         fig = heatmap(matrix, xlabel, "layer (0-based)", f"{label}: last-token attention, {task.name}",
                       xticks=ticks)
-        save_figure(fig, args.out, f"attention_{name}")
+        save_figure(fig, out, f"attention_{name}")
     summary = layer_summary(rank_matrix, position_matrix, task.k)
-    results = {"task": task.name, "k": task.k, "model": args.model, "random_init": args.random_init,
-               "n_examples": args.n_examples, "seed": args.seed,
+    results = {"task": task.name, "k": task.k, "model": run.model, "random_init": config.random_init,
+               "n_examples": config.n_examples, "seed": run.seed,
                "by_rank": rank_matrix.tolist(), "by_position": position_matrix.tolist(),
                "layers": summary, "seconds": round(time.time() - started, 2)}
-    write_json(os.path.join(args.out, "results.json"), results)
+    write_json(os.path.join(out, "results.json"), results)
     print(f"{label}, {task.name}: last-token attention averaged over heads and "
-          f"{args.n_examples} examples (ranks and positions 1-based; useful_share: on ranks "
+          f"{config.n_examples} examples (ranks and positions 1-based; useful_share: on ranks "
           f"1..{task.k + 1})")
     print(format_table(summary, list(summary[0])))
-    print(f"results: {os.path.join(args.out, 'results.json')}")
+    print(f"results: {os.path.join(out, 'results.json')}")
     return results

@@ -8,6 +8,7 @@ through the recorder (transformers 5 ignores head_mask).
 
 import os
 import time
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,7 +19,7 @@ from mechprobe.cli import UserError, format_table
 from mechprobe.attention.last_token import accuracy_with_heads_masked, by_rank, last_token_attention
 from mechprobe.outputs import write_json
 from mechprobe.plots import heatmap, save_figure
-from mechprobe.probing.ksmallest import load
+from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
 from mechprobe.attention.recorder import Recorder
 
 FRACTIONS = [round(0.1 * i, 1) for i in range(1, 10)]
@@ -169,13 +170,28 @@ def flow_figure(flow, sources, title, threshold=0.05):
     return fig
 
 
-def run(args):
+@dataclass
+class CausalConfig(KSmallestConfig):
+    """causal.py: the k-th smallest examples, and how many random prunings and case examples."""
+
+    random_repeats: int = 10           # random-pruning draws per fraction
+    case_examples: int = 256           # examples of the attention-flow case study
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(**vars(KSmallestConfig.from_args(args)), random_repeats=args.random_repeats,
+                   case_examples=args.case_examples)
+
+
+def run(config, run, out):
+    """Head entropies, pruning curves and the case study: figures, results.json, the printed
+    tables. `run` (a RunConfig) names the model, device, batch size and seed."""
     started = time.time()
-    model, _, task, numbers = load(args)
+    model, _, task, numbers = load_task_model(run.model, run.device, run.dtype, config)
     positions = case_positions(task.list_len)
     recorder = Recorder(model)
-    batch_size = args.batch_size or 256
-    indices = ksmallest.probe_examples(task, args.n_examples, args.seed)
+    batch_size = run.read.batch_size or 256
+    indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
     ids = numbers.encode(indices)
     targets = numbers.later_ids[ksmallest.answers(task, indices)]
 
@@ -188,13 +204,13 @@ def run(args):
         return accuracy_with_heads_masked(recorder, ids, targets, mask, batch_size)
 
     unpruned = accuracy_of(None)
-    curves = pruning_curves(accuracy_of, position_entropy, size_entropy, args.random_repeats, args.seed)
+    curves = pruning_curves(accuracy_of, position_entropy, size_entropy, config.random_repeats, run.seed)
 
     # Case study: 40% lowest-position-entropy heads pruned, smallest and second smallest placed.
     case_mask = lowest_first_mask(position_entropy, int(round(CASE_FRACTION * position_entropy.size)))
-    case_indices = place_smallest(indices[:args.case_examples], [p - 1 for p in positions])
+    case_indices = place_smallest(indices[:config.case_examples], [p - 1 for p in positions])
     if not len(case_indices):
-        raise UserError(f"none of the first {args.case_examples} examples has three distinct "
+        raise UserError(f"none of the first {config.case_examples} examples has three distinct "
                         "smallest numbers for the case study: raise --n-examples/--case-examples")
     case_ids = numbers.encode(case_indices)
     case_targets = numbers.later_ids[ksmallest.answers(task, case_indices)]
@@ -208,23 +224,23 @@ def run(args):
                                                             batch_size),
             "flow": flow.tolist()}
 
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     n_layers, n_heads = position_entropy.shape
     for name, entropy in (("position", position_entropy), ("size", size_entropy)):
         fig = heatmap(entropy.T, "layer (0-based)", "head", f"{task.name}: {name} entropy / log L",
                       cbar="normalised entropy", vmin=0, vmax=1)
-        save_figure(fig, args.out, f"entropy_{name}")
-    save_figure(pruning_figure(curves, unpruned, f"{task.name}: pruning heads"), args.out, "pruning")
+        save_figure(fig, out, f"entropy_{name}")
+    save_figure(pruning_figure(curves, unpruned, f"{task.name}: pruning heads"), out, "pruning")
     save_figure(flow_figure(flow, [p - 1 for p in positions],
                             f"{task.name}: attention flow, {int(CASE_FRACTION * 100)}% lowest-position-"
                             f"entropy heads pruned (accuracy {case['accuracy_pruned']:.2f})"),
-                args.out, "attention_flow")
-    results = {"task": task.name, "k": task.k, "model": args.model, "n_examples": args.n_examples,
-               "seed": args.seed, "random_repeats": args.random_repeats,
+                out, "attention_flow")
+    results = {"task": task.name, "k": task.k, "model": run.model, "n_examples": config.n_examples,
+               "seed": run.seed, "random_repeats": config.random_repeats,
                "entropy": {"position": position_entropy.tolist(), "size": size_entropy.tolist()},
                "unpruned_accuracy": unpruned, "pruning": curves, "case_study": case,
                "seconds": round(time.time() - started, 2)}
-    write_json(os.path.join(args.out, "results.json"), results)
+    write_json(os.path.join(out, "results.json"), results)
 
     entropy_rows = [{"layer": l, "head": h, "position_entropy": float(position_entropy[l, h]),
                      "size_entropy": float(size_entropy[l, h])}
@@ -236,11 +252,11 @@ def run(args):
               "min_position_entropy": p["accuracy"], "min_size_entropy": s["accuracy"]}
              for r, p, s in zip(curves["random"], curves["min_position_entropy"],
                                 curves["min_size_entropy"])]
-    print(f"test accuracy with heads pruned ({args.n_examples} examples; unpruned {unpruned:.4f}; "
-          f"random: mean ± std over {args.random_repeats} draws)")
+    print(f"test accuracy with heads pruned ({config.n_examples} examples; unpruned {unpruned:.4f}; "
+          f"random: mean ± std over {config.random_repeats} draws)")
     print(format_table(table, list(table[0])))
     print(f"\ncase study: {len(case['pruned_heads'])} lowest-position-entropy heads pruned, smallest "
           f"at position {positions[0]}, second smallest at {positions[1]}: accuracy "
           f"{case['accuracy_pruned']:.4f} (unpruned {case['accuracy_unpruned']:.4f})")
-    print(f"results: {os.path.join(args.out, 'results.json')}")
+    print(f"results: {os.path.join(out, 'results.json')}")
     return results

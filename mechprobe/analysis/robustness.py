@@ -11,6 +11,7 @@ once (seeded), so every subset sees the same corrupted versions. Subsets are bin
 import dataclasses
 import os
 import time
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,7 +26,7 @@ from mechprobe.probing.knn import Samples, compare
 from mechprobe.models import position_limit
 from mechprobe.probing.text import (answer_ids, fitting_prompts, prompt, shot_prefix, shot_record, shots_for,
                          to_example)
-from mechprobe.probing.pipeline import (RunConfig, chance_check, chance_warning, features_of, load_model, parse_layers,
+from mechprobe.probing.pipeline import (chance_check, chance_warning, features_of, load_model, parse_layers,
                       random_twin)
 from mechprobe.tasks.shortcuts import proofwriter_answers
 
@@ -135,31 +136,54 @@ def figure(sp2, changes, out):
     save_figure(fig, out, "robustness")
 
 
-def run(args):
+@dataclass
+class RobustnessConfig:
+    """corrupt.py: the depth-1 questions, prompts and subsets of the robustness experiment."""
+
+    data: str                          # ProofWriter data (release root, CWA folder, preprocessed)
+    split: str = "test"
+    icl: int = 4                       # in-context shots (paper: 4)
+    shots: str = "per-question"        # or "fixed"
+    skip_long: bool = False            # leave out (and count) prompts over the model's limit
+    n_examples: int = 1024             # depth-1 questions the subsets are drawn from
+    repeats: int = 128                 # subsets drawn (paper: 1024)
+    min_subset: int = 64
+    max_subset: int = 128
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(data=args.data, split=args.split, icl=args.icl, shots=args.shots,
+                   skip_long=args.skip_long, n_examples=args.n_examples, repeats=args.repeats,
+                   min_subset=args.min_subset, max_subset=args.max_subset)
+
+
+def run(config, run_config, out):
+    """Corrupt statements, draw subsets, relate each subset's S_P2 to its accuracy change:
+    figure, results.json and the printed tables. `run_config` (a RunConfig) names the model,
+    how attention is read and the kNN probe."""
     started = time.time()
-    if args.data is None:
+    if config.data is None:
         raise UserError(f"corrupt.py needs --data DIR: {proofwriter.HOW_TO_GET}")
-    if not 1 <= args.min_subset <= args.max_subset:
+    if not 1 <= config.min_subset <= config.max_subset:
         raise UserError("--min-subset and --max-subset must satisfy 1 <= min <= max")
-    questions = [q for q in proofwriter.load(args.data, args.split) if q.qdep == 1]
-    if len(questions) > args.n_examples:     # the pool the subsets are drawn from, in file order
-        rng = np.random.default_rng([args.seed, 9])
-        keep = np.sort(rng.choice(len(questions), args.n_examples, replace=False))
+    questions = [q for q in proofwriter.load(config.data, config.split) if q.qdep == 1]
+    if len(questions) > config.n_examples:     # the pool the subsets are drawn from, in file order
+        rng = np.random.default_rng([run_config.seed, 9])
+        keep = np.sort(rng.choice(len(questions), config.n_examples, replace=False))
         questions = [questions[i] for i in keep]
-    if len(questions) < args.min_subset:
-        raise UserError(f"only {len(questions)} depth-1 questions in the {args.split} split, fewer "
-                        f"than --min-subset {args.min_subset}: generate more data or lower it")
-    train = proofwriter.load(args.data, "train") if args.icl else []
-    shots = shots_for(questions, train, args.icl, args.shots, args.seed)
+    if len(questions) < config.min_subset:
+        raise UserError(f"only {len(questions)} depth-1 questions in the {config.split} split, fewer "
+                        f"than --min-subset {config.min_subset}: generate more data or lower it")
+    train = proofwriter.load(config.data, "train") if config.icl else []
+    shots = shots_for(questions, train, config.icl, config.shots, run_config.seed)
     prefixes = [shot_prefix(these, proofwriter.SUFFIX) for these in shots]
     # A corrupted question keeps its clean version's shots.
-    rng = np.random.default_rng([args.seed, 6])
+    rng = np.random.default_rng([run_config.seed, 6])
     versions = {kind: [corrupt(q, kind, rng) for q in questions] for kind in CORRUPTIONS}
 
-    run_config = RunConfig.from_args(args)
     model, tokenizer, _ = load_model(run_config.model, run_config.device, run_config.dtype)
     layers = parse_layers(run_config.read.layers, model.config.get_text_config().num_hidden_layers)
-    read = run_config.read.with_defaults(query_pool="max" if args.icl else "mean", batch_size=16)
+    read = run_config.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
     pad_id = tokenizer.pad_token_id or 0
 
     def examples_of(items, indices):
@@ -169,14 +193,14 @@ def run(args):
     every = range(len(questions))
     prompts = [examples_of(forms, [i] * len(forms)) for i, forms in enumerate(
         [q, *(v[i] for v in versions.values() if v[i] is not None)] for i, q in enumerate(questions))]
-    fits = fitting_prompts(model, questions, prompts, args.skip_long)
+    fits = fitting_prompts(model, questions, prompts, config.skip_long)
     skipped = len(questions) - len(fits)
     if skipped:
         print(f"skipped {skipped} of {len(questions)} questions with a prompt (clean or corrupted) "
               f"longer than the model's {position_limit(model)} positions (--skip-long)")
-        if len(fits) < args.min_subset:
+        if len(fits) < config.min_subset:
             raise UserError(f"only {len(fits)} questions fit the model's {position_limit(model)} "
-                            f"positions, fewer than --min-subset {args.min_subset}: use fewer "
+                            f"positions, fewer than --min-subset {config.min_subset}: use fewer "
                             "--icl shots or a model with more positions")
         questions, shots, prefixes = ([x[i] for i in fits] for x in (questions, shots, prefixes))
         versions = {kind: [v[i] for i in fits] for kind, v in versions.items()}
@@ -186,7 +210,7 @@ def run(args):
 
     clean = examples_of(questions, every)
     features, _, scores = features_of(model, clean, layers, read, pad_id, word_ids, "model")
-    random_features, _, _ = features_of(random_twin(model, args.seed), clean, layers, read, pad_id,
+    random_features, _, _ = features_of(random_twin(model, run_config.seed), clean, layers, read, pad_id,
                                         word_ids, "random model")
     correct = correct_answers(scores, words, questions)
     corrupted_correct = {}
@@ -198,18 +222,18 @@ def run(args):
         column[applies] = correct_answers(kind_scores, words, [versions[kind][i] for i in applies])
         corrupted_correct[kind] = column
 
-    config = run_config.knn(default_p=1)
+    knn = run_config.knn(default_p=1)
     labels = ([np.array(q.useful) for q in questions],
               [np.array([-1 if d is None else d for d in q.depth]) for q in questions],
               [q.group for q in questions])
     subsets = []
-    for repeat in tqdm(range(args.repeats), desc="subsets", unit="subset", leave=False):
-        sub_rng = np.random.default_rng([args.seed, 7, repeat])
-        size = int(sub_rng.integers(args.min_subset, min(args.max_subset, len(questions)) + 1))
+    for repeat in tqdm(range(config.repeats), desc="subsets", unit="subset", leave=False):
+        sub_rng = np.random.default_rng([run_config.seed, 7, repeat])
+        size = int(sub_rng.integers(config.min_subset, min(config.max_subset, len(questions)) + 1))
         chosen = np.sort(sub_rng.choice(len(questions), size=size, replace=False))
 
         scores_ = compare(subset_samples(features, labels, chosen),
-                          subset_samples(random_features, labels, chosen), config)["probing_score"]
+                          subset_samples(random_features, labels, chosen), knn)["probing_score"]
         accuracy = float(correct[chosen].mean())
         subsets.append({"repeat": repeat, "size": size, "accuracy": accuracy,
                         "sp1": scores_["useful"], "sp2": scores_["depth"],
@@ -220,20 +244,22 @@ def run(args):
     chance = chance_check(float(correct.mean()), [q.target for q in questions],
                           proofwriter_answers(questions))
 
-    os.makedirs(args.out, exist_ok=True)
-    figure(sp2, changes, args.out)
-    results = {"task": "proofwriter", "model": args.model, "data": args.data, "split": args.split,
-               "icl": args.icl, "shots": args.shots if args.icl else None,
-               "shot_ids": shot_record(args.shots, questions, shots), "skipped_long": skipped,
+    os.makedirs(out, exist_ok=True)
+    figure(sp2, changes, out)
+    results = {"task": "proofwriter", "model": run_config.model, "data": config.data,
+               "split": config.split, "icl": config.icl,
+               "shots": config.shots if config.icl else None,
+               "shot_ids": shot_record(config.shots, questions, shots), "skipped_long": skipped,
                "position_limit": position_limit(model), "layers": layers,
-               "n_questions": len(questions), "n_examples": args.n_examples, "repeats": args.repeats,
-               "subset_size": [args.min_subset, args.max_subset], "seed": args.seed,
+               "n_questions": len(questions), "n_examples": config.n_examples,
+               "repeats": config.repeats, "subset_size": [config.min_subset, config.max_subset],
+               "seed": run_config.seed,
                "clean_accuracy": float(correct.mean()), **chance,
                "corrupted_accuracy": {k: float(v.mean()) for k, v in corrupted_correct.items()},
                "subsets_without_sp2": undefined,
                "bins": bins, "correlation": correlations, "subsets": subsets,
                "seconds": round(time.time() - started, 2)}
-    write_json(os.path.join(args.out, "results.json"), results)
+    write_json(os.path.join(out, "results.json"), results)
     print(f"{len(questions)} depth-1 questions; accuracy clean {correct.mean():.4f}, "
           + ", ".join(f"{k} {v.mean():.4f}" for k, v in corrupted_correct.items()))
     if undefined:
@@ -247,5 +273,5 @@ def run(args):
     if chance["near_chance"]:
         print(chance_warning({"the clean questions": chance},
                              "its probing scores and accuracy changes say little"))
-    print(f"results: {os.path.join(args.out, 'results.json')}")
+    print(f"results: {os.path.join(out, 'results.json')}")
     return results

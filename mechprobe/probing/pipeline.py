@@ -77,12 +77,18 @@ class RunConfig:
 
     @classmethod
     def from_args(cls, args):
-        """The command line's flags (mechprobe.cli.add_common_args and probe.py's) as a config."""
-        read = ReadConfig(layers=args.layers, per_head=args.per_head, query_pool=args.query_pool,
-                          statement_pool=args.statement_pool, batch_size=args.batch_size,
-                          max_batch_tokens=args.max_batch_tokens)
+        """The command line's flags as a config; flags an entry point does not have (attn_visual
+        has no kNN flags) keep the defaults."""
+        def flag(name, default):
+            return getattr(args, name, default)
+
+        read = ReadConfig(layers=flag("layers", None), per_head=flag("per_head", False),
+                          query_pool=flag("query_pool", None),
+                          statement_pool=flag("statement_pool", "mean"),
+                          batch_size=args.batch_size, max_batch_tokens=flag("max_batch_tokens", 1024))
         return cls(model=args.model, device=args.device, dtype=args.dtype, seed=args.seed,
-                   read=read, neighbors=args.neighbors, p=args.p, folds=args.folds)
+                   read=read, neighbors=flag("neighbors", 8), p=flag("p", None),
+                   folds=flag("folds", 5))
 
     def knn(self, default_p):
         return ProbeConfig(neighbors=self.neighbors, p=self.p or default_p, folds=self.folds,
