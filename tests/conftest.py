@@ -4,6 +4,7 @@ import importlib
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -40,12 +41,15 @@ def run_cli(script, *argv):
     module = importlib.import_module(script.removesuffix(".py"))
     out, err = io.StringIO(), io.StringIO()
     code = 0
+    sigterm = signal.getsignal(signal.SIGTERM)      # run() installs its own; pytest keeps pytest's
     with redirect_stdout(out), redirect_stderr(err):
         try:
             run(lambda: module.main([str(a) for a in argv]),
                 resumable=module.__name__ == "finetune_gpt2")
         except SystemExit as exit_:
             code = exit_.code
+        finally:
+            signal.signal(signal.SIGTERM, sigterm)
     return code, out.getvalue(), err.getvalue()
 
 
