@@ -6,7 +6,7 @@ import os
 import re
 
 import pytest
-from conftest import ROOT, run_script
+from conftest import ROOT, refused, run_ok
 
 from mechprobe.tasks import arc
 from mechprobe.cli import UserError
@@ -134,10 +134,9 @@ def test_an_edge_to_a_missing_unit_names_the_record(tmp_path):
     with pytest.raises(UserError, match=f"reasoning_annotated_test.jsonl:4: record {record_id} has an "
                                         "edge naming unit 99"):
         arc.load(str(tmp_path), "test")
-    proc = run_script("probe.py", "--task", "arc", "--data", str(tmp_path), "--dump-examples",
-                      str(tmp_path / "dump.jsonl"), check=False)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert record_id in proc.stderr and not (tmp_path / "dump.jsonl").exists()
+    refused("probe", "--task", "arc", "--data", tmp_path, "--dump-examples", tmp_path / "dump.jsonl",
+            words=[record_id])
+    assert not (tmp_path / "dump.jsonl").exists()
 
 
 def test_a_record_without_its_answer_unit_is_a_clear_error(tmp_path):
@@ -156,11 +155,11 @@ def test_dump_and_probe_the_shipped_records(tmp_path):
     model, tokenizer = build_word_llama(texts, hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64)
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    run_script("make_data.py", "arc", "--out", str(tmp_path / "data"))
+    run_ok("make_data", "arc", "--out", tmp_path / "data")
     dump = tmp_path / "dump.jsonl"
-    proc = run_script("probe.py", "--task", "arc", "--data", str(tmp_path / "data"), "--model",
-                      str(tmp_path / "model"), "--icl", "2", "--folds", "3", "--device", "cpu",
-                      "--dump-examples", str(dump), "--out", str(tmp_path / "probe"))
+    printed = run_ok("probe", "--task", "arc", "--data", tmp_path / "data", "--model",
+                     tmp_path / "model", "--icl", "2", "--folds", "3", "--device", "cpu",
+                     "--dump-examples", dump, "--out", tmp_path / "probe")
     rows = [json.loads(line) for line in dump.read_text().splitlines()]
     assert [r["bucket"] for r in rows].count("depth=1") == 4
     results = json.loads((tmp_path / "probe" / "results.json").read_text())
@@ -177,4 +176,4 @@ def test_dump_and_probe_the_shipped_records(tmp_path):
         assert end == len(row["input_ids"])
     assert results["answer_words"] == ["A", "B", "C", "D"] and results["shots"] == "per-question"
     assert {len(ids) for ids in results["shot_ids"].values()} == {2}
-    assert "depth=2" in proc.stdout
+    assert "depth=2" in printed

@@ -2,44 +2,15 @@
 
 docs/ROBUSTNESS.md lists these cases and what the user sees."""
 
-import importlib
-import io
 import json
 import os
 import pickle
-import re
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
-from conftest import SMALL_TINY
+from conftest import SMALL_TINY, refused
+from conftest import run_cli as cli
 
-from mechprobe.cli import run
 from mechprobe.outputs import MARKER, PARTIAL, output_dir
-
-
-def cli(script, *argv):
-    """`python script.py argv` in this process: (exit code, stdout, stderr)."""
-    module = importlib.import_module(script)
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            run(lambda: module.main([str(a) for a in argv]), resumable=script == "finetune_gpt2")
-        except SystemExit as exit_:
-            code = exit_.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def refused(script, *argv, words=()):
-    """Assert a one-line error with exit 2 that contains each of `words`; returns the line."""
-    code, _, err = cli(script, *argv)
-    # Progress bars may come first (they redraw with \r); what follows them is the one line.
-    lines = [line for line in re.split(r"[\r\n]", err) if line.strip() and "|" not in line]
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def snapshot(folder):

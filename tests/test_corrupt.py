@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_script
+from scipy.stats import spearmanr
+from conftest import refused, run_ok
 
 from mechprobe.tasks import proofwriter
 from mechprobe.analysis.robustness import (CORRUPTIONS, binned, correct_answers, correlation, corrupt,
@@ -86,11 +87,10 @@ def test_subsets_with_undefined_sp2_are_left_out_and_counted():
 
 def test_corrupt_end_to_end(generated, tmp_path):
     out = tmp_path / "corrupt"
-    proc = run_script("corrupt.py", "--model", str(generated / "model"), "--data",
-                      str(generated / "data"), "--split", "train", "--icl", "1", "--repeats", "6",
-                      "--min-subset", "8", "--max-subset", "10", "--folds", "2", "--neighbors", "2",
-                      "--device", "cpu",
-                      "--out", str(out))
+    printed = run_ok("corrupt", "--model", generated / "model", "--data", generated / "data",
+                     "--split", "train", "--icl", "1", "--repeats", "6", "--min-subset", "8",
+                     "--max-subset", "10", "--folds", "2", "--neighbors", "2", "--device", "cpu",
+                     "--out", out)
     results = json.loads((out / "results.json").read_text())
     assert len(results["subsets"]) == 6 and len(results["bins"]) == 8
     assert results["subsets_without_sp2"] == sum(s["sp2"] is None for s in results["subsets"])
@@ -98,15 +98,25 @@ def test_corrupt_end_to_end(generated, tmp_path):
     assert set(results["correlation"]) == set(results["corrupted_accuracy"]) == {
         "noise_counterfactual", "useful_counterfactual", "shuffle"}
     for row in results["subsets"]:
-        assert 8 <= row["size"] <= 10 and 0 <= row["accuracy"] <= 1
+        # the size drawn from the subset's own generator, the accuracies shares of its questions
+        size_rng = np.random.default_rng([0, 7, row["repeat"]])
+        assert 8 <= row["size"] == int(size_rng.integers(8, min(10, results["n_questions"]) + 1)) <= 10
+        for accuracy in [row["accuracy"]] + [row["accuracy"] + row[f"change_{k}"] for k in CORRUPTIONS]:
+            assert accuracy * row["size"] == pytest.approx(round(accuracy * row["size"]), abs=1e-9)
+    defined = [s for s in results["subsets"] if s["sp2"] is not None]
+    for kind in CORRUPTIONS:   # the correlations, recomputed with scipy from the subsets' rows
+        change = [s[f"change_{kind}"] for s in defined]
+        if len(defined) > 2 and len(set(change)) > 1 and len({s["sp2"] for s in defined}) > 1:
+            expected = spearmanr([s["sp2"] for s in defined], change).statistic
+            assert results["correlation"][kind]["spearman"] == pytest.approx(expected)
+        else:                  # a constant column has no correlation, not 0
+            assert results["correlation"][kind]["spearman"] is None
     assert (out / "robustness.png").is_file() and (out / "robustness.pdf").is_file()
-    assert "spearman" in proc.stdout
-    assert results["near_chance"] is True and "warning:" in proc.stdout   # an untrained model
+    assert "spearman" in printed
+    assert results["near_chance"] is True and "warning:" in printed   # an untrained model
 
 
 def test_corrupt_bad_subset_sizes(generated, tmp_path):
-    proc = run_script("corrupt.py", "--model", str(generated / "model"), "--data",
-                      str(generated / "data"), "--min-subset", "5000", "--max-subset", "6000",
-                      "--out", str(tmp_path / "c"), check=False)
-    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
-    assert "--min-subset" in proc.stderr and not (tmp_path / "c").exists()
+    refused("corrupt", "--model", generated / "model", "--data", generated / "data",
+            "--min-subset", 5000, "--max-subset", 6000, "--out", tmp_path / "c", words=["--min-subset"])
+    assert not (tmp_path / "c").exists()

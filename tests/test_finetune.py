@@ -1,9 +1,10 @@
 import json
 import types
 
+import numpy as np
 import pytest
 import torch
-from conftest import SMALL_TINY, run_script
+from conftest import SMALL_TINY, refused, run_ok, run_script
 
 from mechprobe.training import ksmallest as finetune
 from mechprobe.models import build_tiny
@@ -13,35 +14,53 @@ QUICK = ["--task", "min01", "--n-train", "600", "--n-eval", "64", "--steps", "12
          "--eval-every", "4", "--batch-size", "32", *SMALL_TINY]
 
 
-def test_contract_files_and_offline_reload(tmp_path):
+@pytest.mark.e2e
+def test_the_real_script_resumes_and_writes_its_contract(tmp_path):
+    """The process boundary: `python finetune_gpt2.py` interrupted exits 130 and says how to resume;
+    the same command resumes and writes the files of the contract, reloadable offline."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "run"
+    stopped = run_script("finetune_gpt2.py", *QUICK, "--out", str(out), "--stop-after", "6", check=False)
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1] == (
+        "interrupted: rerun the same command to resume from the last checkpoint")
+    assert (out / "checkpoint" / "state.pt").is_file() and not (out / "results.json").exists()
     proc = run_script("finetune_gpt2.py", *QUICK, "--out", str(out))
     assert "test_acc" in proc.stdout  # the printed table
     results = json.loads((out / "results.json").read_text())
     for key in ("task", "test_accuracy", "best_val_accuracy", "train_seconds", "steps"):
         assert key in results
-    assert results["task"] == "min01" and results["steps"] == 12
-    assert 0 <= results["test_accuracy"] <= 1 and len(results["history"]) == 3
+    assert results["task"] == "min01" and results["steps"] == 12 and results["resumed_from_step"] == 4
+    assert len(results["history"]) == 3 and [h["step"] for h in results["history"]] == [4, 8, 12]
+    assert results["best_val_accuracy"] == max(h["val_accuracy"] for h in results["history"])
     for name in ("loss", "accuracy"):
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
     assert not (out / "checkpoint").exists() and not (out / "model.tmp").exists()
 
-    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    model = AutoModelForCausalLM.from_pretrained(out / "model").eval()
     tokenizer = AutoTokenizer.from_pretrained(out / "model")
     task = json.loads((out / "model" / "task.json").read_text())
     assert task["task"] == "min01" and task["k"] == 1 and len(task["numbers"]) == 512
     ids = torch.tensor([tokenizer("5 9 3 7", add_special_tokens=False)["input_ids"]])
     assert model(ids).logits.shape[-1] == len(tokenizer)
+    # The test accuracy is the saved model's, recomputed on the test split (the last 64 of the pool).
+    from mechprobe.tasks import ksmallest
+
+    kth = ksmallest.Task(k=1)
+    test = ksmallest.make_splits(kth, 600, 64, 0).test
+    numbers = ksmallest.number_set(tokenizer, 512)
+    with torch.no_grad():
+        predicted = model(torch.as_tensor(numbers.encode(test))).logits[:, -1].argmax(-1).numpy()
+    expected = float(np.mean(predicted == numbers.later_ids[ksmallest.answers(kth, test)]))
+    assert results["test_accuracy"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_same_seed_same_numbers(tmp_path):
-    a = run_script("finetune_gpt2.py", *QUICK, "--out", str(tmp_path / "a"))
-    b = run_script("finetune_gpt2.py", *QUICK, "--out", str(tmp_path / "b"))
+    run_ok("finetune_gpt2", *QUICK, "--out", tmp_path / "a")
+    run_ok("finetune_gpt2", *QUICK, "--out", tmp_path / "b")
     ra, rb = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
     assert ra["history"] == rb["history"] and ra["test_accuracy"] == rb["test_accuracy"]
-    assert a.returncode == b.returncode == 0
 
 
 def args_for(out, **overrides):
@@ -81,7 +100,7 @@ def test_resume_refuses_other_settings_and_restart_discards(tmp_path, capsys):
 @pytest.mark.parametrize("tune", ["attn", "mlp", "ln"])
 def test_tune_keeps_frozen_weights_unchanged(tmp_path, tune):
     out = tmp_path / tune
-    run_script("finetune_gpt2.py", *QUICK, "--tune", tune, "--out", str(out))
+    run_ok("finetune_gpt2", *QUICK, "--tune", tune, "--out", out)
     # The same seed builds the same initial weights; compare them with the trained ones.
     initial, _ = build_tiny(range(512), finetune.TinyConfig(2, 2, 32), seed=0)
     trained_names = set(select_trainable(initial, tune))
@@ -106,9 +125,9 @@ def test_select_trainable_groups():
 
 def test_local_bpe_model_directory(tmp_path, bpe_gpt2_dir):
     out = tmp_path / "bpe"
-    run_script("finetune_gpt2.py", "--task", "min01", "--model", bpe_gpt2_dir, "--num-set", "40",
-               "--list-len", "8", "--n-train", "300", "--n-eval", "32", "--steps", "3",
-               "--batch-size", "32", "--out", str(out))
+    run_ok("finetune_gpt2", "--task", "min01", "--model", bpe_gpt2_dir, "--num-set", "40",
+           "--list-len", "8", "--n-train", "300", "--n-eval", "32", "--steps", "3",
+           "--batch-size", "32", "--out", out)
     task = json.loads((out / "model" / "task.json").read_text())
     assert len(task["numbers"]) == 40 and 0 not in task["numbers"]  # "0" is two BPE tokens there
 
@@ -131,10 +150,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, bpe_gpt2_dir, extra,
     empty.mkdir()
     extra = [e.format(bpe=bpe_gpt2_dir, empty=empty) for e in extra]
     out = tmp_path / "out"
-    proc = run_script("finetune_gpt2.py", "--steps", "2", *extra, "--out", str(out), check=False)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+    refused("finetune_gpt2", "--steps", "2", *extra, "--out", out, words=[message])
     assert not out.exists()
 
 

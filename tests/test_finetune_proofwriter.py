@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_script
+from conftest import refused, run_ok
 
 from mechprobe.tasks import proofwriter
 from mechprobe.training.proofwriter import (accuracy_by_group, build_tiny_model, encode, negated,
@@ -135,15 +135,21 @@ def test_finetune_proofwriter_end_to_end(generated, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "pw"
-    proc = run_script("finetune_gpt2.py", *QUICK, "--data", str(generated / "data"), "--proof-weight", "1",
-                      "--answer-before", "2", "--out", str(out))
-    assert "bucket" in proc.stdout and "test_acc" in proc.stdout
+    printed = run_ok("finetune_gpt2", *QUICK, "--data", generated / "data", "--proof-weight", "1",
+                     "--answer-before", "2", "--out", out)
+    assert "bucket" in printed and "test_acc" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "proofwriter" and results["steps"] == 16 and len(results["history"]) == 2
     assert results["proof_weight"] == 1.0 and results["answer_before"] == 2
     groups = {(r["group"], r["value"]) for r in results["test_by_group"]}
     assert {("depth", "0"), ("depth", "1"), ("answer", "True"), ("answer", "False")} <= groups
-    assert isinstance(results["near_chance"], bool)
+    # The chance guard, recomputed: the test questions counted from the per-answer rows.
+    from mechprobe.probing.pipeline import near_chance
+
+    n_test = sum(r["n"] for r in results["test_by_group"] if r["group"] == "answer")
+    assert results["baseline_rate"] == max(results["input_only_rates"].values())
+    assert results["near_chance"] is near_chance(results["test_accuracy"], results["baseline_rate"], n_test)
+    assert results["test_accuracy"] * n_test == pytest.approx(round(results["test_accuracy"] * n_test))
     for name in ("loss", "accuracy"):
         assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file()
     tokenizer = AutoTokenizer.from_pretrained(out / "model")
@@ -152,10 +158,10 @@ def test_finetune_proofwriter_end_to_end(generated, tmp_path):
     assert tokenizer.convert_ids_to_tokens(task["answer_token_ids"]) == ["True", "False"]
 
     # The fine-tuned model is probed without shots, as run_probing_proofwriter.sh does.
-    probe = run_script("probe.py", "--task", "proofwriter", "--data", str(generated / "data"),
-                       "--model", str(out / "model"), "--icl", "0", "--n-examples", "12",
-                       "--device", "cpu", "--out", str(tmp_path / "probe"))
-    assert "S_P2" in probe.stdout
+    printed = run_ok("probe", "--task", "proofwriter", "--data", generated / "data",
+                     "--model", out / "model", "--icl", "0", "--n-examples", "12",
+                     "--device", "cpu", "--out", tmp_path / "probe")
+    assert "S_P2" in printed
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -164,17 +170,15 @@ def test_finetune_proofwriter_end_to_end(generated, tmp_path):
 ])
 def test_bad_input_is_one_line(tmp_path, extra, message):
     out = tmp_path / "out"
-    proc = run_script("finetune_gpt2.py", *QUICK, *extra, "--out", str(out), check=False)
-    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
-    assert message in proc.stderr and not out.exists()
+    refused("finetune_gpt2", *QUICK, *extra, "--out", out, words=[message])
+    assert not out.exists()
 
 
 def test_preprocessed_files_cannot_train(tmp_path):
     (tmp_path / "pre").mkdir()
     (tmp_path / "pre" / "train.json").write_text("{}")
-    proc = run_script("finetune_gpt2.py", *QUICK, "--data", str(tmp_path / "pre"), "--out",
-                      str(tmp_path / "out"), check=False)
-    assert proc.returncode != 0 and "release format" in proc.stderr
+    refused("finetune_gpt2", *QUICK, "--data", tmp_path / "pre", "--out", tmp_path / "out",
+            words=["release format"])
 
 
 class BoostedHead(torch.nn.Module):

@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GroupKFold
+from sklearn.neighbors import KNeighborsClassifier
 from transformers import AutoTokenizer
 
 from mechprobe.probing import knn as probe
@@ -74,7 +77,14 @@ def test_scores_and_layerwise():
     assert result["f1_random"]["useful"] < 0.75
     expected = (result["f1"]["useful"] - result["f1_random"]["useful"]) / (1 - result["f1_random"]["useful"])
     assert result["probing_score"]["useful"] == pytest.approx(expected)
-    assert 0 <= result["f1_spread"]["useful"] < 0.1
+    # mean and spread over folds, recomputed with scikit-learn's own grouped folds and kNN
+    X, y = model.X.reshape(len(model.X), -1), model.useful.astype(int)
+    folds = GroupKFold(config.folds, shuffle=True, random_state=0).split(X, y, model.groups)
+    scores = [f1_score(y[test], KNeighborsClassifier(config.neighbors, weights="distance", p=config.p)
+                       .fit(X[train], y[train]).predict(X[test]), average="macro") for train, test in folds]
+    assert result["f1"]["useful"] == pytest.approx(np.mean(scores), abs=1e-12)
+    assert result["f1_spread"]["useful"] == pytest.approx(np.std(scores), abs=1e-12)
+    assert 0 < result["f1_spread"]["useful"] < 0.1    # the folds differ, but little
     rows = probe.layerwise(model, random, config, layer_names=[3, 7])
     assert [(r["layer"], r["mode"]) for r in rows] == [(3, "single"), (7, "single"),
                                                        (3, "cumulative"), (7, "cumulative")]

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_script
+from conftest import refused, run_ok, run_script
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 from sklearn.neighbors import KNeighborsClassifier
@@ -18,8 +18,9 @@ N = 64
 
 
 def probe_cli(model_dir, out, *extra):
-    return run_script("probe.py", "--task", "ksmallest", "--model", str(model_dir), "--out", str(out),
-                      "--n-examples", str(N), "--batch-size", "16", "--device", "cpu", *extra)
+    """probe.py --task ksmallest in this process; returns what it printed."""
+    return run_ok("probe", "--task", "ksmallest", "--model", model_dir, "--out", out,
+                  "--n-examples", N, "--batch-size", 16, "--device", "cpu", *extra)
 
 
 def eager_features(model, ids):
@@ -46,8 +47,8 @@ def independent_f1(features, labels, seed=0):
 
 def test_probe_results_match_an_independent_recomputation(small_finetuned, tmp_path):
     model_dir = small_finetuned / "model"
-    proc = probe_cli(model_dir, tmp_path / "probe")
-    assert "S_P1" in proc.stdout and "f1_useful" in proc.stdout
+    printed = probe_cli(model_dir, tmp_path / "probe")
+    assert "S_P1" in printed and "f1_useful" in printed
     results = json.loads((tmp_path / "probe" / "results.json").read_text())
     for key in ("f1", "f1_random", "probing_score", "f1_spread", "layerwise", "accuracy", "settings"):
         assert key in results
@@ -111,9 +112,9 @@ def test_chance_guard_compares_with_the_best_input_only_answerer():
 
 def test_dump_examples_needs_no_model(tmp_path):
     path = tmp_path / "examples.jsonl"
-    proc = run_script("probe.py", "--task", "ksmallest", "--k", "2", "--list-len", "6",
-                      "--n-examples", "5", "--dump-examples", str(path))
-    assert "wrote 5 examples" in proc.stdout
+    printed = run_ok("probe", "--task", "ksmallest", "--k", "2", "--list-len", "6",
+                     "--n-examples", "5", "--dump-examples", path)
+    assert "wrote 5 examples" in printed
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) == 5
     for ex in lines:
@@ -137,11 +138,19 @@ def test_dump_examples_needs_no_model(tmp_path):
 def test_bad_inputs_fail_in_one_line(small_finetuned, tmp_path, flags, message):
     out = tmp_path / "out"
     flags = [str(small_finetuned / "model") if f == "MODEL" else f for f in flags]
-    proc = run_script("probe.py", "--task", "ksmallest", "--device", "cpu", "--out", str(out), *flags,
-                      check=False)
-    assert proc.returncode == 2
-    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
+    refused("probe", "--task", "ksmallest", "--device", "cpu", "--out", out, *flags, words=[message])
     assert not (out / "results.json").exists()
+
+
+@pytest.mark.e2e
+def test_the_real_script_exits_2_with_one_line(tmp_path):
+    """The process boundary: `python probe.py` itself turns a user error into exit 2, one line."""
+    out = tmp_path / "out"
+    proc = run_script("probe.py", "--task", "ksmallest", "--model", "./no/such/dir", "--out", str(out),
+                      "--device", "cpu", check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert "does not exist" in proc.stderr and not out.exists()
 
 
 def digit_tokenizer():
@@ -179,11 +188,11 @@ def test_multi_token_numbers_are_pooled_statements(digit_llama, tmp_path):
     """A tokenizer without single-token numbers: each number is a statement of its digits, the
     BOS stays in front, and the F1 equals an independent recomputation from eager attention."""
     args = ("--k", "2", "--list-len", "6", "--num-set", "200", "--layers", "0,1")
-    proc = probe_cli(digit_llama, tmp_path / "probe", *args)
-    assert "written as several tokens each" in proc.stdout
+    printed = probe_cli(digit_llama, tmp_path / "probe", *args)
+    assert "written as several tokens each" in printed
     results = json.loads((tmp_path / "probe" / "results.json").read_text())
     assert results["numbers"] == "multi-token" and set(results["settings"]) == {"min02"}
-    assert 0.0 <= results["accuracy"] <= 1.0 and results["f1"]["depth"] is not None
+    assert results["f1"]["depth"] is not None
 
     tokenizer = AutoTokenizer.from_pretrained(digit_llama)
     task = ksmallest.Task(k=2, list_len=6, num_set=200)
@@ -212,3 +221,13 @@ def test_multi_token_numbers_are_pooled_statements(digit_llama, tmp_path):
         depth_features = [f[u] for f, u in zip(features, useful)]
         depth_labels = [d[u] for d, u in zip(depth, useful)]
         assert independent_f1(depth_features, depth_labels) == pytest.approx(results[key]["depth"], abs=1e-6)
+
+    # Accuracy by plain greedy decoding: right when the answer's digits come out, then a non-digit.
+    correct = []
+    for (ids, _), answer in zip(rows, ksmallest.answers(task, indices)):
+        digits, written = [int(d) + 3 for d in str(answer)], []
+        with torch.no_grad():
+            while len(written) <= len(digits):
+                written.append(int(trained(torch.tensor([ids + written])).logits[0, -1].argmax()))
+        correct.append(written[:-1] == digits and not 3 <= written[-1] <= 12)
+    assert results["accuracy"] == np.mean(correct)

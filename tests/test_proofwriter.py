@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import refused, run_ok
 
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError
@@ -193,10 +193,10 @@ def test_preprocessed_loader(tmp_path):
 def test_dump_examples_of_a_release_record(tmp_path):
     write_release(tmp_path)
     out = tmp_path / "dump.jsonl"
-    proc = run_script("probe.py", "--task", "proofwriter", "--data", str(tmp_path),
-                      "--dump-examples", str(out), "--buckets", "upto")
-    assert "wrote 4 examples" in proc.stdout
-    assert "test: questions per bucket: m=1 1, m=16 2; in no bucket: 1" in proc.stdout
+    printed = run_ok("probe", "--task", "proofwriter", "--data", tmp_path,
+                     "--dump-examples", out, "--buckets", "upto")
+    assert "wrote 4 examples" in printed
+    assert "test: questions per bucket: m=1 1, m=16 2; in no bucket: 1" in printed
     rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     q3 = rows["RelNeg-CWA-D2-7-Q3"]
     assert set(q3) == {"id", "statements", "question", "answer", "useful", "depth", "qdep", "bucket",
@@ -235,10 +235,8 @@ def test_bad_data_is_one_line(tmp_path, make_bad):
     data = tmp_path / "empty" if make_bad is bad_empty else tmp_path
     with pytest.raises(UserError, match=re.escape(message.split(":")[-1].strip())):
         proofwriter.load(str(data), "test")
-    proc = run_script("probe.py", "--task", "proofwriter", "--data", str(data), "--dump-examples",
-                      str(tmp_path / "out.jsonl"), check=False)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert message in proc.stderr
+    refused("probe", "--task", "proofwriter", "--data", data, "--dump-examples",
+            tmp_path / "out.jsonl", words=[message])
     assert not (tmp_path / "out.jsonl").exists()
 
 
@@ -254,10 +252,10 @@ def test_generated_data_reads_back(generated):
 @pytest.mark.parametrize("icl", [0, 2])
 def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
     out = tmp_path / "probe"
-    proc = run_script("probe.py", "--task", "proofwriter", "--data", str(generated / "data"),
-                      "--model", str(generated / "model"), "--icl", str(icl), "--n-examples", "12",
-                      "--layers", "0,2", "--device", "cpu", "--out", str(out))
-    assert "S_P1" in proc.stdout
+    printed = run_ok("probe", "--task", "proofwriter", "--data", generated / "data",
+                     "--model", generated / "model", "--icl", icl, "--n-examples", "12",
+                     "--layers", "0,2", "--device", "cpu", "--out", out)
+    assert "S_P1" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["icl"] == icl and results["layers"] == [0, 2]
     if icl:     # shots drawn for each probed question, by default
@@ -269,9 +267,14 @@ def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
     assert results["buckets"] == "exact" and results["cv_groups"] == "theory"
     assert results["query_pool"] == ("max" if icl else "mean")
     assert "m=1" in results["settings"]
+    from mechprobe.probing.pipeline import near_chance
+
     for name, setting in results["settings"].items():
-        assert 0 <= setting["accuracy"] <= 1
-        assert setting["n_examples"] <= 12
+        n = setting["n_examples"]
+        assert n <= 12
+        assert setting["accuracy"] * n == pytest.approx(round(setting["accuracy"] * n))  # a share of n
+        assert setting["baseline_rate"] == max(setting["input_only_rates"].values())
+        assert setting["near_chance"] is near_chance(setting["accuracy"], setting["baseline_rate"], n)
         assert [r["layer"] for r in setting["layerwise"]] == [0, 2, 0, 2]
         assert (setting["f1"]["depth"] is None) == (name == "m=1")
     tokenizer_ids = results["answer_token_ids"]
@@ -310,14 +313,14 @@ def test_text_control_and_chance_warning(generated, tmp_path):
     assert features[0, 0, 2] == 0 and features[-1, 0, 2] == 1
 
     out = tmp_path / "probe"
-    proc = run_script("probe.py", "--task", "proofwriter", "--data", str(generated / "data"),
-                      "--model", str(generated / "model"), "--n-examples", "12", "--device", "cpu",
-                      "--out", str(out))
+    printed = run_ok("probe", "--task", "proofwriter", "--data", generated / "data",
+                     "--model", generated / "model", "--n-examples", "12", "--device", "cpu",
+                     "--out", out)
     results = json.loads((out / "results.json").read_text())
     for setting in results["settings"].values():
         assert set(setting["f1_text_control"]) == {"useful", "depth"}
         assert setting["near_chance"] is True       # an untrained model cannot beat the majority
-    assert "f1_text_useful" in proc.stdout and "warning:" in proc.stdout
+    assert "f1_text_useful" in printed and "warning:" in printed
 
 
 def test_near_chance():

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, run_script
+from conftest import ROOT, refused, run_cli
 
 from mechprobe.tasks import proofwriter_gen
 from mechprobe.tasks.trees import depth_classes, parse_proofs
@@ -34,8 +34,9 @@ def read_release(out):
 @pytest.fixture(scope="module")
 def small_release(tmp_path_factory):
     out = tmp_path_factory.mktemp("pw40")
-    proc = run_script("make_data.py", "proofwriter", "--out", str(out), "--n-theories", "40")
-    return out, proc.stdout
+    code, printed, err = run_cli("make_data", "proofwriter", "--out", out, "--n-theories", "40")
+    assert code == 0, err
+    return out, printed
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,7 @@ def test_layout_and_keys(small_release):
     assert "depth" in stdout and "max_QDep" in stdout
 
 
+@pytest.mark.e2e
 def test_same_seed_same_bytes_in_any_process(tmp_path):
     def generate(out, seed, hash_seed):
         subprocess.run([sys.executable, "make_data.py", "proofwriter", "--out", str(out),
@@ -347,6 +349,5 @@ def test_failed_run_keeps_the_old_release(tmp_path, monkeypatch):
 
 
 def test_cli_rejects_too_few_theories(tmp_path):
-    proc = run_script("make_data.py", "proofwriter", "--out", str(tmp_path), "--n-theories", "5", check=False)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--n-theories" in proc.stderr
+    refused("make_data", "proofwriter", "--out", tmp_path, "--n-theories", 5, words=["--n-theories"])
     assert not (tmp_path / "CWA").exists()
