@@ -5,7 +5,7 @@ import os
 import re
 
 import pytest
-from test_bad_input import cli
+from conftest import run_cli as cli
 
 import mechprobe
 from mechprobe.cli import UserError
