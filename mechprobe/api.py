@@ -9,6 +9,8 @@ your own, look at the result, save it. The command-line scripts call the same fu
     mechprobe.save(result, "runs/my-probe")
 """
 
+from dataclasses import replace
+
 from mechprobe.outputs import output_dir
 from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model, probe_numbers
 from mechprobe.probing.pipeline import ProbeResult, ReadConfig, RunConfig, load_model
@@ -43,9 +45,9 @@ def probe_task(model, tokenizer, config, run=None):
 def probe_ksmallest(name, config=None, run=None):
     """Load the model `name` and probe it on the k-th smallest task (KSmallestConfig: k, or
     all_k for every k; unset fields from the model's task.json)."""
-    config, run = config or KSmallestConfig(), run or RunConfig(model=name)
-    model, tokenizer, task, numbers = load_task_model(name, run.device, run.dtype, config,
-                                                      multi_token=True)
+    config = config or KSmallestConfig()
+    run = replace(run, model=name) if run else RunConfig(model=name)
+    model, tokenizer, task, numbers = load_task_model(run, config, multi_token=True)
     return probe_numbers(model, tokenizer, task, numbers, run, config)
 
 

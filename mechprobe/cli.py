@@ -3,6 +3,7 @@
 import argparse
 import math
 import os
+import re
 import signal
 import sys
 
@@ -56,6 +57,19 @@ def number(minimum=0.0, inclusive=False, maximum=None):
 
 
 SEED = count(0, 2**32 - 1)  # what numpy and torch accept as a seed
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def memory_limits(text):
+    """argparse type: '0=20GiB,cpu=60GiB' -> {0: '20GiB', 'cpu': '60GiB'} (accelerate's max_memory)."""
+    limits = {}
+    for part in text.split(","):
+        device, _, size = part.partition("=")
+        device, size = device.strip(), size.strip()
+        if not device or not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", size, re.I):
+            raise argparse.ArgumentTypeError(f"'{part}' is not DEVICE=SIZE, e.g. 0=20GiB or cpu=60GiB")
+        limits[int(device) if device.isdigit() else device] = size
+    return limits
 
 
 def add_common_args(parser, model_default="tiny", out_required=True):
@@ -68,6 +82,13 @@ def add_common_args(parser, model_default="tiny", out_required=True):
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--batch-size", type=count(1), default=None)
     parser.add_argument("--force", action="store_true", help=FORCE_HELP)
+    parser.add_argument("--device-map", choices=DEVICE_MAPS,
+                        help="spread a model larger than one device over the GPUs, CPU and disk "
+                        "(transformers' device_map, through accelerate); default: one --device")
+    parser.add_argument("--max-memory", type=memory_limits, metavar="DEV=SIZE,...",
+                        help="with --device-map: memory per device, e.g. 0=20GiB,1=20GiB,cpu=60GiB")
+    parser.add_argument("--offload-folder", metavar="DIR",
+                        help="with --device-map: where layers that fit nowhere else are kept on disk")
 
 
 def quiet_libraries():

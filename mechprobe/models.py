@@ -163,13 +163,20 @@ def check_model_source(name):
                             f"it first with `hf download {name}`")
 
 
+def input_device(model):
+    """Where a batch goes in: the input embeddings' device. With a device map accelerate's hooks
+    move what each layer needs, and offloaded weights sit on the meta device until used."""
+    device = model.get_input_embeddings().weight.device
+    return torch.device("cpu") if device.type == "meta" else device
+
+
 def check_causal(model):
     """Refuse a model whose attention is not causal (BERT loads as BertLMHeadModel, then attends
     to later tokens): the probe reads attention from the question to earlier statements only.
     Tested directly: changing the last token must not change the first position's output."""
     vocab = model.get_input_embeddings().num_embeddings
     ids = torch.tensor([[1 % vocab, 2 % vocab, 3 % vocab], [1 % vocab, 2 % vocab, 4 % vocab]],
-                       device=next(model.parameters()).device)
+                       device=input_device(model))
     with torch.no_grad():
         logits = model(input_ids=ids).logits[:, 0].float()
     if not torch.allclose(logits[0], logits[1], atol=1e-4, rtol=1e-3):
@@ -177,12 +184,14 @@ def check_causal(model):
                         "sees later tokens): pass a decoder-only model (GPT-2, LLaMA, ...)")
 
 
-def load_pretrained(name, dtype=torch.float32, attn_implementation=None):
-    """A hub id or local directory through the Auto classes; errors say what to do instead."""
+def load_pretrained(name, dtype=torch.float32, attn_implementation=None, placement=None):
+    """A hub id or local directory through the Auto classes; errors say what to do instead.
+    `placement`: from_pretrained's device_map, max_memory and offload_folder, for a model larger
+    than one device (accelerate places each layer; None: the caller moves the model)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_model_source(name)
-    kwargs = {"dtype": dtype}
+    kwargs = {"dtype": dtype, **{k: v for k, v in (placement or {}).items() if v is not None}}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:

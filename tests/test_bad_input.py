@@ -144,6 +144,8 @@ def test_a_malicious_pytorch_model_bin(tmp_path, bpe_gpt2_dir):
     ("attn_visual", ["--n-examples", "0"], ["--n-examples"]),
     ("causal", ["--n-examples", "0"], ["--n-examples"]),
     ("corrupt", ["--repeats", "0"], ["--repeats"]),
+    ("probe", ["--max-memory", "lots"], ["--max-memory", "DEVICE=SIZE"]),
+    ("probe", ["--k", "1", "--max-memory", "cpu=2GiB"], ["--device-map"]),
 ])
 def test_bad_numbers(tmp_path, script, argv, words):
     out = tmp_path / "out"

@@ -47,7 +47,7 @@ def run(config, run, out):
     """Last-token attention by sorted rank and by position, per layer: figures, results.json,
     the printed table. `run` (a RunConfig) names the model, device and seed."""
     started = time.time()
-    model, _, task, numbers = load_task_model(run.model, run.device, run.dtype, config)
+    model, _, task, numbers = load_task_model(run, config)
     label = f"{run.model} (random init)" if config.random_init else run.model
     if config.random_init:
         model = random_twin(model, run.seed)

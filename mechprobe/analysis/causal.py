@@ -187,7 +187,7 @@ def run(config, run, out):
     """Head entropies, pruning curves and the case study: figures, results.json, the printed
     tables. `run` (a RunConfig) names the model, device, batch size and seed."""
     started = time.time()
-    model, _, task, numbers = load_task_model(run.model, run.device, run.dtype, config)
+    model, _, task, numbers = load_task_model(run, config)
     positions = case_positions(task.list_len)
     recorder = Recorder(model)
     batch_size = run.read.batch_size or 256

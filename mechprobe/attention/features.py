@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mechprobe.models import input_device
+
 POOLS = ("mean", "max", "sum")
 
 
@@ -87,7 +89,7 @@ def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="
     Batches are right-padded: a real token never attends to a pad, so results equal unpadded runs.
     With no layers nothing is recorded (predictions only) and the features are None.
     """
-    device = next(recorder.model.parameters()).device
+    device = input_device(recorder.model)
     features = [None] * len(examples)
     predicted = np.zeros(len(examples), dtype=np.int64)
     chosen = None if logit_ids is None else np.zeros((len(examples), len(logit_ids)), np.float32)
@@ -111,8 +113,9 @@ def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="
                                                   logits_at=last.to(device))
         if layers:
             # (batch, layers, heads, R, N); head-mean recordings get a heads axis of 1
-            stacked = torch.stack([recorded[layer] if per_head else recorded[layer][:, None]
-                                   for layer in layers], dim=1).cpu().numpy()
+            # .cpu() per layer: with a device map the layers' rows live on different devices.
+            stacked = torch.stack([(recorded[layer] if per_head else recorded[layer][:, None]).cpu()
+                                   for layer in layers], dim=1).numpy()
             for j, i in enumerate(batch):
                 features[i] = example_features(stacked[j], group[j], query_pool, statement_pool)
         predicted[batch] = batch_logits.argmax(dim=-1).cpu().numpy()

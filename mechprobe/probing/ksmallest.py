@@ -58,20 +58,14 @@ def resolve_task(config, model_name=None):
     return ksmallest.parse_task(f"min{k or 0:02d}", list_len, num_set)
 
 
-def load(args, multi_token=False):
-    """For the command line (attn_visual, causal, probe): load_task_model from its flags."""
-    return load_task_model(args.model, args.device, args.dtype, KSmallestConfig.from_args(args),
-                           multi_token)
-
-
-def load_task_model(name, device, dtype, config, multi_token=False):
+def load_task_model(run, config, multi_token=False):
     """The model, its tokenizer, the task (config, then the model's task.json) and number set.
 
     With multi_token, a tokenizer with fewer than num_set single-token numbers (LLaMA, SmolLM2:
     digits) gets the numbers 0..S-1 written as several tokens each (ksmallest.MultiTokenNumbers).
     """
-    model, tokenizer, _ = load_model(name, device, dtype)
-    task = resolve_task(config, name)
+    model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
+    task = resolve_task(config, run.model)
     try:
         numbers = ksmallest.number_set(tokenizer, task.num_set)
     except UserError:
@@ -226,8 +220,7 @@ def run(config, run=None, out=None, dump_path=None, seed=0):
         dump_examples(dump_path, task, np.arange(task.num_set), indices)
         print(f"wrote {config.n_examples} examples to {dump_path}")
         return None
-    model, tokenizer, task, numbers = load_task_model(run.model, run.device, run.dtype, config,
-                                                      multi_token=True)
+    model, tokenizer, task, numbers = load_task_model(run, config, multi_token=True)
     if dump_path:
         dump_examples(dump_path, task, numbers.numbers,
                       ksmallest.probe_examples(task, config.n_examples, run.seed))

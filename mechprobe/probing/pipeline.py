@@ -15,7 +15,7 @@ import torch
 
 from mechprobe.cli import UserError, format_table
 from mechprobe.attention.features import extract
-from mechprobe.models import load_pretrained, resolve_device, resolve_dtype
+from mechprobe.models import input_device, load_pretrained, resolve_device, resolve_dtype
 from mechprobe.outputs import write_json
 from mechprobe.plots import line_plot, save_figure
 from mechprobe.probing.knn import ProbeConfig, Samples, best_layer, compare, layerwise, neighbors_used
@@ -74,6 +74,16 @@ class RunConfig:
     neighbors: int = 8                 # kNN neighbours
     p: int | None = None               # kNN Minkowski p; None: the task's default
     folds: int = 5                     # cross-validation folds
+    device_map: str | None = None      # auto, balanced, sequential: a model over several devices
+    max_memory: dict | None = None     # with device_map: {0: "20GiB", "cpu": "60GiB"}
+    offload_folder: str | None = None  # with device_map: where layers go that fit nowhere else
+
+    def placement(self):
+        """from_pretrained's keywords that spread the model over devices (None: one --device)."""
+        if self.device_map is None:
+            return None
+        return {"device_map": self.device_map, "max_memory": self.max_memory,
+                "offload_folder": self.offload_folder}
 
     @classmethod
     def from_args(cls, args):
@@ -88,7 +98,8 @@ class RunConfig:
                           batch_size=args.batch_size, max_batch_tokens=flag("max_batch_tokens", 1024))
         return cls(model=args.model, device=args.device, dtype=args.dtype, seed=args.seed,
                    read=read, neighbors=flag("neighbors", 8), p=flag("p", None),
-                   folds=flag("folds", 5))
+                   folds=flag("folds", 5), device_map=flag("device_map", None),
+                   max_memory=flag("max_memory", None), offload_folder=flag("offload_folder", None))
 
     def knn(self, default_p):
         return ProbeConfig(neighbors=self.neighbors, p=self.p or default_p, folds=self.folds,
@@ -164,12 +175,17 @@ def check_model_name(name):
                         "--model runs/tiny-min01/model, or pass a hub id / local directory")
 
 
-def load_model(name, device="auto", dtype="auto"):
-    """The probed model, its tokenizer and its device: a hub id or local folder, in eval mode."""
+def load_model(name, device="auto", dtype="auto", placement=None):
+    """The probed model, its tokenizer and its input device: a hub id or local folder, in eval
+    mode. `placement` (RunConfig.placement()) spreads a large model over several devices."""
     check_model_name(name)
     device = resolve_device(device)
-    model, tokenizer = load_pretrained(name, dtype=resolve_dtype(dtype, device))
-    return model.to(device).eval(), tokenizer, device
+    if placement and placement.get("max_memory") and not placement.get("device_map"):
+        raise UserError("--max-memory needs --device-map (auto, balanced or sequential)")
+    model, tokenizer = load_pretrained(name, dtype=resolve_dtype(dtype, device), placement=placement)
+    if not placement:
+        model = model.to(device)
+    return model.eval(), tokenizer, input_device(model)
 
 
 def twin_seed(seed):
@@ -184,7 +200,14 @@ def random_twin(model, seed):
 
     torch.manual_seed(twin_seed(seed))
     twin = AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
-    return twin.to(next(model.parameters()).device).eval()
+    layout = getattr(model, "hf_device_map", None)
+    if layout and len(set(layout.values())) > 1:
+        from accelerate import dispatch_model
+
+        # The twin's weights are fresh: what the model keeps on disk, the twin keeps in memory.
+        layout = {name: "cpu" if where == "disk" else where for name, where in layout.items()}
+        return dispatch_model(twin, device_map=layout).eval()
+    return twin.to(input_device(model)).eval()
 
 
 def features_of(model, examples, layers, read, pad_id, logit_ids=None, desc="attention"):

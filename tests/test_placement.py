@@ -1,0 +1,48 @@
+"""A model spread over devices (--device-map) reads the same attention as the model in one piece."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_ok
+
+from mechprobe.attention.features import Example
+from mechprobe.probing.pipeline import ReadConfig, features_of, load_model, random_twin
+
+# GPT-2's modules, the second block kept on disk (accelerate loads it for each forward).
+LAYOUT = {"transformer.wte": "cpu", "transformer.wpe": "cpu", "transformer.h.0": "cpu",
+          "transformer.h.1": "disk", "transformer.ln_f": "cpu", "lm_head": "cpu"}
+
+
+def examples():
+    rng = np.random.default_rng(0)
+    out = []
+    for length in (9, 12, 7, 12):
+        ids = rng.integers(1, 500, size=length).tolist()
+        out.append(Example(ids, [length - 2, length - 1], [[i] for i in range(length - 2)]))
+    return out
+
+
+@pytest.mark.parametrize("twin", [False, True])
+def test_split_over_cpu_and_disk_equals_the_whole_model(bpe_gpt2_dir, tmp_path, twin):
+    whole, _, _ = load_model(bpe_gpt2_dir, "cpu", "float32")
+    split, _, device = load_model(bpe_gpt2_dir, "cpu", "float32",
+                                  {"device_map": LAYOUT, "offload_folder": str(tmp_path / "off")})
+    assert split.hf_device_map["transformer.h.1"] == "disk" and device.type == "cpu"
+    if twin:   # the random twin is laid out like the model and initialised from the same seed
+        whole, split = random_twin(whole, 3), random_twin(split, 3)
+    read = ReadConfig(batch_size=2, query_pool="mean", per_head=True)
+    a_features, a_predicted, a_logits = features_of(whole, examples(), [0, 1], read, 0, [5, 7])
+    b_features, b_predicted, b_logits = features_of(split, examples(), [0, 1], read, 0, [5, 7])
+    assert max(float(np.abs(a - b).max()) for a, b in zip(a_features, b_features)) <= 1e-6
+    assert np.array_equal(a_predicted, b_predicted) and np.allclose(a_logits, b_logits, atol=1e-5)
+
+
+def test_probe_with_a_device_map_gives_the_same_scores(small_finetuned, tmp_path):
+    common = ["--model", small_finetuned / "model", "--n-examples", "32", "--device", "cpu"]
+    run_ok("probe", *common, "--out", tmp_path / "one")
+    run_ok("probe", *common, "--device-map", "sequential", "--max-memory", "cpu=2GiB",
+           "--out", tmp_path / "spread")
+    one, spread = (json.loads((tmp_path / name / "results.json").read_text())
+                   for name in ("one", "spread"))
+    assert spread["f1"] == one["f1"] and spread["f1_random"] == one["f1_random"]
