@@ -81,6 +81,9 @@ class RunConfig:
     def placement(self):
         """from_pretrained's keywords that spread the model over devices (None: one --device)."""
         if self.device_map is None:
+            if self.max_memory or self.offload_folder:
+                raise UserError("--max-memory and --offload-folder go with --device-map (auto, "
+                                "balanced or sequential): add it, or drop them")
             return None
         return {"device_map": self.device_map, "max_memory": self.max_memory,
                 "offload_folder": self.offload_folder}
@@ -180,8 +183,6 @@ def load_model(name, device="auto", dtype="auto", placement=None):
     mode. `placement` (RunConfig.placement()) spreads a large model over several devices."""
     check_model_name(name)
     device = resolve_device(device)
-    if placement and placement.get("max_memory") and not placement.get("device_map"):
-        raise UserError("--max-memory needs --device-map (auto, balanced or sequential)")
     model, tokenizer = load_pretrained(name, dtype=resolve_dtype(dtype, device), placement=placement)
     if not placement:
         model = model.to(device)
