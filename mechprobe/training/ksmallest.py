@@ -84,9 +84,7 @@ def make_settings(args, n_train, amp_dtype):
                     warmup=min(args.warmup, steps // 10), seed=args.seed, schedule=args.schedule,
                     eval_every=args.eval_every or max(min(steps, MIN_EVAL_EVERY), steps // 20),
                     amp_dtype=amp_dtype,
-                    lm_weight=getattr(args, "lm_weight", None) or 0.0,
-                    proof_weight=getattr(args, "proof_weight", None) or 0.0,
-                    answer_before=getattr(args, "answer_before", None) or 0)
+                    lm_weight=getattr(args, "lm_weight", None) or 0.0)
 
 
 def validation_size(settings):
@@ -118,7 +116,6 @@ def run_summary(settings, outcome):
     """results.json fields every fine-tuning run shares."""
     return {"batch_size": settings.batch_size, "lr": settings.lr, "warmup": settings.warmup,
             "schedule": settings.schedule, "lm_weight": settings.lm_weight,
-            "proof_weight": settings.proof_weight, "answer_before": settings.answer_before,
             "steps": outcome.steps, "best_step": outcome.best_step,
             "best_val_accuracy": outcome.best_val_accuracy,
             "train_seconds": round(outcome.train_seconds, 2),
