@@ -6,12 +6,13 @@ import shutil
 from dataclasses import asdict
 
 import torch
+from transformers import set_seed
 
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, format_table
 from mechprobe.models import (TASK_FILE, TinyConfig, build_tiny, check_fits, load_pretrained, resolve_device,
                      resolve_dtype)
-from mechprobe.outputs import atomic_path, seed_everything, write_json
+from mechprobe.outputs import atomic_path, write_json
 from mechprobe.plots import line_plot, save_figure
 from mechprobe.training.loop import Settings, evaluate, finetune, select_trainable
 
@@ -40,7 +41,7 @@ def prepare(args):
     device = resolve_device(args.device)
     amp_dtype = resolve_dtype(args.dtype, device)
     fill_defaults(args, DEFAULTS["tiny" if args.model == "tiny" else "pretrained"])
-    seed_everything(args.seed)
+    set_seed(args.seed)
     if args.model == "tiny":
         tiny = TinyConfig(args.tiny_layers or TinyConfig.n_layer, args.tiny_heads or TinyConfig.n_head,
                           args.tiny_dim or TinyConfig.n_embd)

@@ -16,6 +16,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
+from transformers import set_seed
 
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError, format_table
@@ -23,7 +24,7 @@ from mechprobe.analysis.robustness import COUNTERFACTUAL_WORDS
 from mechprobe.training.ksmallest import fill_defaults, make_settings, run_summary, save_curves, save_model, train
 from mechprobe.models import TINY_TEXT as TINY
 from mechprobe.models import build_word_llama, check_fits, load_pretrained, resolve_device, resolve_dtype
-from mechprobe.outputs import seed_everything, write_json
+from mechprobe.outputs import write_json
 from mechprobe.probing.text import answer_ids, prompt
 from mechprobe.probing.pipeline import chance_check, chance_warning
 from mechprobe.tasks.shortcuts import binding_value, negated, proofwriter_answers
@@ -118,7 +119,7 @@ def prepare(args):
     device = resolve_device(args.device)
     amp_dtype = resolve_dtype(args.dtype, device)
     fill_defaults(args, DEFAULTS["tiny" if args.model == "tiny" else "pretrained"])
-    seed_everything(args.seed)
+    set_seed(args.seed)
     splits = {name: training_questions(args.data, split, args.max_qdep)
               for name, split in (("train", "train"), ("val", "dev"), ("test", "test"))}
     if args.n_train:
