@@ -67,6 +67,8 @@ class Outcome:
     resumed_from: int | None = None
 
 
+# Not transformers.get_scheduler: its warm-up factor is step/warmup, starting from a step at lr 0,
+# where ours is (step + 1)/warmup; the same schedule would change every run's numbers.
 def lr_factor(settings, step):
     """Linear warm-up, then constant (the paper) or a linear decay that reaches 0 at the end."""
     if step < settings.warmup:
