@@ -48,14 +48,6 @@ def main(argv=None):
     parser.add_argument("--lm-weight", type=number(inclusive=True),
                         help="weight of an extra next-token loss on the prompt's tokens (default: "
                         "proofwriter tiny 1.0, else 0)")
-    parser.add_argument("--proof-weight", type=number(inclusive=True),
-                        help="proofwriter: weight of a next-token loss on the statements of the "
-                        "answer's proof, put after the answer in training rows (default 0: it did "
-                        "not help the tiny model, see the README)")
-    parser.add_argument("--answer-before", type=count(0),
-                        help="proofwriter: also train the answer at this many tokens before the last "
-                        "(the loss averaged over them; default 0: it did not help the tiny model, "
-                        "see the README)")
     parser.add_argument("--curriculum", type=number(inclusive=True, maximum=1),
                         help="proofwriter: fraction of the steps on short theories first (default: "
                         "tiny 0.5, pretrained 0)")

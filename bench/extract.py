@@ -37,9 +37,6 @@ import time
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 from mechprobe.cli import format_table  # noqa: E402
 from mechprobe.attention.features import Example, batches_by_length, example_features, extract  # noqa: E402
 from mechprobe.attention.memory import PeakMemory  # noqa: E402

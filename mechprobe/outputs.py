@@ -14,13 +14,10 @@ Three rules, one place (docs/ROBUSTNESS.md lists what the user sees):
 import fcntl
 import json
 import os
-import random
 import shutil
 import tempfile
 import warnings
 from contextlib import contextmanager, suppress
-
-import numpy as np
 
 from mechprobe.cli import UserError
 
@@ -30,12 +27,6 @@ PARTIAL = ".partial"   # suffix of everything still being written
 
 # torch is imported inside the functions that need it: data generators use this module and
 # should start in a fraction of a second.
-def seed_everything(seed):
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def remove(path):

@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers or in CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from mechprobe.outputs import atomic_path  # noqa: E402
 
@@ -33,6 +34,50 @@ def line_plot(series, xlabel, ylabel, title):
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend()
+    return fig
+
+
+# Model lines solid, random twin dashed in its model line's colour: the gap between a solid line
+# and its dashed twin is what the probing score measures.
+LAYERWISE_STYLES = {"single": ("tab:blue", "o", "single layer"),
+                    "cumulative": ("tab:orange", "s", "layers up to it")}
+LAYERWISE_STAGES = {"useful": "usefulness", "depth": "depth"}
+
+
+def layerwise_plot(rows, title):
+    """Layer-wise probing rows (layer, mode, f1_<stage>, f1_random_<stage>) -> one panel per
+    stage, single and cumulative lines for the model and its random twin."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, (stage, label) in zip(axes, LAYERWISE_STAGES.items()):
+        ax.set_title(label)
+        ax.set_xlabel("layer (0-based)")
+        ax.grid(alpha=0.3)
+        drawn = False
+        for mode, (colour, marker, mode_label) in LAYERWISE_STYLES.items():
+            picked = [r for r in rows if r["mode"] == mode and r[f"f1_{stage}"] is not None]
+            if not picked:
+                continue
+            drawn = True
+            layers = [r["layer"] for r in picked]
+            marker = marker if len(layers) <= 16 else None   # markers would merge into a band
+            ax.plot(layers, [r[f"f1_{stage}"] for r in picked], color=colour, marker=marker,
+                    markersize=4, label=f"model, {mode_label}")
+            ax.plot(layers, [r[f"f1_random_{stage}"] for r in picked], color=colour, marker=marker,
+                    markersize=4, markerfacecolor="none", linestyle="--", alpha=0.8,
+                    label=f"random twin, {mode_label}")
+        if drawn:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
+        else:
+            ax.text(0.5, 0.5, "not applicable\n(fewer than two depth classes)", ha="center",
+                    va="center", transform=ax.transAxes, color="0.4")
+            ax.set_xticks([])
+    axes[0].set_ylabel("macro F1")
+    axes[0].set_ylim(0, 1.02)
+    fig.suptitle(title)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
+               frameon=False, fontsize=9)
+    fig.tight_layout()
     return fig
 
 

@@ -8,5 +8,8 @@ fi
 # A GPU user installs the CUDA torch of their choice into .venv first; it is kept.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q -r requirements.txt ${EXTRA_REQUIREMENTS:-} -c constraints.txt
+# The project itself, editable, so that `import mechprobe` works from any folder (bench/,
+# experiments/, a notebook); its requirements are the ones just installed.
+.venv/bin/pip show -q mechprobe 2>/dev/null || .venv/bin/pip install -q -e . --no-deps
 PYTHON=.venv/bin/python
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false

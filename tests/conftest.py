@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 os.environ["HF_HUB_OFFLINE"] = "1"  # a test that reaches for the hub must fail, not hang
 
 # Small enough that a fine-tuning test takes a few seconds on a 2-core CPU.

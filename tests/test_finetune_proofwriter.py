@@ -9,10 +9,9 @@ import torch.nn.functional as F
 from conftest import refused, run_ok
 
 from mechprobe.tasks import proofwriter
-from mechprobe.training.proofwriter import (accuracy_by_group, build_tiny_model, encode, negated,
-                                            proof_text, training_questions)
+from mechprobe.training.proofwriter import accuracy_by_group, build_tiny_model, negated, training_questions
 from mechprobe.models import TinyConfig, build_tiny
-from mechprobe.probing.text import answer_ids, prompt
+from mechprobe.probing.text import answer_ids
 from mechprobe.training.loop import batch_indices, last_logits, predict, training_loss
 
 QUICK = ["--task", "proofwriter", "--steps", "16", "--eval-every", "8", "--batch-size", "16",
@@ -57,35 +56,7 @@ def test_training_questions_include_unproved_ones(generated):
         assert tokenizer.convert_tokens_to_ids(word) != tokenizer.unk_token_id
 
 
-def test_proof_text_names_the_deciding_statements():
-    ids, texts = ["triple1", "triple2", "rule1"], ["Bob is big.", "Bob is red.", "Big people are kind."]
-    derived = proofwriter.Question("a", ids, texts, "Bob is kind.", True,
-                                   "[(((triple1) -> rule1)) OR ((triple2))]", 1)
-    failed = proofwriter.Question("b", ids, texts, "Bob is kind.", False,
-                                  "[@1: Bob is kind.[CWA. Example of deepest failure = (rule1 <- FAIL)]]", 1)
-    absent = proofwriter.Question("c", ids, texts, "Bob is cold.", False,
-                                  "[@0: Bob is cold.[CWA. Example of deepest failure = (FAIL)]]", 0)
-    assert proof_text(derived) == "Bob is big. Big people are kind."     # the first proof only
-    assert proof_text(failed) == "Big people are kind."
-    assert proof_text(absent) == ""
-
-
-def test_proof_rows_keep_the_answer_loss_and_add_the_proofs(generated):
-    questions = training_questions(str(generated / "data"), "train", max_qdep=1)[:6]
-    model, tokenizer = build_tiny_model(questions, layers=1, heads=2, dim=16, seed=0)
-    words = answer_ids(tokenizer, prompt(questions[0], proofwriter.SUFFIX), ("True", "False"))
-    plain = encode(tokenizer, questions, words, 0)
-    inputs, targets, lengths, answer_at = encode(tokenizer, questions, words, 0, proof=True)
-    assert (answer_at == plain[2] - 1).all() and (inputs[torch.arange(6), answer_at + 1] == targets).all()
-    assert (lengths > plain[2] + 1).any()       # some rows go on with a proof
-    for lm_weight in (0.0, 1.0):                # a causal model: what follows the answer is unseen
-        torch.testing.assert_close(training_loss(model, *plain, lm_weight),
-                                   training_loss(model, inputs, targets, lengths, lm_weight, answer_at))
-    assert training_loss(model, inputs, targets, lengths, 1.0, answer_at, 1.0) > \
-        training_loss(model, *plain, 1.0)
-
-
-def test_answer_before_averages_the_answer_loss_over_the_last_tokens():
+def test_training_loss_adds_the_next_token_loss_on_the_prompt():
     model, _ = build_tiny([str(i) for i in range(20)], TinyConfig(2, 2, 32, 32), seed=0)
     rows = [[3, 4, 5, 6, 7, 8], [9, 10, 11, 12]]
     inputs = torch.zeros(2, 6, dtype=torch.long)
@@ -95,13 +66,12 @@ def test_answer_before_averages_the_answer_loss_over_the_last_tokens():
     expected = 0.0
     for row, target in zip(rows, y):          # one unpadded row at a time, the loss written out
         logits = model(input_ids=torch.tensor([row])).logits[0]
-        answer = F.cross_entropy(logits[-3:], target.repeat(3), reduction="sum")
-        words = F.cross_entropy(logits[:len(row) - 3], torch.tensor(row[1:len(row) - 2]), reduction="sum")
-        expected = expected + answer / 6 + 0.5 * words / (len(rows[0]) - 3 + len(rows[1]) - 3)
-    torch.testing.assert_close(training_loss(model, inputs, y, lengths, 0.5, answer_before=2), expected)
-    # answer_before 0 is the last token only
+        answer = F.cross_entropy(logits[-1:], target[None], reduction="sum")
+        words = F.cross_entropy(logits[:-1], torch.tensor(row[1:]), reduction="sum")
+        expected = expected + answer / 2 + 0.5 * words / (len(rows[0]) - 1 + len(rows[1]) - 1)
+    torch.testing.assert_close(training_loss(model, inputs, y, lengths, 0.5), expected)
     last = F.cross_entropy(last_logits(model, inputs, lengths), y)
-    torch.testing.assert_close(training_loss(model, inputs, y, lengths, 0.0, answer_before=0), last)
+    torch.testing.assert_close(training_loss(model, inputs, y, lengths, 0.0), last)
 
 
 def test_accuracy_by_group():
@@ -135,12 +105,10 @@ def test_finetune_proofwriter_end_to_end(generated, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "pw"
-    printed = run_ok("finetune_gpt2", *QUICK, "--data", generated / "data", "--proof-weight", "1",
-                     "--answer-before", "2", "--out", out)
+    printed = run_ok("finetune_gpt2", *QUICK, "--data", generated / "data", "--out", out)
     assert "bucket" in printed and "test_acc" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "proofwriter" and results["steps"] == 16 and len(results["history"]) == 2
-    assert results["proof_weight"] == 1.0 and results["answer_before"] == 2
     groups = {(r["group"], r["value"]) for r in results["test_by_group"]}
     assert {("depth", "0"), ("depth", "1"), ("answer", "True"), ("answer", "False")} <= groups
     # The chance guard, recomputed: the test questions counted from the per-answer rows.

@@ -33,6 +33,8 @@ def case_positions(list_len):
     return list_len // 2, 3 * list_len // 4
 
 
+# Not scipy.stats.entropy: its values differ in the last bits (another log; float32 input stays
+# float32), which would change the printed entropies and the pruning order of near-ties.
 def normalised_entropy(distributions):
     """Entropy of each distribution along the last axis, divided by log(length): in [0, 1]."""
     p = distributions / distributions.sum(axis=-1, keepdims=True)

@@ -83,6 +83,8 @@ def correct_answers(scores, words, questions):
                      for i, q in enumerate(questions)], dtype=float)
 
 
+# Not scipy.stats.binned_statistic: it sums each bin in another order (last-bit differences in
+# the means) and widens a zero-width range by 0.5 each way, moving a lone subset to a middle bin.
 def binned(sp2, values, n_bins=N_BINS):
     """Equal-width bins of S_P2 over its observed range: count and mean of each value column."""
     edges = np.linspace(sp2.min(), sp2.max(), n_bins + 1)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from mechprobe.models import input_device
@@ -96,16 +97,14 @@ def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="
     batches = batches_by_length(examples, batch_size, max_tokens)
     for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
         group = [examples[i] for i in batch]
-        width = max(len(e.input_ids) for e in group)
+        ids = pad_sequence([torch.tensor(e.input_ids, dtype=torch.long) for e in group],
+                           batch_first=True, padding_value=pad_id)
+        mask = pad_sequence([torch.ones(len(e.input_ids), dtype=torch.long) for e in group],
+                            batch_first=True)
         n_rows = max(len(e.query) for e in group)
-        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        rows = torch.zeros((len(group), n_rows), dtype=torch.long)
-        for j, e in enumerate(group):
-            ids[j, :len(e.input_ids)] = torch.tensor(e.input_ids)
-            mask[j, :len(e.input_ids)] = 1
-            # Unused row slots repeat the last query row; example_features ignores them.
-            rows[j] = torch.tensor(e.query + [e.query[-1]] * (n_rows - len(e.query)))
+        # Unused row slots repeat the last query row; example_features ignores them.
+        rows = torch.tensor([e.query + [e.query[-1]] * (n_rows - len(e.query)) for e in group],
+                            dtype=torch.long)
         last = mask.sum(dim=1) - 1
         batch_logits, recorded = recorder.forward(ids.to(device), mask.to(device),
                                                   rows=rows.to(device) if layers else None,

@@ -8,8 +8,7 @@ example, so that the statements of one example never straddle a train/test split
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import f1_score
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from mechprobe.cli import UserError
@@ -52,20 +51,28 @@ def cross_validated_f1(X, y, groups, config):
         raise UserError(f"only {n_groups} independent examples (examples sharing a context count "
                         f"once) for {config.folds}-fold cross-validation: "
                         "probe more examples (--n-examples) or use fewer --folds")
-    X = X.reshape(len(X), -1)
-    scores = []
-    for train, test in folds_of(groups, config):
-        knn = KNeighborsClassifier(n_neighbors=min(config.neighbors, len(train)), weights="distance",
-                                   p=config.p)
-        knn.fit(X[train], y[train])
-        scores.append(f1_score(y[test], knn.predict(X[test]), average="macro"))
+    scores = cross_val_score(FoldKNN(n_neighbors=config.neighbors, weights="distance", p=config.p),
+                             X.reshape(len(X), -1), y, groups=groups, cv=splitter(config),
+                             scoring="f1_macro", error_score="raise")
     return float(np.mean(scores)), float(np.std(scores))
+
+
+class FoldKNN(KNeighborsClassifier):
+    """A kNN whose k shrinks to the training fold's size: a small bucket's fold can hold fewer
+    samples than --neighbors (neighbors_used reports it)."""
+
+    def fit(self, X, y):
+        self.n_neighbors = min(self.n_neighbors, len(X))
+        return super().fit(X, y)
+
+
+def splitter(config):
+    return GroupKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
 
 
 def folds_of(groups, config):
     """(train, test) index pairs of the cross-validation, whole groups on one side."""
-    splitter = GroupKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    return list(splitter.split(np.zeros(len(groups)), groups=groups))
+    return list(splitter(config).split(np.zeros(len(groups)), groups=groups))
 
 
 def neighbors_used(samples, config):

@@ -17,7 +17,7 @@ from mechprobe.cli import UserError, format_table
 from mechprobe.attention.features import extract
 from mechprobe.models import input_device, load_pretrained, resolve_device, resolve_dtype
 from mechprobe.outputs import write_json
-from mechprobe.plots import line_plot, save_figure
+from mechprobe.plots import layerwise_plot, save_figure
 from mechprobe.probing.knn import ProbeConfig, Samples, best_layer, compare, layerwise, neighbors_used
 from mechprobe.attention.recorder import Recorder
 
@@ -296,16 +296,7 @@ LAYER_COLUMNS = ["layer", "mode", "f1_useful", "f1_random_useful", "probing_scor
 
 def layerwise_figure(name, rows, out):
     """F1 by layer, single and cumulative, for the model and the random twin."""
-    series = {}
-    for stage in ("useful", "depth"):
-        for mode in ("single", "cumulative"):
-            picked = [r for r in rows if r["mode"] == mode and r[f"f1_{stage}"] is not None]
-            if picked:
-                layers = [r["layer"] for r in picked]
-                series[f"{stage} {mode}"] = (layers, [r[f"f1_{stage}"] for r in picked])
-                series[f"{stage} {mode} (random)"] = (layers, [r[f"f1_random_{stage}"] for r in picked])
-    fig = line_plot(series, "layer (0-based)", "macro F1", f"{name}: layer-wise probing")
-    save_figure(fig, out, f"layerwise_{name}")
+    save_figure(layerwise_plot(rows, f"{name}: layer-wise probing"), out, f"layerwise_{name}")
 
 
 def report(out, meta, settings, started):

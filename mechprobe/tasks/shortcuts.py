@@ -1,6 +1,6 @@
 """Answers read off the input alone, without a model: the shortcuts a model's accuracy must beat
 before its probing scores mean much (probing.chance_check), and the ProofWriter word rules the
-fine-tuning report splits its accuracy by."""
+fine-tuning report splits its accuracy by (binding_value)."""
 
 import re
 
@@ -20,6 +20,17 @@ def word_rule(question, facts):
     `facts`, flipped by "not". On depth-0 questions it is wrong exactly where the answer depends
     on which statement the word belongs to ("Bob is big. Anne is red." asked "Bob is red.")."""
     return word_in_facts(question, facts) != negated(question)
+
+
+def binding_value(question):
+    """For a depth-0 question whose last word occurs in a fact: whether the atom it asks about
+    (the question without "not") holds, "atom_true" or "atom_false"; else None. Word occurrence
+    cannot tell the two apart, and neither can the question's wording, since each value holds
+    plain and negated questions with opposite answers (atom_false: plain False and negated True,
+    which also makes it all that answering "True exactly when not" gets right)."""
+    if question.qdep != 0 or not word_in_facts(question, facts_of(question)):
+        return None
+    return "atom_true" if question.answer != negated(question) else "atom_false"
 
 
 def facts_of(question):

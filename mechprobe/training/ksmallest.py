@@ -6,12 +6,13 @@ import shutil
 from dataclasses import asdict
 
 import torch
+from transformers import set_seed
 
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, format_table
 from mechprobe.models import (TASK_FILE, TinyConfig, build_tiny, check_fits, load_pretrained, resolve_device,
                      resolve_dtype)
-from mechprobe.outputs import atomic_path, seed_everything, write_json
+from mechprobe.outputs import atomic_path, write_json
 from mechprobe.plots import line_plot, save_figure
 from mechprobe.training.loop import Settings, evaluate, finetune, select_trainable
 
@@ -40,7 +41,7 @@ def prepare(args):
     device = resolve_device(args.device)
     amp_dtype = resolve_dtype(args.dtype, device)
     fill_defaults(args, DEFAULTS["tiny" if args.model == "tiny" else "pretrained"])
-    seed_everything(args.seed)
+    set_seed(args.seed)
     if args.model == "tiny":
         tiny = TinyConfig(args.tiny_layers or TinyConfig.n_layer, args.tiny_heads or TinyConfig.n_head,
                           args.tiny_dim or TinyConfig.n_embd)
@@ -84,9 +85,7 @@ def make_settings(args, n_train, amp_dtype):
                     warmup=min(args.warmup, steps // 10), seed=args.seed, schedule=args.schedule,
                     eval_every=args.eval_every or max(min(steps, MIN_EVAL_EVERY), steps // 20),
                     amp_dtype=amp_dtype,
-                    lm_weight=getattr(args, "lm_weight", None) or 0.0,
-                    proof_weight=getattr(args, "proof_weight", None) or 0.0,
-                    answer_before=getattr(args, "answer_before", None) or 0)
+                    lm_weight=getattr(args, "lm_weight", None) or 0.0)
 
 
 def validation_size(settings):
@@ -118,7 +117,6 @@ def run_summary(settings, outcome):
     """results.json fields every fine-tuning run shares."""
     return {"batch_size": settings.batch_size, "lr": settings.lr, "warmup": settings.warmup,
             "schedule": settings.schedule, "lm_weight": settings.lm_weight,
-            "proof_weight": settings.proof_weight, "answer_before": settings.answer_before,
             "steps": outcome.steps, "best_step": outcome.best_step,
             "best_val_accuracy": outcome.best_val_accuracy,
             "train_seconds": round(outcome.train_seconds, 2),

@@ -55,14 +55,6 @@ class Settings:
     # A model trained from scratch on ProofWriter learns to look facts up much sooner with it:
     # predicting the question's words rewards the copying heads that the lookup needs.
     lm_weight: float = 0.0
-    # Weight of a next-token loss on what training rows hold after the answer (ProofWriter: the
-    # statements of its proof); 0 when rows end at the answer.
-    proof_weight: float = 0.0
-    # The answer is also predicted at this many positions before the last (0 = the last only),
-    # the answer loss averaged over all of them: ProofWriter's answer is read 5 tokens after the
-    # question's last word, and a target nearer to it was meant to reward looking it up sooner.
-    # It taught the tiny model "False when the word occurs" instead (README), so it is off.
-    answer_before: int = 0
 
 
 @dataclass
@@ -75,6 +67,8 @@ class Outcome:
     resumed_from: int | None = None
 
 
+# Not transformers.get_scheduler: its warm-up factor is step/warmup, starting from a step at lr 0,
+# where ours is (step + 1)/warmup; the same schedule would change every run's numbers.
 def lr_factor(settings, step):
     """Linear warm-up, then constant (the paper) or a linear decay that reaches 0 at the end."""
     if step < settings.warmup:
@@ -107,30 +101,20 @@ def last_logits(model, input_ids, lengths=None):
     return model.get_output_embeddings()(last).float()
 
 
-def training_loss(model, x, y, lengths, lm_weight, answer_at=None, proof_weight=0.0, answer_before=0):
-    """Cross-entropy of the answer, plus lm_weight times the next-token loss on the prompt's own
-    tokens. The answer is predicted at the last token, or at `answer_at` for rows that go on past
-    it (the answer word, then its proof): the tokens after the answer word carry proof_weight.
-    With `answer_before` the answer is also predicted at that many tokens before (the loss the
-    mean over all), and those tokens have no next-token target of their own."""
-    if not lm_weight and not proof_weight and not answer_before:   # rows cut after the answer
-        return F.cross_entropy(last_logits(model, x, lengths if answer_at is None else answer_at + 1), y)
+def training_loss(model, x, y, lengths, lm_weight):
+    """Cross-entropy of the answer at each row's last token, plus lm_weight times the next-token
+    loss on the prompt's own tokens."""
+    if not lm_weight:
+        return F.cross_entropy(last_logits(model, x, lengths), y)
     if lengths is None:
         lengths = torch.full((len(x),), x.shape[1], device=x.device)
-    if answer_at is None:
-        answer_at = lengths - 1
-    ids, mask, hidden = padded_hidden(model, x, lengths)
+    ids, _, hidden = padded_hidden(model, x, lengths)
     head = model.get_output_embeddings()
-    rows = torch.arange(len(ids), device=ids.device)
-    at = (answer_at[:, None] - torch.arange(answer_before + 1, device=ids.device)[None]).clamp(min=0)
-    loss = F.cross_entropy(head(hidden[rows[:, None], at]).flatten(0, 1).float(),
-                           y.repeat_interleave(answer_before + 1))
-    position = torch.arange(ids.shape[1] - 1, device=ids.device)[None]
-    targets = ids[:, 1:]
-    for weight, keep in ((lm_weight, position < answer_at[:, None] - answer_before),
-                         (proof_weight, (position > answer_at[:, None]) & mask[:, 1:])):
-        if weight and bool(keep.any()):
-            loss = loss + weight * F.cross_entropy(head(hidden[:, :-1][keep]).float(), targets[keep])
+    last = lengths - 1
+    loss = F.cross_entropy(head(hidden[torch.arange(len(ids), device=ids.device), last]).float(), y)
+    keep = torch.arange(ids.shape[1] - 1, device=ids.device)[None] < last[:, None]
+    if bool(keep.any()):
+        loss = loss + lm_weight * F.cross_entropy(head(hidden[:, :-1][keep]).float(), ids[:, 1:][keep])
     return loss
 
 
@@ -214,8 +198,7 @@ def step_indices(n_train, batch_size, seed, step, lengths=None, curriculum=()):
 def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_after=None,
              curriculum=(), candidates=None):
     """Train `model` in place on (inputs, targets) tensors, or (inputs, targets, lengths) for
-    right-padded rows of different lengths, or (inputs, targets, lengths, answer positions) for
-    rows that go on past the answer; returns the Outcome and the best weights.
+    right-padded rows of different lengths; returns the Outcome and the best weights.
     `curriculum`: easier subsets first, see step_indices. `candidates`: answer token ids that
     validation accuracy (and so the best checkpoint) chooses among, see predict.
 
@@ -227,7 +210,6 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
     device = next(model.parameters()).device
     train_x, train_y, *rest = train
     train_lengths = rest[0] if rest else None
-    train_answer_at = rest[1] if len(rest) > 1 else None
     numpy_lengths = None if train_lengths is None else train_lengths.numpy()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -279,10 +261,8 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
                                             numpy_lengths, curriculum))
         x, y = train_x[idx].to(device), train_y[idx].to(device)
         lengths = None if train_lengths is None else train_lengths[idx].to(device)
-        answer_at = None if train_answer_at is None else train_answer_at[idx].to(device)
         with autocast(device, settings.amp_dtype):
-            loss = training_loss(model, x, y, lengths, settings.lm_weight, answer_at,
-                                 settings.proof_weight, settings.answer_before)
+            loss = training_loss(model, x, y, lengths, settings.lm_weight)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

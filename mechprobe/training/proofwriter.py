@@ -10,12 +10,13 @@ unknown tokens.
 """
 
 import os
-import re
 import shutil
 from dataclasses import asdict
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
+from transformers import set_seed
 
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError, format_table
@@ -23,19 +24,18 @@ from mechprobe.analysis.robustness import COUNTERFACTUAL_WORDS
 from mechprobe.training.ksmallest import fill_defaults, make_settings, run_summary, save_curves, save_model, train
 from mechprobe.models import TINY_TEXT as TINY
 from mechprobe.models import build_word_llama, check_fits, load_pretrained, resolve_device, resolve_dtype
-from mechprobe.outputs import seed_everything, write_json
+from mechprobe.outputs import write_json
 from mechprobe.probing.text import answer_ids, prompt
 from mechprobe.probing.pipeline import chance_check, chance_warning
-from mechprobe.tasks.shortcuts import (facts_of, negated, proofwriter_answers, word_in_facts,  # noqa: F401
-                        word_rule)  # word_rule: bench/proofwriter_shortcuts.py imports it from here
+from mechprobe.tasks.shortcuts import binding_value, negated, proofwriter_answers
 from mechprobe.training.loop import predict, select_trainable
 
 DEFAULTS = {
     "tiny": {"lr": 1e-3, "batch_size": 64, "epochs": 2, "warmup": 200, "schedule": "linear",
-             "lm_weight": 1.0, "proof_weight": 0.0, "answer_before": 0, "curriculum": 0.5,
+             "lm_weight": 1.0, "curriculum": 0.5,
              "n_eval": 2000},
     "pretrained": {"lr": 2e-5, "batch_size": 32, "epochs": 2, "warmup": 200, "schedule": "constant",
-                   "lm_weight": 0.0, "proof_weight": 0.0, "answer_before": 0, "curriculum": 0.0,
+                   "lm_weight": 0.0, "curriculum": 0.0,
                    "n_eval": 2000},
 }
 SHORT = 6            # statements in a "short" theory, for the curriculum
@@ -60,32 +60,12 @@ def build_tiny_model(questions, layers, heads, dim, seed):
                             intermediate=4 * dim, max_positions=TINY.n_positions, seed=seed)
 
 
-def encode(tokenizer, questions, word_ids, pad_id, proof=False):
-    """(inputs right-padded with pad_id, answer token ids, lengths) of the prompts. With `proof`
-    each row goes on with its answer word and proof_text, and a fourth tensor holds the answer's
-    position (the prompt's last token)."""
-    rows = [tokenizer(prompt(q, proofwriter.SUFFIX))["input_ids"] for q in questions]
+def encode(tokenizer, questions, word_ids, pad_id):
+    """(inputs right-padded with pad_id, answer token ids, lengths) of the prompts."""
+    rows = [torch.tensor(tokenizer(prompt(q, proofwriter.SUFFIX))["input_ids"]) for q in questions]
     targets = torch.tensor([word_ids[0] if q.answer else word_ids[1] for q in questions])
-    answer_at = torch.tensor([len(r) - 1 for r in rows])
-    if proof:
-        rows = [row + [int(answer)] + tokenizer(" " + proof_text(q), add_special_tokens=False)["input_ids"]
-                for row, answer, q in zip(rows, targets, questions)]
     lengths = torch.tensor([len(r) for r in rows])
-    inputs = torch.full((len(rows), int(lengths.max())), pad_id, dtype=torch.long)
-    for i, row in enumerate(rows):
-        inputs[i, :len(row)] = torch.tensor(row)
-    return (inputs, targets, lengths, answer_at) if proof else (inputs, targets, lengths)
-
-
-def proof_text(question):
-    """The statements the question's first proof names, in order of mention: the facts and rules
-    that derive the atom asked about, or for a CWA failure the rules of its deepest failed chain
-    (empty for a depth-0 failure). Training targets after the answer with --proof-weight: meant
-    to reward finding the statements that decide it, but they cost the offline model more on
-    depth 0 than they gave on depth 1 (README), so they are off by default."""
-    named = re.findall(r"\b(?:triple|rule)\d+\b", question.proofs.split(" OR ")[0])
-    return " ".join(question.statements[question.statement_ids.index(name)]
-                    for name in dict.fromkeys(named) if name in question.statement_ids)
+    return pad_sequence(rows, batch_first=True, padding_value=pad_id), targets, lengths
 
 
 def curriculum_phases(questions, steps, fraction, seed):
@@ -106,17 +86,6 @@ def curriculum_phases(questions, steps, fraction, seed):
     balanced = np.sort(np.concatenate([rng.choice(v, size, replace=False) for v in lookup.values()]))
     end = round(steps * fraction)
     return [(max(1, end // 4), balanced), (end, np.array(short))]
-
-
-def binding_value(question):
-    """For a depth-0 question whose last word occurs in a fact: whether the atom it asks about
-    (the question without "not") holds, "atom_true" or "atom_false"; else None. Word occurrence
-    cannot tell the two apart, and neither can the question's wording, since each value holds
-    plain and negated questions with opposite answers (atom_false: plain False and negated True,
-    which also makes it all that answering "True exactly when not" gets right)."""
-    if question.qdep != 0 or not word_in_facts(question, facts_of(question)):
-        return None
-    return "atom_true" if question.answer != negated(question) else "atom_false"
 
 
 def accuracy_by_group(questions, correct):
@@ -150,7 +119,7 @@ def prepare(args):
     device = resolve_device(args.device)
     amp_dtype = resolve_dtype(args.dtype, device)
     fill_defaults(args, DEFAULTS["tiny" if args.model == "tiny" else "pretrained"])
-    seed_everything(args.seed)
+    set_seed(args.seed)
     splits = {name: training_questions(args.data, split, args.max_qdep)
               for name, split in (("train", "train"), ("val", "dev"), ("test", "test"))}
     if args.n_train:
@@ -168,8 +137,7 @@ def prepare(args):
     else:
         model, tokenizer = load_pretrained(args.model)
     word_ids = answer_ids(tokenizer, prompt(splits["train"][0], proofwriter.SUFFIX), ANSWERS)
-    data = {name: encode(tokenizer, questions, word_ids, tokenizer.pad_token_id or 0,
-                         proof=name == "train" and args.proof_weight > 0)
+    data = {name: encode(tokenizer, questions, word_ids, tokenizer.pad_token_id or 0)
             for name, questions in splits.items()}
     check_fits(model, max(int(d[2].max()) for d in data.values()),
                "use a model with more positions (or data with smaller theories)")

@@ -1,9 +1,9 @@
 """Learning-speed diagnostic for the tiny ProofWriter model (issue 7): how many steps does it
 need to learn *binding*, that is, which subject a predicate word belongs to?
 
-    python bench/proofwriter_binding.py                        # llama-init vs local-nope, 2,000 steps
-    python bench/proofwriter_binding.py --models llama,local    # the first diagnosis's models
-    python bench/proofwriter_binding.py --steps 300             # a quick look
+    python experiments/proofwriter_binding.py                        # llama-init vs local-nope, 2,000 steps
+    python experiments/proofwriter_binding.py --models llama,local    # the first diagnosis's models
+    python experiments/proofwriter_binding.py --steps 300             # a quick look
 
 Every step draws fresh theories of 1-4 facts and no rules (proofwriter_gen.random_theory) and
 asks, per theory, as many of its facts (True) as recombinations of their words that are not facts
@@ -28,7 +28,6 @@ at or above 0.6.
 import argparse
 import copy
 import multiprocessing
-import os
 import random
 import sys
 from functools import partial
@@ -36,16 +35,15 @@ from functools import partial
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mechprobe.tasks import proofwriter  # noqa: E402
-
+from mechprobe.cli import format_table
+from mechprobe.models import TINY_TEXT as TINY
+from mechprobe.models import build_word_llama
+from mechprobe.tasks import proofwriter
 from mechprobe.tasks import proofwriter_gen as gen
-from mechprobe.cli import format_table  # noqa: E402
-from mechprobe.models import TINY_TEXT as TINY, build_word_llama  # noqa: E402
-from mechprobe.training.loop import Settings, lr_factor, padded_hidden  # noqa: E402
+from mechprobe.training.loop import Settings, lr_factor, padded_hidden
 
 MAX_FACTS = 4
 WINDOW = 4          # tokens a local layer sees, itself included: "The cat is big" fits
@@ -136,11 +134,9 @@ def train(name, model, tokenizer, args):
     windows, correct = [], []
     for step in tqdm(range(args.steps), desc=name, dynamic_ncols=True):
         prompts, answers = batch(rng, args.theories)
-        rows = [tokenizer(p)["input_ids"] for p in prompts]
+        rows = [torch.tensor(tokenizer(p)["input_ids"]) for p in prompts]
         lengths = torch.tensor([len(r) for r in rows])
-        x = torch.full((len(rows), int(lengths.max())), tokenizer.pad_token_id)
-        for i, r in enumerate(rows):
-            x[i, :len(r)] = torch.tensor(r)
+        x = pad_sequence(rows, batch_first=True, padding_value=tokenizer.pad_token_id)
         y = torch.tensor([word_ids[0] if a else word_ids[1] for a in answers])
         _, _, hidden = padded_hidden(model, x, lengths)
         rows_at = torch.arange(len(rows))

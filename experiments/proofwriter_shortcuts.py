@@ -1,9 +1,9 @@
 """What shortcuts the generated ProofWriter questions offer a model that does not reason (issue 7).
 
-    python bench/proofwriter_shortcuts.py                       # depth-0 theories, <= 4 facts, <= 2 rules
-    python bench/proofwriter_shortcuts.py --balanced            # answers balanced within plain/negated
-    python bench/proofwriter_shortcuts.py --data runs/data/proofwriter   # the train split instead
-    python bench/proofwriter_shortcuts.py --data runs/data/proofwriter --split test --all-sizes
+    python experiments/proofwriter_shortcuts.py                       # depth-0 theories, <= 4 facts, <= 2 rules
+    python experiments/proofwriter_shortcuts.py --balanced            # answers balanced within plain/negated
+    python experiments/proofwriter_shortcuts.py --data runs/data/proofwriter   # the train split instead
+    python experiments/proofwriter_shortcuts.py --data runs/data/proofwriter --split test --all-sizes
 
 Draws fresh theories (proofwriter_gen.random_theory) and their questions, or reads a split's
 questions of QDep <= 1, and prints, for plain and negated questions, how many there are and how
@@ -19,19 +19,16 @@ Counting only; seconds to run.
 """
 
 import argparse
-import os
 import random
 import sys
 from types import SimpleNamespace
 
 from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mechprobe.tasks import proofwriter_gen as gen  # noqa: E402
-from mechprobe.cli import UserError, format_table  # noqa: E402
-from mechprobe.training.proofwriter import (SHORT, facts_of, negated, training_questions,  # noqa: E402
-                                            word_in_facts, word_rule)
+from mechprobe.cli import UserError, format_table
+from mechprobe.tasks import proofwriter_gen as gen
+from mechprobe.tasks.shortcuts import facts_of, negated, word_in_facts, word_rule
+from mechprobe.training.proofwriter import SHORT, training_questions
 
 
 def generated(args):
