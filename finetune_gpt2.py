@@ -71,12 +71,14 @@ def main(argv=None):
         parser.error(f"--tiny-dim {dim} must split into --tiny-heads {heads} heads of an even "
                      "size: choose a width that is a multiple of twice the head count")
     quiet_libraries()
+    from mechprobe.training.ksmallest import TrainConfig
+
     if args.task == "proofwriter":
         from mechprobe.training.proofwriter import run as finetune
     else:
         from mechprobe.training.ksmallest import run as finetune
     with output_dir(args.out, args.force, keep_on_interrupt=True):
-        finetune(args)
+        finetune(TrainConfig.from_args(args))
 
 
 if __name__ == "__main__":

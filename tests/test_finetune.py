@@ -1,5 +1,4 @@
 import json
-import types
 
 import numpy as np
 import pytest
@@ -7,6 +6,7 @@ import torch
 from conftest import SMALL_TINY, refused, run_ok, run_script
 
 from mechprobe.training import ksmallest as finetune
+from mechprobe.training.ksmallest import TrainConfig
 from mechprobe.models import build_tiny
 from mechprobe.training.loop import select_trainable
 
@@ -64,13 +64,11 @@ def test_same_seed_same_numbers(tmp_path):
 
 
 def args_for(out, **overrides):
-    """The argparse namespace finetune_gpt2.py would build, for in-process runs."""
-    args = dict(task="min01", model="tiny", tune="all", out=str(out), seed=0, device="cpu",
-                dtype="auto", batch_size=32, list_len=16, num_set=512, n_train=600, n_eval=64,
-                epochs=None, steps=12, lr=None, warmup=None, schedule=None, eval_every=4, restart=False,
-                tiny_layers=2, tiny_heads=2, tiny_dim=32, stop_after=None)
-    args.update(overrides)
-    return types.SimpleNamespace(**args)
+    """The TrainConfig finetune_gpt2.py would build, for in-process runs of the library."""
+    settings = dict(out=str(out), device="cpu", batch_size=32, n_train=600, n_eval=64, steps=12,
+                    eval_every=4, tiny_layers=2, tiny_heads=2, tiny_dim=32)
+    settings.update(overrides)
+    return TrainConfig(**settings)
 
 
 def test_interrupted_run_resumes_to_the_same_numbers(tmp_path):

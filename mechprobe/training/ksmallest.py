@@ -3,7 +3,7 @@
 import os
 import platform
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from transformers import set_seed
@@ -35,25 +35,63 @@ DEFAULTS = {
 }
 
 
-def prepare(args):
+@dataclass
+class TrainConfig:
+    """What finetune_gpt2.py trains (k-th smallest or ProofWriter) and how; unset (None) fields
+    take the defaults of the tiny or the pretrained setting (DEFAULTS)."""
+
+    out: str                           # the run's folder: model/, results.json, checkpoint/
+    task: str = "min01"                # minKK or proofwriter
+    model: str = "tiny"                # tiny (built here) or a hub id / folder
+    data: str | None = None            # proofwriter: the release folder
+    max_qdep: int = 1                  # proofwriter: questions of at most this depth
+    tune: str = "all"                  # which parameters train: all, attn, mlp, ln
+    list_len: int = 16
+    num_set: int = 512
+    n_train: int | None = None
+    n_eval: int | None = None
+    epochs: int | None = None
+    steps: int | None = None
+    lr: float | None = None
+    warmup: int | None = None
+    schedule: str | None = None        # constant or linear after warm-up
+    lm_weight: float | None = None     # proofwriter: next-token loss on the prompt
+    curriculum: float | None = None    # proofwriter: share of steps on short theories first
+    eval_every: int | None = None
+    restart: bool = False              # discard an interrupted run's checkpoint
+    tiny_layers: int | None = None
+    tiny_heads: int | None = None
+    tiny_dim: int | None = None
+    stop_after: int | None = None      # end after N steps as if interrupted (resume tests)
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int | None = None
+
+    @classmethod
+    def from_args(cls, config):
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls) if hasattr(config, f.name)})
+
+
+def prepare(config):
     """Everything that can fail on bad input, before any output is written."""
-    task = ksmallest.parse_task(args.task, args.list_len, args.num_set)
-    device = resolve_device(args.device)
-    amp_dtype = resolve_dtype(args.dtype, device)
-    fill_defaults(args, DEFAULTS["tiny" if args.model == "tiny" else "pretrained"])
-    set_seed(args.seed)
-    if args.model == "tiny":
-        tiny = TinyConfig(args.tiny_layers or TinyConfig.n_layer, args.tiny_heads or TinyConfig.n_head,
-                          args.tiny_dim or TinyConfig.n_embd)
-        model, tokenizer = build_tiny(range(task.num_set), tiny, seed=args.seed)
+    task = ksmallest.parse_task(config.task, config.list_len, config.num_set)
+    device = resolve_device(config.device)
+    amp_dtype = resolve_dtype(config.dtype, device)
+    fill_defaults(config, DEFAULTS["tiny" if config.model == "tiny" else "pretrained"])
+    set_seed(config.seed)
+    if config.model == "tiny":
+        tiny = TinyConfig(config.tiny_layers or TinyConfig.n_layer, config.tiny_heads or TinyConfig.n_head,
+                          config.tiny_dim or TinyConfig.n_embd)
+        model, tokenizer = build_tiny(range(task.num_set), tiny, seed=config.seed)
     else:
-        model, tokenizer = load_pretrained(args.model)
+        model, tokenizer = load_pretrained(config.model)
     numbers = ksmallest.number_set(tokenizer, task.num_set)
     check_fits(model, len(numbers.prefix) + task.list_len)
-    n_eval = args.n_eval or max(1, args.n_train // 98)
-    splits = ksmallest.make_splits(task, args.n_train, n_eval, args.seed)
-    settings = make_settings(args, args.n_train, amp_dtype)
-    if not args.n_eval:     # the test split stays whole; an explicit --n-eval is kept as given
+    n_eval = config.n_eval or max(1, config.n_train // 98)
+    splits = ksmallest.make_splits(task, config.n_train, n_eval, config.seed)
+    settings = make_settings(config, config.n_train, amp_dtype)
+    if not config.n_eval:     # the test split stays whole; an explicit --n-eval is kept as given
         splits.val = splits.val[:validation_size(settings)]
     return task, device, model, tokenizer, numbers, splits, settings
 
@@ -76,16 +114,16 @@ def save_curves(outcome, out, title):
                           "step", "accuracy", f"{title}: validation accuracy"), out, "accuracy")
 
 
-def make_settings(args, n_train, amp_dtype):
+def make_settings(config, n_train, amp_dtype):
     """Steps, warm-up and validation interval from the arguments (defaults already filled in)."""
-    steps = args.steps or args.epochs * -(-n_train // args.batch_size)
+    steps = config.steps or config.epochs * -(-n_train // config.batch_size)
     if steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
-    return Settings(lr=args.lr, batch_size=args.batch_size, steps=steps,
-                    warmup=min(args.warmup, steps // 10), seed=args.seed, schedule=args.schedule,
-                    eval_every=args.eval_every or max(min(steps, MIN_EVAL_EVERY), steps // 20),
+    return Settings(lr=config.lr, batch_size=config.batch_size, steps=steps,
+                    warmup=min(config.warmup, steps // 10), seed=config.seed, schedule=config.schedule,
+                    eval_every=config.eval_every or max(min(steps, MIN_EVAL_EVERY), steps // 20),
                     amp_dtype=amp_dtype,
-                    lm_weight=getattr(args, "lm_weight", None) or 0.0)
+                    lm_weight=config.lm_weight or 0.0)
 
 
 def validation_size(settings):
@@ -93,21 +131,21 @@ def validation_size(settings):
     return max(MIN_VAL_SAMPLE, settings.eval_every * settings.batch_size)
 
 
-def fill_defaults(args, defaults):
+def fill_defaults(config, defaults):
     for name, value in defaults.items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, value)
+        if getattr(config, name, None) is None:
+            setattr(config, name, value)
 
 
-def train(model, data, settings, args, fingerprint, curriculum=(), candidates=None):
+def train(model, data, settings, config, fingerprint, curriculum=(), candidates=None):
     """Fine-tune with resume in OUT/checkpoint; returns the Outcome with the best weights loaded.
     `candidates`: the answer token ids validation accuracy chooses among (None: whole vocabulary)."""
-    checkpoint_dir = os.path.join(args.out, "checkpoint")
-    os.makedirs(args.out, exist_ok=True)
-    if args.restart:
+    checkpoint_dir = os.path.join(config.out, "checkpoint")
+    os.makedirs(config.out, exist_ok=True)
+    if config.restart:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     outcome, best_state = finetune(model, data["train"], data["val"], settings, checkpoint_dir,
-                                   fingerprint, stop_after=args.stop_after, curriculum=curriculum,
+                                   fingerprint, stop_after=config.stop_after, curriculum=curriculum,
                                    candidates=candidates)
     model.load_state_dict(best_state)
     return outcome
@@ -130,25 +168,25 @@ def tensors(task, numbers, indices):
     return inputs, targets
 
 
-def run(args):
-    task, device, model, tokenizer, numbers, splits, settings = prepare(args)
-    trained = select_trainable(model, args.tune)
+def run(config):
+    task, device, model, tokenizer, numbers, splits, settings = prepare(config)
+    trained = select_trainable(model, config.tune)
     model.to(device)
     data = {name: tensors(task, numbers, getattr(splits, name)) for name in ("train", "val", "test")}
 
-    out = args.out
+    out = config.out
     fingerprint = {**task.to_json(), **{k: v for k, v in asdict(settings).items() if k != "amp_dtype"},
-                   "amp_dtype": str(settings.amp_dtype), "model": args.model, "tune": args.tune,
+                   "amp_dtype": str(settings.amp_dtype), "model": config.model, "tune": config.tune,
                    "n_train": len(splits.train), "n_eval": len(splits.val),
-                   "tiny": [args.tiny_layers, args.tiny_heads, args.tiny_dim]}
-    outcome = train(model, data, settings, args, fingerprint)
+                   "tiny": [config.tiny_layers, config.tiny_heads, config.tiny_dim]}
+    outcome = train(model, data, settings, config, fingerprint)
     test_accuracy, test_loss = evaluate(model, data["test"], settings.batch_size, settings.amp_dtype)
 
     save_model(model, tokenizer, out, {**task.to_json(), "numbers": numbers.numbers.tolist()})
     save_curves(outcome, out, task.name)
     results = {
-        **task.to_json(), "model": args.model, "tune": args.tune, "trained_parameters": len(trained),
-        "seed": args.seed, "device": str(device), "amp_dtype": str(settings.amp_dtype),
+        **task.to_json(), "model": config.model, "tune": config.tune, "trained_parameters": len(trained),
+        "seed": config.seed, "device": str(device), "amp_dtype": str(settings.amp_dtype),
         "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
         "test_accuracy": test_accuracy, "test_loss": test_loss, **run_summary(settings, outcome),
     }
@@ -156,7 +194,7 @@ def run(args):
     shutil.rmtree(os.path.join(out, "checkpoint"), ignore_errors=True)
 
     print()
-    print(format_table([{"task": task.name, "model": args.model, "tune": args.tune,
+    print(format_table([{"task": task.name, "model": config.model, "tune": config.tune,
                          "steps": outcome.steps, "best_step": outcome.best_step,
                          "best_val_acc": outcome.best_val_accuracy, "test_acc": test_accuracy,
                          "train_s": round(outcome.train_seconds, 1)}],

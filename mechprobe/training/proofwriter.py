@@ -112,53 +112,53 @@ def accuracy_by_group(questions, correct):
     return rows
 
 
-def prepare(args):
+def prepare(config):
     """Everything that can fail on bad input, before any output is written."""
-    if args.data is None:
+    if config.data is None:
         raise UserError(f"--task proofwriter needs --data DIR: {proofwriter.HOW_TO_GET}")
-    device = resolve_device(args.device)
-    amp_dtype = resolve_dtype(args.dtype, device)
-    fill_defaults(args, DEFAULTS["tiny" if args.model == "tiny" else "pretrained"])
-    set_seed(args.seed)
-    splits = {name: training_questions(args.data, split, args.max_qdep)
+    device = resolve_device(config.device)
+    amp_dtype = resolve_dtype(config.dtype, device)
+    fill_defaults(config, DEFAULTS["tiny" if config.model == "tiny" else "pretrained"])
+    set_seed(config.seed)
+    splits = {name: training_questions(config.data, split, config.max_qdep)
               for name, split in (("train", "train"), ("val", "dev"), ("test", "test"))}
-    if args.n_train:
-        rng = np.random.default_rng([args.seed, 8])
-        keep = np.sort(rng.permutation(len(splits["train"]))[:args.n_train])
+    if config.n_train:
+        rng = np.random.default_rng([config.seed, 8])
+        keep = np.sort(rng.permutation(len(splits["train"]))[:config.n_train])
         splits["train"] = [splits["train"][i] for i in keep]
-    if len(splits["val"]) > args.n_eval:    # validation runs often: a fixed sample of the dev split
-        rng = np.random.default_rng([args.seed, 11])
-        keep = np.sort(rng.choice(len(splits["val"]), args.n_eval, replace=False))
+    if len(splits["val"]) > config.n_eval:    # validation runs often: a fixed sample of the dev split
+        rng = np.random.default_rng([config.seed, 11])
+        keep = np.sort(rng.choice(len(splits["val"]), config.n_eval, replace=False))
         splits["val"] = [splits["val"][i] for i in keep]
-    if args.model == "tiny":
-        model, tokenizer = build_tiny_model(splits["train"], args.tiny_layers or TINY.n_layer,
-                                            args.tiny_heads or TINY.n_head,
-                                            args.tiny_dim or TINY.n_embd, args.seed)
+    if config.model == "tiny":
+        model, tokenizer = build_tiny_model(splits["train"], config.tiny_layers or TINY.n_layer,
+                                            config.tiny_heads or TINY.n_head,
+                                            config.tiny_dim or TINY.n_embd, config.seed)
     else:
-        model, tokenizer = load_pretrained(args.model)
+        model, tokenizer = load_pretrained(config.model)
     word_ids = answer_ids(tokenizer, prompt(splits["train"][0], proofwriter.SUFFIX), ANSWERS)
     data = {name: encode(tokenizer, questions, word_ids, tokenizer.pad_token_id or 0)
             for name, questions in splits.items()}
     check_fits(model, max(int(d[2].max()) for d in data.values()),
                "use a model with more positions (or data with smaller theories)")
-    settings = make_settings(args, len(splits["train"]), amp_dtype)
+    settings = make_settings(config, len(splits["train"]), amp_dtype)
     return device, model, tokenizer, splits, data, word_ids, settings
 
 
-def run(args):
-    device, model, tokenizer, splits, data, word_ids, settings = prepare(args)
-    trained = select_trainable(model, args.tune)
+def run(config):
+    device, model, tokenizer, splits, data, word_ids, settings = prepare(config)
+    trained = select_trainable(model, config.tune)
     model.to(device)
-    fingerprint = {"task": "proofwriter", "data": os.path.abspath(args.data), "model": args.model,
-                   "tune": args.tune, "max_qdep": args.max_qdep, "n_train": len(splits["train"]),
-                   "n_eval": len(splits["val"]), "tiny": [args.tiny_layers, args.tiny_heads, args.tiny_dim],
-                   "curriculum": args.curriculum, "scored_among": list(ANSWERS),
+    fingerprint = {"task": "proofwriter", "data": os.path.abspath(config.data), "model": config.model,
+                   "tune": config.tune, "max_qdep": config.max_qdep, "n_train": len(splits["train"]),
+                   "n_eval": len(splits["val"]), "tiny": [config.tiny_layers, config.tiny_heads, config.tiny_dim],
+                   "curriculum": config.curriculum, "scored_among": list(ANSWERS),
                    **{k: v for k, v in asdict(settings).items() if k != "amp_dtype"},
                    "amp_dtype": str(settings.amp_dtype)}
-    phases = curriculum_phases(splits["train"], settings.steps, args.curriculum, args.seed)
+    phases = curriculum_phases(splits["train"], settings.steps, config.curriculum, config.seed)
     # Right = " True" scores above " False" or the reverse, as the probe counts it, whatever
     # else the vocabulary's top token is.
-    outcome = train(model, data, settings, args, fingerprint, phases, candidates=word_ids)
+    outcome = train(model, data, settings, config, fingerprint, phases, candidates=word_ids)
     correct, losses = predict(model, data["test"], settings.batch_size, settings.amp_dtype,
                               candidates=word_ids)
     test = splits["test"]
@@ -166,26 +166,26 @@ def run(args):
     chance = chance_check(accuracy, [q.target for q in test], proofwriter_answers(test))
     groups = accuracy_by_group(test, correct)
 
-    save_model(model, tokenizer, args.out, {"task": "proofwriter", "max_qdep": args.max_qdep,
+    save_model(model, tokenizer, config.out, {"task": "proofwriter", "max_qdep": config.max_qdep,
                                             "answer_words": list(ANSWERS), "answer_token_ids": word_ids})
-    save_curves(outcome, args.out, "proofwriter")
-    results = {"task": "proofwriter", "data": args.data, "max_qdep": args.max_qdep,
-               "model": args.model, "tune": args.tune, "trained_parameters": len(trained),
-               "parameters": sum(p.numel() for p in model.parameters()), "seed": args.seed,
+    save_curves(outcome, config.out, "proofwriter")
+    results = {"task": "proofwriter", "data": config.data, "max_qdep": config.max_qdep,
+               "model": config.model, "tune": config.tune, "trained_parameters": len(trained),
+               "parameters": sum(p.numel() for p in model.parameters()), "seed": config.seed,
                "device": str(device), "amp_dtype": str(settings.amp_dtype),
                "n_train": len(splits["train"]), "n_val": len(splits["val"]), "n_test": len(test),
                "test_accuracy": accuracy, "scored_among": list(ANSWERS),
                "test_loss": float(losses.mean()),
-               "curriculum": args.curriculum, **chance,
+               "curriculum": config.curriculum, **chance,
                "test_by_group": groups,
                **run_summary(settings, outcome)}
-    write_json(os.path.join(args.out, "results.json"), results)
-    shutil.rmtree(os.path.join(args.out, "checkpoint"), ignore_errors=True)
+    write_json(os.path.join(config.out, "results.json"), results)
+    shutil.rmtree(os.path.join(config.out, "checkpoint"), ignore_errors=True)
 
     print()
     print(format_table(groups, ["group", "value", "n", "accuracy"]))
     print()
-    print(format_table([{"task": "proofwriter", "model": args.model, "steps": outcome.steps,
+    print(format_table([{"task": "proofwriter", "model": config.model, "steps": outcome.steps,
                          "best_step": outcome.best_step, "best_val_acc": outcome.best_val_accuracy,
                          "test_acc": accuracy, "majority": chance["majority_rate"],
                          "train_s": round(outcome.train_seconds, 1)}],
@@ -193,5 +193,5 @@ def run(args):
                         "train_s"]))
     if chance["near_chance"]:
         print(chance_warning({"the test split": chance}, "it has not learned the task"))
-    print(f"model: {os.path.join(args.out, 'model')}   results: {os.path.join(args.out, 'results.json')}")
+    print(f"model: {os.path.join(config.out, 'model')}   results: {os.path.join(config.out, 'results.json')}")
     return results
