@@ -64,6 +64,10 @@ def main(argv=None):
     parser.add_argument("--folds", type=count(2), default=5,
                         help="cross-validation folds, grouped by example (ProofWriter: by theory, "
                         "since its questions share the context)")
+    parser.add_argument("--feature-cache", default="on", choices=["on", "off", "strict"],
+                        help="keep the features in OUT/features and reuse them when model, examples "
+                        "and reading match, so probing again with other --layers/--neighbors/--p/"
+                        "--folds skips the model (strict: a damaged cache file is an error)")
     parser.add_argument("--dump-examples", metavar="FILE",
                         help="write one JSON line per example with its statements and labels; with "
                         "--model also its prompt's token ids and each statement's and the query's "
@@ -85,9 +89,10 @@ def main(argv=None):
             guards.enter_context(removed_on_failure(args.dump_examples))
         if args.task == "ksmallest":
             ksmallest.run(ksmallest.KSmallestConfig.from_args(args), run_config, args.out,
-                          args.dump_examples, args.seed)
+                          args.dump_examples, args.seed, args.feature_cache)
         else:
-            text.run(text.TextConfig.from_args(args), run_config, args.out, args.dump_examples)
+            text.run(text.TextConfig.from_args(args), run_config, args.out, args.dump_examples,
+                     args.feature_cache)
 
 
 if __name__ == "__main__":

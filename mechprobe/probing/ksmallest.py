@@ -12,8 +12,9 @@ from mechprobe.cli import UserError, count
 from mechprobe.attention.features import Example, extract, normalise_by_max, segment_tokens
 from mechprobe.models import check_fits, read_task_file
 from mechprobe.outputs import write_lines
-from mechprobe.probing.pipeline import (ProbeResult, accuracy, chance_check, features_of,
-                                        load_model, parse_layers, probe_setting, random_twin, report)
+from mechprobe.probing.pipeline import (ProbeResult, accuracy, chance_check, extract_pair,
+                                        feature_cache, load_model, parse_layers, probe_setting,
+                                        report)
 from mechprobe.attention.recorder import Recorder
 from mechprobe.tasks.shortcuts import ksmallest_answers
 
@@ -156,7 +157,7 @@ def dump_examples(path, task, values, indices):
         "qdep": 1 if task.k > 0 else 0, "bucket": None}) + "\n" for i, row in enumerate(indices)))
 
 
-def probe_numbers(model, tokenizer, task, numbers, run, config):
+def probe_numbers(model, tokenizer, task, numbers, run, config, cache=None):
     """Probe `model` and its random twin on k-th smallest examples: per k (one, or every k with
     config.all_k, on the same attention) the F1s, S_P1/S_P2, layer-wise rows, accuracy and the
     near-chance check against input-only answerers."""
@@ -175,10 +176,11 @@ def probe_numbers(model, tokenizer, task, numbers, run, config):
     # One query token: its pooling changes nothing.
     read = run.read.with_defaults(query_pool="mean", batch_size=256)
     pad_id = tokenizer.pad_token_id or 0
-    features, predicted, _ = features_of(model, examples, layers, read, pad_id, desc="model")
-    random_features, _, _ = features_of(random_twin(model, run.seed), examples, layers, read,
-                                        pad_id, desc="random model")
-    features, random_features = normalise_by_max(features), normalise_by_max(random_features)
+    extracted = extract_pair(model, examples, layers, read, run.seed, pad_id, cache=cache)
+    predicted = extracted.predicted
+    # After picking the layers: the same numbers whether or not every layer was read and kept.
+    features = normalise_by_max(extracted.features)
+    random_features = normalise_by_max(extracted.random_features)
 
     knn = run.knn(default_p=2)
     ks = range(task.list_len // 2) if config.all_k else [task.k]
@@ -203,11 +205,12 @@ def probe_numbers(model, tokenizer, task, numbers, run, config):
             "per_head": read.per_head, "query_pool": read.query_pool,
             "statement_pool": read.statement_pool, "normalise": "max per example",
             "probe": {"neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds},
-            "seed": run.seed, "device": str(next(model.parameters()).device)}
+            "seed": run.seed, "device": str(next(model.parameters()).device),
+            "features_cached": extracted.cached}
     return ProbeResult(meta, settings)
 
 
-def run(config, run=None, out=None, dump_path=None, seed=0):
+def run(config, run=None, out=None, dump_path=None, seed=0, cache_mode="off"):
     """probe.py --task ksmallest: probe the model (and write the dump with --dump-examples);
     without a model, only the dump (drawn with `seed`). Returns the results dict."""
     started = time.time()
@@ -224,5 +227,6 @@ def run(config, run=None, out=None, dump_path=None, seed=0):
     if dump_path:
         dump_examples(dump_path, task, numbers.numbers,
                       ksmallest.probe_examples(task, config.n_examples, run.seed))
-    result = probe_numbers(model, tokenizer, task, numbers, run, config)
+    result = probe_numbers(model, tokenizer, task, numbers, run, config,
+                           feature_cache(out, cache_mode))
     return report(out, result.meta, result.settings, started)

@@ -19,6 +19,7 @@ from mechprobe.models import input_device, load_pretrained, resolve_device, reso
 from mechprobe.outputs import write_json
 from mechprobe.plots import layerwise_plot, save_figure
 from mechprobe.probing.knn import ProbeConfig, Samples, best_layer, compare, layerwise, neighbors_used
+from mechprobe.attention.memory import PeakMemory
 from mechprobe.attention.recorder import Recorder
 
 
@@ -217,6 +218,59 @@ def features_of(model, examples, layers, read, pad_id, logit_ids=None, desc="att
     return extract(Recorder(model), examples, layers, read.batch_size, per_head=read.per_head,
                    query_pool=read.query_pool, statement_pool=read.statement_pool, pad_id=pad_id,
                    logit_ids=logit_ids, max_tokens=read.max_batch_tokens, desc=desc)
+
+
+@dataclass
+class Extracted:
+    """What one reading of attention gives: per example the model's and the random twin's
+    (statements, layers, features) arrays, the model's predicted next tokens and answer logits."""
+
+    features: list
+    random_features: list
+    predicted: np.ndarray
+    scores: np.ndarray | None
+    peak_extra_bytes: int | None = None    # extraction memory over the model's (None: not run)
+    cached: bool = False                   # read from a FeatureCache, not computed
+
+
+def feature_cache(out, mode):
+    """The FeatureCache of a run writing to `out` (None with mode "off" or without a folder)."""
+    if mode == "off" or not out:
+        return None
+    from mechprobe.probing.cache import FeatureCache
+
+    return FeatureCache(os.path.join(out, "features"), strict=mode == "strict")
+
+
+def extract_pair(model, examples, layers, read, seed, pad_id, logit_ids=None, cache=None):
+    """Features of `model` and of its random twin (seed) on the same examples, for `layers`.
+
+    With a FeatureCache (mechprobe/probing/cache.py) every layer is read and kept, so that a later
+    run with other layers or probe settings reuses them; the arrays returned hold `layers` only.
+    """
+    n_layers = model.config.get_text_config().num_hidden_layers
+    read_layers = list(range(n_layers)) if cache else list(layers)
+    key = cache.key(model, examples, read, seed, logit_ids) if cache else None
+    stored = cache.load(key, len(examples)) if cache else None
+    peak = None
+    if stored is None:
+        # One example first: torch's one-time start-up allocations (about 170 MB on a CPU,
+        # whatever the model) are not extraction memory, and would dominate the peak below.
+        features_of(model, examples[:1], read_layers, read, pad_id, logit_ids, "warm-up")
+        with PeakMemory(input_device(model)) as memory:
+            features, predicted, scores = features_of(model, examples, read_layers, read, pad_id,
+                                                      logit_ids, "model")
+        peak = memory.extra_bytes
+        random_features, _, _ = features_of(random_twin(model, seed), examples, read_layers, read,
+                                            pad_id, logit_ids, "random model")
+        if cache:
+            cache.save(key, features, random_features, predicted, scores)
+        stored = {"features": features, "random_features": random_features,
+                  "predicted": predicted, "scores": scores}
+    keep = [read_layers.index(layer) for layer in layers]
+    return Extracted([f[:, keep] for f in stored["features"]],
+                     [f[:, keep] for f in stored["random_features"]],
+                     stored["predicted"], stored["scores"], peak, cached=peak is None)
 
 
 def probe_setting(features, random_features, useful, depth, config, layers, groups=None):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mechprobe.attention.features import Example, segment_tokens
-from mechprobe.attention.memory import PeakMemory, model_bytes
+from mechprobe.attention.memory import model_bytes
 from mechprobe.cli import UserError
 from mechprobe.models import check_fits, position_limit
 from mechprobe.outputs import write_lines
@@ -24,11 +24,11 @@ from mechprobe.probing.knn import Samples, mean_of, probe_stages
 from mechprobe.probing.pipeline import (
     ProbeResult,
     chance_check,
-    features_of,
+    extract_pair,
+    feature_cache,
     load_model,
     parse_layers,
     probe_setting,
-    random_twin,
     report,
 )
 from mechprobe.tasks import arc, proofwriter
@@ -274,10 +274,11 @@ def load_questions(config):
     return data, questions
 
 
-def probe_questions(model, tokenizer, questions, run, config, data=None, train=()):
+def probe_questions(model, tokenizer, questions, run, config, data=None, train=(), cache=None):
     """Probe `model` and its random twin on labelled questions (a task's, or
     mechprobe.tasks.jsonl records): per bucket the F1s, S_P1/S_P2, layer-wise rows, accuracy and
-    the near-chance check. `train`: where in-context shots come from (config.icl of them)."""
+    the near-chance check. `train`: where in-context shots come from (config.icl of them);
+    `cache`: a FeatureCache that keeps the features for a later run."""
     data = data or task_data(config)
     buckets = sample_buckets(questions, config.n_examples, run.seed)
     if not buckets:
@@ -308,13 +309,9 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
     words = list(dict.fromkeys(c for q in flat for c in q.choices)) if scored else []
     word_ids = answer_ids(tokenizer, prefixes[0] + prompt(flat[0], data.SUFFIX), words) if scored else None
     pad_id = tokenizer.pad_token_id or 0
-    # One example first: torch's one-time start-up allocations (about 170 MB on a CPU, whatever the
-    # model) are not extraction memory, and would otherwise dominate the peak measured below.
-    features_of(model, examples[:1], layers, read, pad_id, word_ids, "warm-up")
-    with PeakMemory(device) as peak:
-        features, _, scores = features_of(model, examples, layers, read, pad_id, word_ids, "model")
-    random_features, _, _ = features_of(random_twin(model, run.seed), examples, layers, read,
-                                        pad_id, word_ids, "random model")
+    extracted = extract_pair(model, examples, layers, read, run.seed, pad_id, word_ids, cache)
+    features, random_features, scores = (extracted.features, extracted.random_features,
+                                         extracted.scores)
     if scored:  # the prediction is the question's own choice with the highest logit
         predicted = [max(q.choices, key=lambda c: scores[i, words.index(c)])
                      for i, q in enumerate(flat)]
@@ -360,14 +357,16 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
             "device": str(device),
             "mean_prompt_tokens": float(np.mean([len(e.input_ids) for e in examples])),
             "memory": {"model_mb": model_bytes(model) / 2**20,
-                       "extraction_peak_extra_mb": None if peak.extra_bytes is None
-                       else peak.extra_bytes / 2**20}}
+                       "extraction_peak_extra_mb": None if extracted.peak_extra_bytes is None
+                       else extracted.peak_extra_bytes / 2**20},
+            "features_cached": extracted.cached}
     return ProbeResult(meta, settings)
 
 
-def run(config, run=None, out=None, dump_path=None):
+def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
     """probe.py for a text task: load the data, write the dump (with --dump-examples), probe
-    the model (without a model: only the dump), save and print. Returns the results dict."""
+    the model (without a model: only the dump), save and print; `cache_mode` (cache.MODES) keeps
+    features in OUT/features for the next run. Returns the results dict."""
     started = time.time()
     data, questions = load_questions(config)
     print(bucket_sizes(questions, config.split))
@@ -384,5 +383,6 @@ def run(config, run=None, out=None, dump_path=None):
         dump_examples(dump_path, questions, data.SUFFIX,
                       [to_example(tokenizer, q, shot_prefix(these, data.SUFFIX), data.SUFFIX)
                        for q, these in zip(questions, dump_shots)])
-    result = probe_questions(model, tokenizer, questions, run, config, data, train)
+    result = probe_questions(model, tokenizer, questions, run, config, data, train,
+                             feature_cache(out, cache_mode))
     return report(out, result.meta, result.settings, started)
