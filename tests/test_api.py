@@ -32,6 +32,8 @@ def test_the_readme_notebook_example_runs(generated, tmp_path, capsys):
     assert (tmp_path / "my-probe" / "layerwise_all.png").is_file()
     printed = capsys.readouterr().out
     assert "S_P1" in printed and f"{results['f1']['useful']:.4f}" in printed
+    # Every row answers True: balanced accuracy is then the recall of True, the plain accuracy.
+    assert results["balanced_accuracy"] == results["accuracy"] and "balanced_acc" in printed
 
 
 @pytest.mark.parametrize("icl", [0, 2])

@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.metrics import balanced_accuracy_score
 
 from mechprobe.attention.features import Example, segment_tokens
 from mechprobe.attention.memory import model_bytes
@@ -337,7 +338,10 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
         result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
         if scored:
             bucket_accuracy = float(correct[span].mean())
-            result = {"accuracy": bucket_accuracy,
+            # The probed questions are mostly True (77-91% per ProofWriter bucket): balanced
+            # accuracy (mean recall per answer) shows whether the model tells them apart at all.
+            balanced = balanced_accuracy_score([q.target for q in members], predicted[span])
+            result = {"accuracy": bucket_accuracy, "balanced_accuracy": float(balanced),
                       **chance_check(bucket_accuracy, [q.target for q in members],
                                      shortcuts(members)), **result}
         settings[bucket] = result
