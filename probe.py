@@ -5,6 +5,7 @@
     python probe.py --task ksmallest --k 1 --dump-examples examples.jsonl   # no model needed
     python probe.py --task proofwriter --data data/pw --model DIR --icl 4 --out runs/probe-pw
     python probe.py --task jsonl --data my_questions.jsonl --model DIR --out runs/probe-mine
+    accelerate launch --num_processes 8 probe.py ...    # each GPU reads its share of the examples
 
 Writes OUT/results.json (per setting: f1, f1_random, probing_score, fold spread, layer-wise rows),
 OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
@@ -79,11 +80,13 @@ def main(argv=None):
     if args.dump_examples:
         check_output_file(args.dump_examples, "--dump-examples", looks_like_dump, args.force)
     from mechprobe.probing import ksmallest, text
-    from mechprobe.probing.pipeline import RunConfig
+    from mechprobe.probing.pipeline import RunConfig, finish_processes, is_main_process
 
     run_config = RunConfig.from_args(args) if args.model else None
+    if not is_main_process():   # started as several processes: the main one alone writes
+        args.dump_examples = None
     with ExitStack() as guards:
-        if args.out:
+        if args.out and is_main_process():
             guards.enter_context(output_dir(args.out, args.force))
         if args.dump_examples:
             guards.enter_context(removed_on_failure(args.dump_examples))
@@ -93,6 +96,7 @@ def main(argv=None):
         else:
             text.run(text.TextConfig.from_args(args), run_config, args.out, args.dump_examples,
                      args.feature_cache)
+    finish_processes()
 
 
 if __name__ == "__main__":

@@ -46,3 +46,26 @@ def test_probe_with_a_device_map_gives_the_same_scores(small_finetuned, tmp_path
     one, spread = (json.loads((tmp_path / name / "results.json").read_text())
                    for name in ("one", "spread"))
     assert spread["f1"] == one["f1"] and spread["f1_random"] == one["f1_random"]
+
+
+@pytest.mark.e2e
+def test_two_processes_give_the_single_process_results(small_finetuned, tmp_path):
+    """torchrun (what `accelerate launch` runs on GPUs) with 2 CPU processes: each reads half of
+    the examples, the main one probes and writes; the numbers equal one process's."""
+    import os
+    import subprocess
+    import sys
+
+    common = ["--model", str(small_finetuned / "model"), "--n-examples", "48", "--device", "cpu",
+              "--feature-cache", "off"]
+    run_ok("probe", *common, "--out", tmp_path / "one")
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", os.path.join(root, "probe.py"),
+                           *common, "--out", str(tmp_path / "two")],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    for key in ("f1", "f1_random", "probing_score", "layerwise", "accuracy"):
+        assert two[key] == one[key], key

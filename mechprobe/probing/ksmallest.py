@@ -13,8 +13,8 @@ from mechprobe.attention.features import Example, extract, normalise_by_max, seg
 from mechprobe.models import check_fits, read_task_file
 from mechprobe.outputs import write_lines
 from mechprobe.probing.pipeline import (ProbeResult, accuracy, chance_check, extract_pair,
-                                        feature_cache, load_model, parse_layers, probe_setting,
-                                        report)
+                                        feature_cache, is_main_process, load_model, parse_layers,
+                                        probe_setting, report, world_size)
 from mechprobe.attention.recorder import Recorder
 from mechprobe.tasks.shortcuts import ksmallest_answers
 
@@ -177,6 +177,8 @@ def probe_numbers(model, tokenizer, task, numbers, run, config, cache=None):
     read = run.read.with_defaults(query_pool="mean", batch_size=256)
     pad_id = tokenizer.pad_token_id or 0
     extracted = extract_pair(model, examples, layers, read, run.seed, pad_id, cache=cache)
+    if not is_main_process():      # the other processes only read attention
+        return None
     predicted = extracted.predicted
     # After picking the layers: the same numbers whether or not every layer was read and kept.
     features = normalise_by_max(extracted.features)
@@ -206,7 +208,7 @@ def probe_numbers(model, tokenizer, task, numbers, run, config, cache=None):
             "statement_pool": read.statement_pool, "normalise": "max per example",
             "probe": {"neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds},
             "seed": run.seed, "device": str(next(model.parameters()).device),
-            "features_cached": extracted.cached}
+            "features_cached": extracted.cached, "world_size": world_size()}
     return ProbeResult(meta, settings)
 
 
@@ -229,4 +231,6 @@ def run(config, run=None, out=None, dump_path=None, seed=0, cache_mode="off"):
                       ksmallest.probe_examples(task, config.n_examples, run.seed))
     result = probe_numbers(model, tokenizer, task, numbers, run, config,
                            feature_cache(out, cache_mode))
+    if result is None:          # another process than the main one: nothing to write
+        return None
     return report(out, result.meta, result.settings, started)

@@ -186,7 +186,9 @@ def load_model(name, device="auto", dtype="auto", placement=None):
     """The probed model, its tokenizer and its input device: a hub id or local folder, in eval
     mode. `placement` (RunConfig.placement()) spreads a large model over several devices."""
     check_model_name(name)
-    device = resolve_device(device)
+    state = processes()
+    # Several processes: each on its own device (accelerate knows which), unless one was named.
+    device = state.device if state is not None and device == "auto" else resolve_device(device)
     model, tokenizer = load_pretrained(name, dtype=resolve_dtype(dtype, device), placement=placement)
     if not placement:
         model = model.to(device)
@@ -236,9 +238,42 @@ class Extracted:
     cached: bool = False                   # read from a FeatureCache, not computed
 
 
+def processes():
+    """accelerate's PartialState when the command was started as several processes (`accelerate
+    launch`, `torchrun`: WORLD_SIZE > 1), else None. Each process then reads its share of the
+    examples (extract_pair); the main one alone probes and writes."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main_process():
+    state = processes()
+    return state is None or state.is_main_process
+
+
+def finish_processes():
+    """Several processes: wait until the main one has written, then close the process group (a
+    process that leaves first would tear it down under the others)."""
+    state = processes()
+    if state is not None:
+        state.wait_for_everyone()
+        torch.distributed.destroy_process_group()
+
+
+def world_size():
+    state = processes()
+    return 1 if state is None else state.num_processes
+
+
 def feature_cache(out, mode):
     """The FeatureCache of a run writing to `out` (None with mode "off" or without a folder)."""
     if mode == "off" or not out:
+        return None
+    if world_size() > 1:   # every process would have to agree on a hit; keep it simple
+        print("note: the feature cache is off when several processes read attention")
         return None
     from mechprobe.probing.cache import FeatureCache
 
@@ -257,15 +292,23 @@ def extract_pair(model, examples, layers, read, seed, pad_id, logit_ids=None, ca
     stored = cache.load(key, len(examples)) if cache else None
     peak = None
     if stored is None:
+        state = processes()
+        share = list(range(len(examples)))
+        if state is not None:      # this process's share, in one piece; gathered back below
+            share = [int(i) for i in np.array_split(share, state.num_processes)[state.process_index]]
+        mine = [examples[i] for i in share]
         # One example first: torch's one-time start-up allocations (about 170 MB on a CPU,
         # whatever the model) are not extraction memory, and would dominate the peak below.
-        features_of(model, examples[:1], read_layers, read, pad_id, logit_ids, "warm-up")
+        features_of(model, mine[:1], read_layers, read, pad_id, logit_ids, "warm-up")
         with PeakMemory(input_device(model)) as memory:
-            features, predicted, scores = features_of(model, examples, read_layers, read, pad_id,
+            features, predicted, scores = features_of(model, mine, read_layers, read, pad_id,
                                                       logit_ids, "model")
         peak = memory.extra_bytes
-        random_features, _, _ = features_of(random_twin(model, seed), examples, read_layers, read,
+        random_features, _, _ = features_of(random_twin(model, seed), mine, read_layers, read,
                                             pad_id, logit_ids, "random model")
+        if state is not None:
+            features, random_features, predicted, scores = gathered(
+                share, features, random_features, predicted, scores, len(examples))
         if cache:
             cache.save(key, features, random_features, predicted, scores)
         stored = {"features": features, "random_features": random_features,
@@ -274,6 +317,19 @@ def extract_pair(model, examples, layers, read, seed, pad_id, logit_ids=None, ca
     return Extracted([f[:, keep] for f in stored["features"]],
                      [f[:, keep] for f in stored["random_features"]],
                      stored["predicted"], stored["scores"], peak, cached=peak is None)
+
+
+def gathered(share, features, random_features, predicted, scores, n):
+    """Every process's share of extract_pair's arrays, on every process, in example order."""
+    from accelerate.utils import gather_object
+
+    rows = gather_object([(i, features[j], random_features[j], predicted[j],
+                           None if scores is None else scores[j]) for j, i in enumerate(share)])
+    rows = sorted(rows, key=lambda row: row[0])
+    assert [row[0] for row in rows] == list(range(n)), "a process lost examples"
+    return ([row[1] for row in rows], [row[2] for row in rows],
+            np.array([row[3] for row in rows]),
+            None if scores is None else np.array([row[4] for row in rows]))
 
 
 def probe_setting(features, random_features, useful, depth, config, layers, groups=None):

@@ -26,6 +26,8 @@ from mechprobe.probing.pipeline import (
     ProbeResult,
     chance_check,
     extract_pair,
+    is_main_process,
+    world_size,
     feature_cache,
     load_model,
     parse_layers,
@@ -313,6 +315,8 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
     extracted = extract_pair(model, examples, layers, read, run.seed, pad_id, word_ids, cache)
     features, random_features, scores = (extracted.features, extracted.random_features,
                                          extracted.scores)
+    if not is_main_process():      # the other processes only read attention
+        return None
     if scored:  # the prediction is the question's own choice with the highest logit
         predicted = [max(q.choices, key=lambda c: scores[i, words.index(c)])
                      for i, q in enumerate(flat)]
@@ -363,7 +367,7 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
             "memory": {"model_mb": model_bytes(model) / 2**20,
                        "extraction_peak_extra_mb": None if extracted.peak_extra_bytes is None
                        else extracted.peak_extra_bytes / 2**20},
-            "features_cached": extracted.cached}
+            "features_cached": extracted.cached, "world_size": world_size()}
     return ProbeResult(meta, settings)
 
 
@@ -389,4 +393,6 @@ def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
                        for q, these in zip(questions, dump_shots)])
     result = probe_questions(model, tokenizer, questions, run, config, data, train,
                              feature_cache(out, cache_mode))
+    if result is None:          # another process than the main one: nothing to write
+        return None
     return report(out, result.meta, result.settings, started)
