@@ -112,6 +112,37 @@ def test_an_existing_file_as_out_is_untouched(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["results"]  # no results.old, no temporary files
 
 
+@pytest.mark.parametrize("argv", [["make_data", "arc"], ["make_data", "proofwriter", "--n-theories", "15"],
+                                  ["finetune_gpt2", *SMALL_TINY], ["attn_visual", "--model", "tiny"],
+                                  ["probe", "--k", "1"]])
+def test_an_empty_out_never_touches_the_working_directory(tmp_path, monkeypatch, foreign, argv):
+    """`--out ''` once removed the working directory (abspath('') is the cwd, taken for a folder the
+    failed run had created)."""
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    refused(*argv, "--out", "", words=["empty"])
+    assert snapshot(tmp_path) == before
+
+
+def test_dotdot_after_a_missing_folder_is_refused(tmp_path, monkeypatch, foreign):
+    """'nope/../mine' does not exist for the kernel (nope is missing), but abspath() names the
+    user's folder: it was written into without --force, and would have been removed on failure."""
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    for out in ("nope/..", "nope/../mine", "nope/../new"):
+        refused("make_data", "arc", "--out", out, words=["'..'"])
+    refused("probe", "--k", "1", "--dump-examples", "nope/../d.jsonl", words=["'..'"])
+    assert snapshot(tmp_path) == before
+
+
+def test_a_dangling_symlink_as_out_is_kept(tmp_path):
+    """A symbolic link to nothing was removed as if the failed run had created it."""
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    refused("make_data", "arc", "--out", link, words=["symbolic link"])
+    assert link.is_symlink() and os.listdir(tmp_path) == ["link"]
+
+
 # --- 2. no pickle from a user's folder --------------------------------------------------------
 
 FINETUNE = ["--task", "min01", "--n-train", "256", "--n-eval", "32", "--steps", "4", "--eval-every",

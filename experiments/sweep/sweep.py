@@ -550,7 +550,9 @@ def fmt(cmd, S):
 def start(cmd, S, env):
     argv = fmt(cmd, S)
     return subprocess.Popen([PY, os.path.join(REPO, argv[0]), *argv[1:]], cwd=S, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **env})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+                            # a background shell starts us with SIGINT ignored; a user's terminal does not
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def judge(c, S, before, fx_before, procs):
