@@ -191,12 +191,15 @@ def output_dir(path, force=False, keep_on_interrupt=False, flag="--out"):
     lock = None
     try:
         os.makedirs(path, exist_ok=True)
-        for name in os.listdir(path):  # leftovers of a run that was killed outright
-            if name.endswith(PARTIAL):
-                remove(os.path.join(path, name))
         before = set(os.listdir(path))
         lock = open(os.path.join(path, MARKER), "a+")
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Only with the lock held: a *.partial entry is a killed run's leftover, not the work in
+        # progress of a run still writing here.
+        for name in list(before):
+            if name.endswith(PARTIAL):
+                remove(os.path.join(path, name))
+                before.discard(name)
         if os.path.getsize(lock.name) == 0:
             lock.write(json.dumps({"written_by": "MechanisticProbe"}) + "\n")
             lock.flush()

@@ -320,6 +320,17 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
     assert cli("make_data", "arc", "--out", out)[0] == 0
 
 
+def test_a_refused_second_run_leaves_the_first_runs_files(tmp_path):
+    """The second run removed the first one's *.partial files before finding the lock taken, so
+    the first run died with a FileNotFoundError traceback."""
+    out = tmp_path / "pw"
+    with output_dir(str(out)):
+        in_progress = out / f".CWA.x1{PARTIAL}"
+        in_progress.mkdir()
+        refused("make_data", "proofwriter", "--n-theories", "15", "--out", out, words=["another run"])
+        assert in_progress.is_dir()
+
+
 def test_leftovers_of_a_killed_run_are_removed(tmp_path):
     out = tmp_path / "arc"
     assert cli("make_data", "arc", "--out", out)[0] == 0
