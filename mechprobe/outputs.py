@@ -164,6 +164,13 @@ def check_output_file(path, flag, looks_ours=lambda path: False, force=False):
     if os.path.exists(path) and not force and not looks_ours(path):
         raise UserError(f"{flag} {path} exists and was not written by this tool: choose another "
                         "path, or pass --force to replace it")
+    try:  # a file can be made there (and is really there: /proc accepts the create, keeps nothing)
+        handle, probe = tempfile.mkstemp(dir=parent, prefix=".write-check.", suffix=PARTIAL)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write to {flag} {path} ({err.strerror}): choose a writable "
+                        "folder") from None
 
 
 def _first_missing(path):

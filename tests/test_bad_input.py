@@ -135,6 +135,12 @@ def test_dotdot_after_a_missing_folder_is_refused(tmp_path, monkeypatch, foreign
     assert snapshot(tmp_path) == before
 
 
+def test_a_dump_into_an_unwritable_folder_is_one_line():
+    """/proc takes the create of a temporary file but keeps nothing: the rename failed with a
+    traceback after the work was done."""
+    refused("probe", "--k", "1", "--dump-examples", "/proc/x.jsonl", words=["cannot write"])
+
+
 def test_a_dangling_symlink_as_out_is_kept(tmp_path):
     """A symbolic link to nothing was removed as if the failed run had created it."""
     link = tmp_path / "link"
