@@ -30,15 +30,15 @@ def main(argv=None):
                         help="which parameters to train (the rest stay frozen)")
     parser.add_argument("--list-len", type=count(2), default=16, help="numbers per example (L)")
     parser.add_argument("--num-set", type=count(2), default=512, help="size of the number set (S)")
-    parser.add_argument("--n-train", type=count(1), help="training examples (minKK default: tiny 245000, "
+    parser.add_argument("--n-train", type=count(1, 10**7), help="training examples (minKK default: tiny 245000, "
                         "pretrained 980000; validation and test get n_train/98 each, 98/1/1; "
                         "proofwriter default: every train-split question)")
     parser.add_argument("--n-eval", type=count(1), help="minKK: override the validation and test size "
                         "(by default validation uses at most max(2000, the examples trained on "
                         "between two validations) of them); proofwriter: validation questions "
                         "sampled from the dev split (default 2000; the test split is used whole)")
-    parser.add_argument("--epochs", type=count(1), help="passes over the training set (default 2)")
-    parser.add_argument("--steps", type=count(1), help="optimizer steps; overrides --epochs")
+    parser.add_argument("--epochs", type=count(1, 10**4), help="passes over the training set (default 2)")
+    parser.add_argument("--steps", type=count(1, 10**8), help="optimizer steps; overrides --epochs")
     parser.add_argument("--lr", type=number(), help="AdamW learning rate (tiny 1e-3, pretrained 2e-5)")
     parser.add_argument("--warmup", type=count(0), help="linear warm-up steps, then constant "
                         "(tiny 200, pretrained 500; capped at a tenth of the run)")

@@ -13,7 +13,7 @@ OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
 
 from contextlib import ExitStack
 
-from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
+from mechprobe.cli import ArgumentParser, add_common_args, count, path_text, quiet_libraries, run
 from mechprobe.attention.features import POOLS
 from mechprobe.outputs import check_output_file, looks_like_dump, output_dir, removed_on_failure
 from mechprobe.probing.ksmallest import add_task_args
@@ -69,7 +69,7 @@ def main(argv=None):
                         help="keep the features in OUT/features and reuse them when model, examples "
                         "and reading match, so probing again with other --layers/--neighbors/--p/"
                         "--folds skips the model (strict: a damaged cache file is an error)")
-    parser.add_argument("--dump-examples", metavar="FILE",
+    parser.add_argument("--dump-examples", metavar="FILE", type=path_text,
                         help="write one JSON line per example with its statements and labels; with "
                         "--model also its prompt's token ids and each statement's and the query's "
                         "token span")

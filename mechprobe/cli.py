@@ -56,6 +56,13 @@ def number(minimum=0.0, inclusive=False, maximum=None):
     return parse
 
 
+def path_text(text):
+    """argparse type: a path that is not empty (an empty one would mean the working directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: give a path")
+    return text
+
+
 SEED = count(0, 2**32 - 1)  # what numpy and torch accept as a seed
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
@@ -76,7 +83,7 @@ def add_common_args(parser, model_default="tiny", out_required=True):
     """The flags every entry point accepts (DESIGN.md, 'Contracts')."""
     parser.add_argument("--model", default=model_default,
                         help="'tiny' for the embedded small GPT-2, else a hub id or local directory")
-    parser.add_argument("--out", required=out_required, help="output directory")
+    parser.add_argument("--out", required=out_required, type=path_text, help="output directory")
     parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])

@@ -100,8 +100,27 @@ def is_ours(folder):
     return os.path.isfile(os.path.join(folder, MARKER))
 
 
+def check_path_text(path, flag):
+    """Refuse a path whose text would make us act on another folder than the user sees: an empty
+    one (the working directory), or one with '..' after a folder that does not exist (the kernel
+    creates that folder, while abspath() skips it and names an existing one), or a symbolic link
+    to nothing (makedirs fails on it, and it must never be taken for a folder we created)."""
+    if not path.strip():
+        raise UserError(f"{flag} is empty: give a path")
+    parts = path.split(os.sep)
+    for i, part in enumerate(parts):
+        prefix = os.sep.join(parts[:i]) or (os.sep if path.startswith(os.sep) else ".")
+        if part == ".." and not os.path.isdir(prefix):
+            raise UserError(f"{flag} {path}: '..' follows {prefix}, which is not a folder: write "
+                            "the path without it")
+    if os.path.islink(path) and not os.path.exists(path):
+        raise UserError(f"{flag} {path} is a symbolic link to {os.readlink(path)}, which does not "
+                        "exist: create its target or choose another path")
+
+
 def check_output_dir(path, force=False, flag="--out"):
     """Refuse an output folder that cannot or must not be written, before any work is done."""
+    check_path_text(path, flag)
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"{flag} {path} is a file: give a folder path (it is created if missing)")
     if os.path.isdir(path):
@@ -126,6 +145,7 @@ def check_output_dir(path, force=False, flag="--out"):
 def check_output_file(path, flag, looks_ours=lambda path: False, force=False):
     """An output file: its folder must exist, it must not be a folder, and an existing file is
     replaced only if `looks_ours(path)` says this tool wrote it (or with --force)."""
+    check_path_text(path, flag)
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UserError(f"{flag} {path} is a folder: give a file path")
@@ -135,6 +155,13 @@ def check_output_file(path, flag, looks_ours=lambda path: False, force=False):
     if os.path.exists(path) and not force and not looks_ours(path):
         raise UserError(f"{flag} {path} exists and was not written by this tool: choose another "
                         "path, or pass --force to replace it")
+    try:  # a file can be made there (and is really there: /proc accepts the create, keeps nothing)
+        handle, probe = tempfile.mkstemp(dir=parent, prefix=".write-check.", suffix=PARTIAL)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise UserError(f"cannot write to {flag} {path} ({err.strerror}): choose a writable "
+                        "folder") from None
 
 
 def _first_missing(path):
@@ -155,17 +182,22 @@ def output_dir(path, force=False, keep_on_interrupt=False, flag="--out"):
     """
     check_output_dir(path, force, flag)
     created = None if os.path.exists(path) else _first_missing(path)
+    if created is not None and os.path.lexists(created):  # never remove on failure what exists
+        raise UserError(f"{flag} {path} does not exist but {created} does: give a plain path")
     # A foreign folder written into with --force stays foreign: the marker goes again at the end.
     foreign = not created and not is_ours(path) and bool(os.listdir(path))
     lock = None
     try:
         os.makedirs(path, exist_ok=True)
-        for name in os.listdir(path):  # leftovers of a run that was killed outright
-            if name.endswith(PARTIAL):
-                remove(os.path.join(path, name))
         before = set(os.listdir(path))
         lock = open(os.path.join(path, MARKER), "a+")
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Only with the lock held: a *.partial entry is a killed run's leftover, not the work in
+        # progress of a run still writing here.
+        for name in list(before):
+            if name.endswith(PARTIAL):
+                remove(os.path.join(path, name))
+                before.discard(name)
         if os.path.getsize(lock.name) == 0:
             lock.write(json.dumps({"written_by": "MechanisticProbe"}) + "\n")
             lock.flush()

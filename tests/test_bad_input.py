@@ -83,6 +83,43 @@ def test_an_existing_file_as_out_is_untouched(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["results"]  # no results.old, no temporary files
 
 
+@pytest.mark.parametrize("argv", [["make_data", "arc"], ["make_data", "proofwriter", "--n-theories", "15"],
+                                  ["finetune_gpt2", *SMALL_TINY], ["attn_visual", "--model", "tiny"],
+                                  ["probe", "--k", "1"]])
+def test_an_empty_out_never_touches_the_working_directory(tmp_path, monkeypatch, foreign, argv):
+    """`--out ''` once removed the working directory (abspath('') is the cwd, taken for a folder the
+    failed run had created)."""
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    refused(*argv, "--out", "", words=["empty"])
+    assert snapshot(tmp_path) == before
+
+
+def test_dotdot_after_a_missing_folder_is_refused(tmp_path, monkeypatch, foreign):
+    """'nope/../mine' does not exist for the kernel (nope is missing), but abspath() names the
+    user's folder: it was written into without --force, and would have been removed on failure."""
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    for out in ("nope/..", "nope/../mine", "nope/../new"):
+        refused("make_data", "arc", "--out", out, words=["'..'"])
+    refused("probe", "--k", "1", "--dump-examples", "nope/../d.jsonl", words=["'..'"])
+    assert snapshot(tmp_path) == before
+
+
+def test_a_dump_into_an_unwritable_folder_is_one_line():
+    """/proc takes the create of a temporary file but keeps nothing: the rename failed with a
+    traceback after the work was done."""
+    refused("probe", "--k", "1", "--dump-examples", "/proc/x.jsonl", words=["cannot write"])
+
+
+def test_a_dangling_symlink_as_out_is_kept(tmp_path):
+    """A symbolic link to nothing was removed as if the failed run had created it."""
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    refused("make_data", "arc", "--out", link, words=["symbolic link"])
+    assert link.is_symlink() and os.listdir(tmp_path) == ["link"]
+
+
 # --- 2. no pickle from a user's folder --------------------------------------------------------
 
 FINETUNE = ["--task", "min01", "--n-train", "256", "--n-eval", "32", "--steps", "4", "--eval-every",
@@ -140,6 +177,8 @@ def test_a_malicious_pytorch_model_bin(tmp_path, bpe_gpt2_dir):
     ("probe", ["--icl", "-1"], ["--icl"]),
     ("finetune_gpt2", ["--lr", "nan"], ["--lr", "finite"]),
     ("finetune_gpt2", ["--steps", "0"], ["--steps"]),
+    ("finetune_gpt2", ["--steps", "99999999999999999999999"], ["--steps", "from 1 to"]),
+    ("finetune_gpt2", ["--n-train", "10000000000"], ["--n-train"]),
     ("finetune_gpt2", ["--model", "tiny", "--tiny-heads", "3"], ["--tiny-heads 3"]),
     ("attn_visual", ["--n-examples", "0"], ["--n-examples"]),
     ("causal", ["--n-examples", "0"], ["--n-examples"]),
@@ -260,6 +299,17 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
     with output_dir(str(out)):  # a run in progress holds the folder's lock
         refused("make_data", "arc", "--out", out, words=["another run"])
     assert cli("make_data", "arc", "--out", out)[0] == 0
+
+
+def test_a_refused_second_run_leaves_the_first_runs_files(tmp_path):
+    """The second run removed the first one's *.partial files before finding the lock taken, so
+    the first run died with a FileNotFoundError traceback."""
+    out = tmp_path / "pw"
+    with output_dir(str(out)):
+        in_progress = out / f".CWA.x1{PARTIAL}"
+        in_progress.mkdir()
+        refused("make_data", "proofwriter", "--n-theories", "15", "--out", out, words=["another run"])
+        assert in_progress.is_dir()
 
 
 def test_leftovers_of_a_killed_run_are_removed(tmp_path):

@@ -250,7 +250,6 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "outcome": asdict(outcome)})
 
-    os.makedirs(checkpoint_dir, exist_ok=True)
     model.train()
     interval_losses = []
     clock = time.perf_counter()
@@ -272,6 +271,8 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
 
         done = step + 1
         if done % settings.eval_every == 0 or done == settings.steps:
+            # Made at the first save: a run stopped before it leaves no empty checkpoint/ behind.
+            os.makedirs(checkpoint_dir, exist_ok=True)
             val_acc, val_loss = evaluate(model, val, settings.batch_size, settings.amp_dtype,
                                          candidates)
             outcome.train_seconds += time.perf_counter() - clock
