@@ -21,6 +21,8 @@ def main(argv=None):
                         help="use the model's architecture and tokenizer, randomly initialised "
                         "(the 'original' model for the tiny GPT-2)")
     args = parser.parse_args(argv)
+    if args.model is None:
+        parser.error("--model is required: a fine-tuned model folder (finetune_gpt2.py's OUT/model)")
     quiet_libraries()
     from mechprobe.analysis.attention_maps import AttentionMapsConfig, run as attn_visual
     from mechprobe.probing.pipeline import RunConfig

@@ -24,6 +24,8 @@ def main(argv=None):
     parser.add_argument("--case-examples", type=count(1), default=256,
                         help="examples in the attention-flow case study")
     args = parser.parse_args(argv)
+    if args.model is None:
+        parser.error("--model is required: a fine-tuned model folder (finetune_gpt2.py's OUT/model)")
     quiet_libraries()
     from mechprobe.analysis.causal import CausalConfig, run as causal
     from mechprobe.probing.pipeline import RunConfig

@@ -177,8 +177,14 @@ def check_causal(model):
     vocab = model.get_input_embeddings().num_embeddings
     ids = torch.tensor([[1 % vocab, 2 % vocab, 3 % vocab], [1 % vocab, 2 % vocab, 4 % vocab]],
                        device=input_device(model))
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits[:, 0].float()
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[:, 0].float()
+    except Exception as err:  # a config that loads but cannot run (e.g. a negative layer count)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{type(model).__name__} fails on a 3-token input ({type(err).__name__}: "
+                        f"{first[:150]}): its config.json or weights are damaged; save or "
+                        "download the model again") from None
     if not torch.allclose(logits[0], logits[1], atol=1e-4, rtol=1e-3):
         raise UserError(f"{type(model).__name__} is not a causal language model (its first position "
                         "sees later tokens): pass a decoder-only model (GPT-2, LLaMA, ...)")

@@ -192,6 +192,12 @@ def test_bad_numbers(tmp_path, script, argv, words):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("script", ["attn_visual", "causal", "corrupt"])
+def test_model_is_required(tmp_path, script):
+    refused(script, "--out", tmp_path / "o", words=["--model"])
+    assert not (tmp_path / "o").exists()
+
+
 def test_n_theories_is_bounded(tmp_path):
     refused("make_data", "proofwriter", "--out", tmp_path / "d", "--n-theories", "1000000000000",
             words=["--n-theories"])
@@ -266,12 +272,22 @@ def test_damaged_weights(tmp_path, small_finetuned, damage):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"k": "one"}'])
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"k": "one"}',
+                                     '{"k": 1, "numbers": [10000, 10001]}'])
 def test_malformed_task_json(tmp_path, small_finetuned, content):
     model = copy_model(small_finetuned / "model", tmp_path / "model")
     (model / "task.json").write_text(content)
     refused("probe", "--model", model, "--out", tmp_path / "o", "--device", "cpu",
             words=["task.json"])
+
+
+def test_a_config_that_loads_but_cannot_run(tmp_path, small_finetuned):
+    model = copy_model(small_finetuned / "model", tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "n_layer": -1}))
+    refused("probe", "--model", model, "--out", tmp_path / "o", "--device", "cpu",
+            words=["damaged"])
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_missing_local_path_fails_fast(tmp_path, monkeypatch):

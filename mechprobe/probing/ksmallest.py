@@ -76,6 +76,11 @@ def load_task_model(run, config, multi_token=False):
         print(f"this tokenizer has fewer than {task.num_set} single-token numbers: the numbers "
               f"0..{task.num_set - 1} are written as several tokens each, each number a statement "
               "of its tokens (pooled by --statement-pool)")
+    saved = read_task_file(run.model) if os.path.isdir(run.model or "") else None
+    if saved and "numbers" in saved and list(saved["numbers"]) != list(numbers.numbers):
+        raise UserError(f"{run.model}/task.json lists other numbers than this tokenizer's number "
+                        "set: the file belongs to another model; fine-tune again, or delete it "
+                        "and pass --k/--list-len/--num-set")
     if isinstance(numbers, ksmallest.NumberSet):
         check_fits(model, len(numbers.prefix) + task.list_len)
     return model, tokenizer, task, numbers
