@@ -17,8 +17,9 @@ else
   "$PYTHON" finetune_gpt2.py --task "$TASK" --model tiny --seed "$SEED" --out "$TRAIN_OUT"
 fi
 echo "== probing $TRAIN_OUT/model -> $PROBE_OUT"
-mkdir -p "$PROBE_OUT"
-# The probe's full tables go to probe.log; the demo prints the one-table summary below.
+mkdir -p "$(dirname "$PROBE_OUT")"
+# The probe's full tables go to a log beside its folder (a file of ours inside would make the
+# folder look foreign to probe.py); the demo prints the one-table summary below.
 "$PYTHON" probe.py --task ksmallest --model "$TRAIN_OUT/model" --seed "$SEED" --out "$PROBE_OUT" \
-  > "$PROBE_OUT/probe.log"
+  > "$PROBE_OUT.log"
 "$PYTHON" -m mechprobe.analysis.demo_table "$TRAIN_OUT/results.json" "$PROBE_OUT/results.json"
