@@ -153,7 +153,7 @@ class ProbeResult:
             lines += [format_table(self.layerwise(), LAYER_COLUMNS), ""]
         rows = self.summary()
         columns = SUMMARY_COLUMNS + [c for c in ("f1_text_useful", "f1_text_depth") if c in rows[0]]
-        if rows[0].get("balanced_acc") is not None:    # text tasks: beside the best baseline
+        if "balanced_acc" in rows[0]:    # text tasks: beside the best baseline
             at = columns.index("accuracy") + 1
             columns[at:at] = ["balanced_acc", "baseline"]
         lines.append(format_table(rows, columns))
@@ -392,8 +392,10 @@ def summary_row(name, result):
     control = result.get("f1_text_control")
     extra = {} if control is None else {"f1_text_useful": control["useful"],
                                         "f1_text_depth": control["depth"]}
+    if "balanced_accuracy" in result:   # text tasks: beside accuracy and the best baseline
+        extra = {"balanced_acc": result["balanced_accuracy"], "baseline": result["baseline_rate"],
+                 **extra}
     return {"setting": name, "n": result["n_examples"], "accuracy": result.get("accuracy"),
-            "balanced_acc": result.get("balanced_accuracy"), "baseline": result.get("baseline_rate"),
             "f1_useful": result["f1"]["useful"], "f1_rand_useful": result["f1_random"]["useful"],
             "S_P1": result["probing_score"]["useful"],
             "f1_depth": result["f1"]["depth"], "f1_rand_depth": result["f1_random"]["depth"],
