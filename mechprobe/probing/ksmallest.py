@@ -46,9 +46,13 @@ class KSmallestConfig:
                    n_examples=args.n_examples, all_k=args.all_k)
 
 
-def resolve_task(config, model_name=None):
+def saved_task(model_name):
+    """The model's task.json (finetune_gpt2.py writes it beside the weights), or {}."""
+    return (read_task_file(model_name) if model_name and os.path.isdir(model_name) else None) or {}
+
+
+def resolve_task(config, saved=None):
     """k, list length and number-set size: the config first, then the task saved with the model."""
-    saved = read_task_file(model_name) if model_name and os.path.isdir(model_name) else None
     saved = saved or {}
     k = config.k if config.k is not None else saved.get("k")
     if k is None and not config.all_k:
@@ -66,7 +70,8 @@ def load_task_model(run, config, multi_token=False):
     digits) gets the numbers 0..S-1 written as several tokens each (ksmallest.MultiTokenNumbers).
     """
     model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
-    task = resolve_task(config, run.model)
+    saved = saved_task(run.model)
+    task = resolve_task(config, saved)
     try:
         numbers = ksmallest.number_set(tokenizer, task.num_set)
     except UserError:
@@ -76,8 +81,7 @@ def load_task_model(run, config, multi_token=False):
         print(f"this tokenizer has fewer than {task.num_set} single-token numbers: the numbers "
               f"0..{task.num_set - 1} are written as several tokens each, each number a statement "
               "of its tokens (pooled by --statement-pool)")
-    saved = read_task_file(run.model) if os.path.isdir(run.model or "") else None
-    if saved and "numbers" in saved and list(saved["numbers"]) != list(numbers.numbers):
+    if "numbers" in saved and list(saved["numbers"]) != list(numbers.numbers):
         raise UserError(f"{run.model}/task.json lists other numbers than this tokenizer's number "
                         "set: the file belongs to another model; fine-tune again, or delete it "
                         "and pass --k/--list-len/--num-set")
