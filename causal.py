@@ -10,6 +10,8 @@ and OUT/results.json (`entropy`, `pruning.random`, `pruning.min_position_entropy
 `pruning.min_size_entropy`, `case_study`).
 """
 
+import contextlib
+
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
 from mechprobe.outputs import output_dir
 from mechprobe.probing.ksmallest import add_task_args
@@ -28,10 +30,14 @@ def main(argv=None):
         parser.error("--model is required: a fine-tuned model folder (finetune_gpt2.py's OUT/model)")
     quiet_libraries()
     from mechprobe.analysis.causal import CausalConfig, run as causal
+    from mechprobe.parallel import finish_processes, is_main_process
     from mechprobe.probing.pipeline import RunConfig
 
-    with output_dir(args.out, args.force):
+    # Several processes (accelerate launch, torchrun): each runs the model on its share of the
+    # examples; the main one alone writes.
+    with output_dir(args.out, args.force) if is_main_process() else contextlib.nullcontext():
         causal(CausalConfig.from_args(args), RunConfig.from_args(args), args.out)
+    finish_processes()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ Writes OUT/results.json (per-subset rows, the per-bin summary over S_P2, Pearson
 correlations between S_P2 and the accuracy change, per corruption) and OUT/robustness.{png,pdf}.
 """
 
+import contextlib
+
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
 from mechprobe.attention.features import POOLS
 from mechprobe.outputs import output_dir
@@ -37,10 +39,14 @@ def main(argv=None):
         parser.error("--model is required")
     quiet_libraries()
     from mechprobe.analysis.robustness import RobustnessConfig, run as corrupt
+    from mechprobe.parallel import finish_processes, is_main_process
     from mechprobe.probing.pipeline import RunConfig
 
-    with output_dir(args.out, args.force):
+    # Several processes (accelerate launch, torchrun): each runs the model on its share of the
+    # prompts; the main one alone probes and writes.
+    with output_dir(args.out, args.force) if is_main_process() else contextlib.nullcontext():
         corrupt(RobustnessConfig.from_args(args), RunConfig.from_args(args), args.out)
+    finish_processes()
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ def main(argv=None):
     if args.dump_examples:
         check_output_file(args.dump_examples, "--dump-examples", looks_like_dump, args.force)
     from mechprobe.probing import ksmallest, text
-    from mechprobe.probing.pipeline import RunConfig, finish_processes, is_main_process
+    from mechprobe.parallel import finish_processes, is_main_process
+    from mechprobe.probing.pipeline import RunConfig
 
     run_config = RunConfig.from_args(args) if args.model else None
     if not is_main_process():   # started as several processes: the main one alone writes

@@ -48,24 +48,58 @@ def test_probe_with_a_device_map_gives_the_same_scores(small_finetuned, tmp_path
     assert spread["f1"] == one["f1"] and spread["f1_random"] == one["f1_random"]
 
 
-@pytest.mark.e2e
-def test_two_processes_give_the_single_process_results(small_finetuned, tmp_path):
-    """torchrun (what `accelerate launch` runs on GPUs) with 2 CPU processes: each reads half of
-    the examples, the main one probes and writes; the numbers equal one process's."""
+def two_processes(script, argv, out):
+    """`torchrun --nproc_per_node 2 script.py argv --out out` (what `accelerate launch` runs on
+    GPUs), on CPU processes; returns the results.json it wrote."""
     import os
     import subprocess
     import sys
 
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", os.path.join(root, f"{script}.py"),
+                           *map(str, argv), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.e2e
+def test_two_processes_give_the_single_process_results(small_finetuned, tmp_path):
+    """probe.py with 2 processes: each reads half of the examples, the main one probes and
+    writes; the numbers equal one process's."""
     common = ["--model", str(small_finetuned / "model"), "--n-examples", "48", "--device", "cpu",
               "--feature-cache", "off"]
     run_ok("probe", *common, "--out", tmp_path / "one")
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", os.path.join(root, "probe.py"),
-                           *common, "--out", str(tmp_path / "two")],
-                          capture_output=True, text=True, timeout=300, cwd=root)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    one, two = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))
+    two = two_processes("probe", common, tmp_path / "two")
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
     assert two["world_size"] == 2 and one["world_size"] == 1
     for key in ("f1", "f1_random", "probing_score", "layerwise", "accuracy"):
         assert two[key] == one[key], key
+
+
+@pytest.mark.e2e
+def test_causal_and_corrupt_in_two_processes_equal_one(small_finetuned, generated, tmp_path):
+    """causal.py and corrupt.py with 2 processes: each runs the model on its share (head
+    entropies, every pruned accuracy, the attention flow; clean and corrupted prompts), the
+    main one writes; the results equal one process's (the flow, summed in another order, to
+    float rounding)."""
+    causal = ["--model", small_finetuned / "model", "--n-examples", 48, "--random-repeats", 2,
+              "--case-examples", 16, "--device", "cpu"]
+    run_ok("causal", *causal, "--out", tmp_path / "causal1")
+    two = two_processes("causal", causal, tmp_path / "causal2")
+    one = json.loads((tmp_path / "causal1" / "results.json").read_text())
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert two["pruning"] == one["pruning"] and two["unpruned_accuracy"] == one["unpruned_accuracy"]
+    assert np.allclose(two["entropy"]["position"], one["entropy"]["position"], atol=1e-6)
+    assert np.allclose(two["case_study"]["flow"], one["case_study"]["flow"], atol=1e-6)
+    assert two["case_study"]["accuracy_pruned"] == one["case_study"]["accuracy_pruned"]
+
+    corrupt = ["--model", generated / "model", "--data", generated / "data", "--split", "train",
+               "--icl", "1", "--repeats", "4", "--min-subset", "8", "--max-subset", "10",
+               "--folds", "2", "--neighbors", "2", "--device", "cpu"]
+    run_ok("corrupt", *corrupt, "--out", tmp_path / "corrupt1")
+    two = two_processes("corrupt", corrupt, tmp_path / "corrupt2")
+    one = json.loads((tmp_path / "corrupt1" / "results.json").read_text())
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert two["subsets"] == one["subsets"] and two["clean_accuracy"] == one["clean_accuracy"]

@@ -90,3 +90,41 @@ def test_corrupted_prompts_are_checked_too(generated, tmp_path, monkeypatch):
                   "--icl", "0", "--min-subset", "2", "--max-subset", "3", "--device", "cpu",
                   "--out", str(out))
     assert not out.exists()
+
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_chat_prompt_places_statements_query_and_answers_in_the_template(generated, bpe_gpt2_dir):
+    """--prompt chat: shots and question as turns of the tokenizer's chat template; statements
+    keep their tokens, the query runs to the assistant's opening, answers are scored as the
+    assistant's first word (no leading space)."""
+    from mechprobe.probing.text import prompt_answer_ids, to_example
+
+    tokenizer = AutoTokenizer.from_pretrained(bpe_gpt2_dir)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tokenizer.chat_template = CHATML
+    train = proofwriter.load(str(generated / "data"), "train")
+    question = proofwriter.load(str(generated / "data"), "test")[0]
+    shots = choose_shots(train, 2, seed=0)
+    example = to_example(tokenizer, question, shots, proofwriter.SUFFIX, "chat")
+    turns = [t for s in shots for t in ({"role": "user", "content": prompt(s, proofwriter.SUFFIX)},
+                                        {"role": "assistant", "content": s.target})]
+    turns.append({"role": "user", "content": prompt(question, proofwriter.SUFFIX)})
+    rendered = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    assert tokenizer.decode(example.input_ids) == rendered
+    start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert example.input_ids.count(start) == 2 * len(shots) + 2     # special tokens, not bytes
+    for statement, positions in zip(question.statements, example.statements):
+        assert statement in tokenizer.decode([example.input_ids[p] for p in positions])
+    query = tokenizer.decode([example.input_ids[p] for p in example.query])
+    assert query.startswith(question.question) and query.endswith("<|im_start|>assistant\n")
+    assert example.query[-1] == len(example.input_ids) - 1
+    true_id, false_id = prompt_answer_ids(tokenizer, question, shots, proofwriter.SUFFIX,
+                                          ["True", "False"], "chat")
+    assert tokenizer.decode([true_id])[0] == "T" and tokenizer.decode([false_id])[0] == "F"
+
+    tokenizer.chat_template = None
+    with pytest.raises(UserError, match="--prompt plain"):
+        to_example(tokenizer, question, shots, proofwriter.SUFFIX, "chat")

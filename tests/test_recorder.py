@@ -229,3 +229,32 @@ def test_head_mask_on_a_layer_that_bypasses_the_interface_is_an_error(rows):
     with pytest.raises(UserError, match=r"head masking did not reach layers \[1\]"):
         recorder.forward(ids, mask, rows=rows, head_mask=torch.ones(3, 4),
                          logits_at=torch.tensor([9, 9]))
+
+
+@pytest.mark.parametrize("config_fn", CONFIGS, ids=lambda f: f.__name__)
+def test_shared_prefix_run_once_gives_the_same_features(config_fn):
+    """Fixed in-context shots: the shared beginning runs once and its keys and values serve every
+    batch (features.extract); features, predictions and logits equal running each prompt whole.
+    Sliding-window models keep fewer keys in their cache, so they run whole (shared_prefix
+    declines)."""
+    from mechprobe.attention.features import MIN_PREFIX, Example, extract, shared_prefix
+
+    gen = torch.Generator().manual_seed(2)
+    prefix = torch.randint(3, VOCAB, (MIN_PREFIX + 2,), generator=gen).tolist()
+    examples = []
+    for length in (9, 14, 11, 14, 6):
+        ids = prefix + torch.randint(3, VOCAB, (length,), generator=gen).tolist()
+        n = len(ids)
+        examples.append(Example(ids, [n - 3, n - 1], [[1, 2, 3], [n - 6, n - 5], [len(prefix)]]))
+    assert shared_prefix(examples) == len(prefix)
+    recorder = Recorder(build(config_fn, "eager"))
+    layers = [0, 1, 2]
+    whole = extract(recorder, examples, layers, 2, per_head=True, logit_ids=[3, 4],
+                    reuse_prefix=False)
+    reused = extract(recorder, examples, layers, 2, per_head=True, logit_ids=[3, 4])
+    for a, b in zip(whole[0], reused[0]):
+        assert a.shape == b.shape and abs(a - b).max() < 1e-5
+    assert (whole[1] == reused[1]).all()
+    assert abs(whole[2] - reused[2]).max() < 1e-4
+    # Any example that differs early, or queries inside the prefix, ends the sharing.
+    assert shared_prefix(examples + [Example(prefix[:5], [4], [[0]])]) == 0

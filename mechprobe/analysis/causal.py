@@ -18,6 +18,7 @@ from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, format_table
 from mechprobe.attention.last_token import accuracy_with_heads_masked, by_rank, last_token_attention
 from mechprobe.outputs import write_json
+from mechprobe.parallel import is_main_process, my_share, summed, world_size
 from mechprobe.plots import heatmap, save_figure
 from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
 from mechprobe.attention.recorder import Recorder
@@ -112,9 +113,10 @@ def attention_flow(recorder, ids, head_mask, batch_size):
     averaged over examples; [l, i, j] = how much position i attends to j in layer l."""
     device = next(recorder.model.parameters()).device
     keep = torch.as_tensor(head_mask, dtype=torch.float32)
-    ids = torch.as_tensor(ids)
+    n = len(ids)
+    ids = torch.as_tensor(ids)[my_share(n)]       # this process's share; the sums are combined
     length = ids.shape[1]
-    total = None
+    total = torch.zeros(len(keep), length, length, dtype=torch.float32)
     for start in range(0, len(ids), batch_size):
         chunk = ids[start:start + batch_size].to(device)
         rows = torch.arange(length, device=device).expand(len(chunk), -1)
@@ -122,8 +124,8 @@ def attention_flow(recorder, ids, head_mask, batch_size):
         # (batch, heads, L, L) per layer -> mean over kept heads -> sum over the batch
         flows = torch.stack([(recorded[l].cpu() * keep[l][None, :, None, None]).sum(1)
                              / keep[l].sum().clamp(min=1) for l in sorted(recorded)], dim=1)
-        total = flows.sum(0) if total is None else total + flows.sum(0)
-    return (total / len(ids)).numpy()
+        total = total + flows.sum(0)
+    return summed(total.numpy()) / n
 
 
 def flow_from(flow, source):
@@ -225,6 +227,8 @@ def run(config, run, out):
             "accuracy_unpruned": accuracy_with_heads_masked(recorder, case_ids, case_targets, None,
                                                             batch_size),
             "flow": flow.tolist()}
+    if not is_main_process():      # the other processes only ran the model on their shares
+        return None
 
     os.makedirs(out, exist_ok=True)
     n_layers, n_heads = position_entropy.shape
@@ -241,7 +245,7 @@ def run(config, run, out):
                "seed": run.seed, "random_repeats": config.random_repeats,
                "entropy": {"position": position_entropy.tolist(), "size": size_entropy.tolist()},
                "unpruned_accuracy": unpruned, "pruning": curves, "case_study": case,
-               "seconds": round(time.time() - started, 2)}
+               "world_size": world_size(), "seconds": round(time.time() - started, 2)}
     write_json(os.path.join(out, "results.json"), results)
 
     entropy_rows = [{"layer": l, "head": h, "position_entropy": float(position_entropy[l, h]),

@@ -24,10 +24,11 @@ from mechprobe.outputs import write_json
 from mechprobe.plots import save_figure
 from mechprobe.probing.knn import Samples, compare
 from mechprobe.models import position_limit
-from mechprobe.probing.text import (answer_ids, fitting_prompts, prompt, shot_prefix, shot_record, shots_for,
-                         to_example)
-from mechprobe.probing.pipeline import (chance_check, chance_warning, features_of, load_model, parse_layers,
-                      random_twin)
+from mechprobe.probing.text import (fitting_prompts, prompt_answer_ids, shot_record, shots_for,
+                                    to_example)
+from mechprobe.parallel import is_main_process, world_size
+from mechprobe.probing.pipeline import (chance_check, chance_warning, features_shared, load_model,
+                                        parse_layers, random_twin)
 from mechprobe.tasks.shortcuts import proofwriter_answers
 
 CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
@@ -146,6 +147,7 @@ class RobustnessConfig:
     split: str = "test"
     icl: int = 4                       # in-context shots (paper: 4)
     shots: str = "per-question"        # or "fixed"
+    prompt: str = "plain"              # or "chat": the tokenizer's chat template
     skip_long: bool = False            # leave out (and count) prompts over the model's limit
     n_examples: int = 1024             # depth-1 questions the subsets are drawn from
     repeats: int = 128                 # subsets drawn (paper: 1024)
@@ -155,7 +157,7 @@ class RobustnessConfig:
     @classmethod
     def from_args(cls, args):
         return cls(data=args.data, split=args.split, icl=args.icl, shots=args.shots,
-                   skip_long=args.skip_long, n_examples=args.n_examples, repeats=args.repeats,
+                   prompt=args.prompt, skip_long=args.skip_long, n_examples=args.n_examples, repeats=args.repeats,
                    min_subset=args.min_subset, max_subset=args.max_subset)
 
 
@@ -178,7 +180,6 @@ def run(config, run_config, out):
                         f"than --min-subset {config.min_subset}: generate more data or lower it")
     train = proofwriter.load(config.data, "train") if config.icl else []
     shots = shots_for(questions, train, config.icl, config.shots, run_config.seed)
-    prefixes = [shot_prefix(these, proofwriter.SUFFIX) for these in shots]
     # A corrupted question keeps its clean version's shots.
     rng = np.random.default_rng([run_config.seed, 6])
     versions = {kind: [corrupt(q, kind, rng) for q in questions] for kind in CORRUPTIONS}
@@ -190,7 +191,7 @@ def run(config, run_config, out):
     pad_id = tokenizer.pad_token_id or 0
 
     def examples_of(items, indices):
-        return [to_example(tokenizer, item, prefixes[i], proofwriter.SUFFIX)
+        return [to_example(tokenizer, item, shots[i], proofwriter.SUFFIX, config.prompt)
                 for item, i in zip(items, indices)]
 
     every = range(len(questions))
@@ -205,25 +206,28 @@ def run(config, run_config, out):
             raise UserError(f"only {len(fits)} questions fit the model's {position_limit(model)} "
                             f"positions, fewer than --min-subset {config.min_subset}: use fewer "
                             "--icl shots or a model with more positions")
-        questions, shots, prefixes = ([x[i] for i in fits] for x in (questions, shots, prefixes))
+        questions, shots = ([x[i] for i in fits] for x in (questions, shots))
         versions = {kind: [v[i] for i in fits] for kind, v in versions.items()}
         every = range(len(questions))
     words = ["True", "False"]
-    word_ids = answer_ids(tokenizer, prefixes[0] + prompt(questions[0], proofwriter.SUFFIX), words)
+    word_ids = prompt_answer_ids(tokenizer, questions[0], shots[0], proofwriter.SUFFIX, words,
+                                 config.prompt)
 
     clean = examples_of(questions, every)
-    features, _, scores = features_of(model, clean, layers, read, pad_id, word_ids, "model")
-    random_features, _, _ = features_of(random_twin(model, run_config.seed), clean, layers, read, pad_id,
+    features, _, scores = features_shared(model, clean, layers, read, pad_id, word_ids, "model")
+    random_features, _, _ = features_shared(random_twin(model, run_config.seed), clean, layers, read, pad_id,
                                         word_ids, "random model")
     correct = correct_answers(scores, words, questions)
     corrupted_correct = {}
     for kind in CORRUPTIONS:
         applies = [i for i, v in enumerate(versions[kind]) if v is not None]
-        _, _, kind_scores = features_of(model, examples_of([versions[kind][i] for i in applies], applies),
+        _, _, kind_scores = features_shared(model, examples_of([versions[kind][i] for i in applies], applies),
                                         [], read, pad_id, word_ids, kind)
         column = correct.copy()     # where a corruption does not apply, the answer is unchanged
         column[applies] = correct_answers(kind_scores, words, [versions[kind][i] for i in applies])
         corrupted_correct[kind] = column
+    if not is_main_process():      # the other processes only ran the model on their shares
+        return None
 
     knn = run_config.knn(default_p=1)
     labels = ([np.array(q.useful) for q in questions],
@@ -251,12 +255,12 @@ def run(config, run_config, out):
     figure(sp2, changes, out)
     results = {"task": "proofwriter", "model": run_config.model, "data": config.data,
                "split": config.split, "icl": config.icl,
-               "shots": config.shots if config.icl else None,
+               "shots": config.shots if config.icl else None, "prompt": config.prompt,
                "shot_ids": shot_record(config.shots, questions, shots), "skipped_long": skipped,
                "position_limit": position_limit(model), "layers": layers,
                "n_questions": len(questions), "n_examples": config.n_examples,
                "repeats": config.repeats, "subset_size": [config.min_subset, config.max_subset],
-               "seed": run_config.seed,
+               "seed": run_config.seed, "world_size": world_size(),
                "clean_accuracy": float(correct.mean()), **chance,
                "corrupted_accuracy": {k: float(v.mean()) for k, v in corrupted_correct.items()},
                "subsets_without_sp2": undefined,

@@ -81,35 +81,61 @@ def batches_by_length(examples, batch_size, max_tokens):
     return batches + [current] if current else batches
 
 
+# A shared beginning shorter than this is run with each prompt: caching it would save little.
+MIN_PREFIX = 32
+
+
+def shared_prefix(examples, min_length=MIN_PREFIX):
+    """How many first tokens every example shares and none queries or ends in (0 when fewer
+    than min_length): the same in-context shots before every question."""
+    first = np.asarray(examples[0].input_ids)
+    length = min(min(len(e.input_ids) for e in examples) - 1, min(min(e.query) for e in examples))
+    for example in examples[1:]:
+        if length < min_length:
+            break
+        same = first[:length] == np.asarray(example.input_ids[:length])
+        length = length if same.all() else int(np.argmin(same))
+    return length if length >= min_length else 0
+
+
 def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="mean",
-            statement_pool="mean", pad_id=0, logit_ids=None, max_tokens=1024, desc="attention"):
+            statement_pool="mean", pad_id=0, logit_ids=None, max_tokens=1024, desc="attention",
+            reuse_prefix=True):
     """Features of every example and its next-token prediction at the last position.
 
     Returns (list of (S_i, len(layers), heads or 1) float32 arrays, (n,) argmax token ids, and
     (n, len(logit_ids)) logits of the tokens `logit_ids` or None).
     Batches are right-padded: a real token never attends to a pad, so results equal unpadded runs.
     With no layers nothing is recorded (predictions only) and the features are None.
+    reuse_prefix: tokens every example begins with (fixed in-context shots) run once, their keys
+    and values reused by every batch (the same numbers up to float rounding).
     """
     device = input_device(recorder.model)
+    start = shared_prefix(examples) if reuse_prefix and examples else 0
+    prefix = None
+    if start:
+        prefix = recorder.encode_prefix(
+            torch.tensor([examples[0].input_ids[:start]], dtype=torch.long, device=device))
+        start = start if prefix is not None else 0
     features = [None] * len(examples)
     predicted = np.zeros(len(examples), dtype=np.int64)
     chosen = None if logit_ids is None else np.zeros((len(examples), len(logit_ids)), np.float32)
     batches = batches_by_length(examples, batch_size, max_tokens)
     for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
         group = [examples[i] for i in batch]
-        ids = pad_sequence([torch.tensor(e.input_ids, dtype=torch.long) for e in group],
+        ids = pad_sequence([torch.tensor(e.input_ids[start:], dtype=torch.long) for e in group],
                            batch_first=True, padding_value=pad_id)
-        mask = pad_sequence([torch.ones(len(e.input_ids), dtype=torch.long) for e in group],
+        mask = pad_sequence([torch.ones(len(e.input_ids) - start, dtype=torch.long) for e in group],
                             batch_first=True)
         n_rows = max(len(e.query) for e in group)
         # Unused row slots repeat the last query row; example_features ignores them.
         rows = torch.tensor([e.query + [e.query[-1]] * (n_rows - len(e.query)) for e in group],
                             dtype=torch.long)
-        last = mask.sum(dim=1) - 1
+        last = start + mask.sum(dim=1) - 1
         batch_logits, recorded = recorder.forward(ids.to(device), mask.to(device),
                                                   rows=rows.to(device) if layers else None,
                                                   layers=layers, per_head=per_head,
-                                                  logits_at=last.to(device))
+                                                  logits_at=last.to(device), prefix=prefix)
         if layers:
             # (batch, layers, heads, R, N); head-mean recordings get a heads axis of 1
             # .cpu() per layer: with a device map the layers' rows live on different devices.

@@ -3,26 +3,33 @@
 Shared by the attention visualisation and the causal analysis (METHOD.md): both average the last
 token's attention over the test set, laid out by position (1st..L-th number of the input) or by
 rank (1st..L-th smallest), per head or head-averaged.
+
+Started as several processes (mechprobe.parallel), each runs the model on its share of the
+examples and the results are combined, so every process returns what one process would.
 """
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mechprobe.parallel import gathered, my_share, summed
 
 
 def last_token_attention(recorder, ids, batch_size, desc="attention"):
     """(n, layers, heads, L): every head's attention from the last token to each position."""
     device = next(recorder.model.parameters()).device
     ids = torch.as_tensor(ids)
+    share = my_share(len(ids))
+    mine = ids[share]
     last = ids.shape[1] - 1
     out = []
-    for start in tqdm(range(0, len(ids), batch_size), desc=desc, unit="batch", leave=False):
-        chunk = ids[start:start + batch_size].to(device)
+    for start in tqdm(range(0, len(mine), batch_size), desc=desc, unit="batch", leave=False):
+        chunk = mine[start:start + batch_size].to(device)
         rows = torch.full((len(chunk), 1), last, device=device)
         _, recorded = recorder.forward(chunk, rows=rows, per_head=True)
         out.append(torch.stack([recorded[layer][:, :, 0] for layer in sorted(recorded)], dim=1).cpu())
-    return torch.cat(out).numpy()
+    (attention,) = gathered(share, [torch.cat(out).numpy()], len(ids))
+    return attention
 
 
 def by_rank(attention, indices):
@@ -34,7 +41,8 @@ def by_rank(attention, indices):
 def accuracy_with_heads_masked(recorder, ids, targets, head_mask, batch_size):
     """Next-token accuracy at the last position with the heads where head_mask is 0 zeroed."""
     device = next(recorder.model.parameters()).device
-    ids = torch.as_tensor(ids)
+    share = my_share(len(ids))
+    ids, targets = torch.as_tensor(ids)[share], np.asarray(targets)[share]
     mask = None if head_mask is None else torch.as_tensor(head_mask, dtype=torch.float32, device=device)
     correct = 0
     for start in range(0, len(ids), batch_size):
@@ -42,4 +50,4 @@ def accuracy_with_heads_masked(recorder, ids, targets, head_mask, batch_size):
         last = torch.full((len(chunk),), chunk.shape[1] - 1, device=device)
         logits, _ = recorder.forward(chunk, head_mask=mask, logits_at=last)
         correct += int((logits.argmax(-1).cpu().numpy() == targets[start:start + len(chunk)]).sum())
-    return correct / len(ids)
+    return summed(correct) / summed(len(ids))

@@ -8,16 +8,23 @@ mask) in float32 for the selected rows only, grouped by key/value head (GQA), re
 or per head) and keeps that. The same function can zero chosen heads' outputs (head masking for the
 causal analysis; transformers 5 ignores `head_mask`).
 
+Prompts that share a long beginning (the same in-context shots before every question) can skip
+it: `encode_prefix` runs the shared tokens once and keeps their keys and values, and
+`forward(..., prefix=...)` runs only the rest of each prompt on top of them. Positions stay those
+of the whole prompt; the recorded rows span the prefix's keys too.
+
 Models whose attention does not go through the interface fall back to an eager forward hook per
 attention module that slices the rows at once and drops the full matrix before the next layer.
 """
 
 import contextlib
+import inspect
 import contextvars
 from dataclasses import dataclass, field
 
 import torch
-from transformers import AttentionInterface
+from transformers import AttentionInterface, DynamicCache
+from transformers.cache_utils import DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
@@ -36,6 +43,7 @@ class Capture:
     per_head: bool
     head_mask: torch.Tensor | None       # (layers, heads), 0 = zero that head's output
     recorded: dict = field(default_factory=dict)   # layer -> (batch, R, N) or (batch, heads, R, N)
+    keys: int | None = None              # with a Prefix: the key count every layer must see
     calls: int = 0                       # attention calls seen, the layer index of modules without one
     ran: set = field(default_factory=set)          # layers whose attention went through this function
 
@@ -51,13 +59,16 @@ class Capture:
 def row_attention(query, key, mask, rows, scaling, softcap=None, sinks=None):
     """softmax(q k^T * scaling + mask) for the query rows `rows` only, in float32.
 
-    query (b, h, N, d), key (b, h_kv, N, d); mask: bool (b|1, 1, N, N) True = may attend, a float
-    additive mask, or None for plain causal; rows (b, R). Returns (b, h, R, N).
+    query (b, h, Q, d), key (b, h_kv, N, d), Q <= N: the queries are the last Q of the N positions
+    (Q < N when earlier keys come from a cache); mask: bool (b|1, 1, Q, N) True = may attend, a
+    float additive mask, or None for plain causal; rows (b, R), positions among the N.
+    Returns (b, h, R, N).
     """
-    batch, heads, _, dim = query.shape
+    batch, heads, n_queries, dim = query.shape
     kv_heads, n_keys = key.shape[1], key.shape[2]
     n_rows = rows.shape[1]
-    picked = query.gather(2, rows[:, None, :, None].expand(batch, heads, n_rows, dim)).float()
+    local = rows - (n_keys - n_queries)     # the rows' places among the queries
+    picked = query.gather(2, local[:, None, :, None].expand(batch, heads, n_rows, dim)).float()
     # GQA: the query heads of one group share a key head, so no repeat of the keys is needed.
     grouped = picked.view(batch, kv_heads, heads // kv_heads, n_rows, dim)
     scores = torch.einsum("bkgrd,bknd->bkgrn", grouped, key.float()).reshape(batch, heads, n_rows, n_keys)
@@ -70,7 +81,7 @@ def row_attention(query, key, mask, rows, scaling, softcap=None, sinks=None):
         scores = scores.masked_fill(~allowed[:, None], lowest)
     else:
         mask_rows = mask.expand(batch, -1, -1, -1).gather(
-            2, rows[:, None, :, None].expand(batch, mask.shape[1], n_rows, mask.shape[-1]))
+            2, local[:, None, :, None].expand(batch, mask.shape[1], n_rows, mask.shape[-1]))
         if mask.dtype == torch.bool:
             scores = scores.masked_fill(~mask_rows, lowest)
         else:
@@ -110,6 +121,10 @@ def recording_attention(module, query, key, value, attention_mask, dropout=0.0, 
         return output, None
     layer = capture.layer_of(module)
     capture.ran.add(layer)
+    if capture.keys is not None and key.shape[2] != capture.keys:
+        raise UserError(f"layer {layer} of {type(module).__name__} saw {key.shape[2]} keys, not the "
+                        f"{capture.keys} of prefix and prompt: its cache drops keys; run the "
+                        "prompts whole (extract(..., reuse_prefix=False))")
     if capture.wants(layer):
         weights = row_attention(query, key, attention_mask, capture.rows, scaling, softcap, sinks)
         capture.recorded[layer] = weights if capture.per_head else weights.mean(dim=1)
@@ -170,21 +185,39 @@ class Recorder:
                             "attn_implementation='eager'")
         self.mode = "hook"
 
+    @torch.inference_mode()
+    def encode_prefix(self, input_ids):
+        """The keys and values of tokens that begin every prompt to come, (1, P) ids; a Prefix,
+        or None when the model's cache is not a plain per-layer one (sliding windows, recurrent
+        layers) or its attention bypasses the interface (hook mode, whose modules may not use a
+        cache at all): then prompts run whole."""
+        if self.mode != "interface":
+            return None
+        outputs = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+        cache = getattr(outputs, "cache", None) or outputs.past_key_values
+        layers = getattr(cache, "layers", None)
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            return None
+        return Prefix(input_ids.shape[1], [(layer.keys, layer.values) for layer in layers])
+
     def forward(self, input_ids, attention_mask=None, rows=None, layers=None, per_head=False,
-                head_mask=None, logits_at=None):
+                head_mask=None, logits_at=None, prefix=None):
         """One forward pass; returns (logits at `logits_at` or None, {layer: weights}).
 
         rows: (batch, R) query positions whose attention is kept, as (batch, R, N) per layer, or
         (batch, heads, R, N) with per_head. logits_at: (batch,) positions whose next-token logits
         are returned, (batch, vocab) in float32, computed for those positions only.
+        prefix: a Prefix from encode_prefix that precedes `input_ids` (and the attention mask,
+        which covers `input_ids` only); rows and logits_at count positions from the prefix's start.
         """
         if head_mask is not None and self.mode == "hook":
             raise UserError(f"head masking needs the attention interface, which "
                             f"{type(self.model).__name__} bypasses: use a model that supports "
                             "transformers' AttentionInterface (GPT-2, Llama, Mistral, Qwen ...)")
         capture = Capture(rows=rows, layers=None if layers is None else frozenset(layers),
-                          per_head=per_head, head_mask=head_mask)
-        logits = self._run(capture, input_ids, attention_mask, logits_at)
+                          per_head=per_head, head_mask=head_mask,
+                          keys=None if prefix is None else prefix.length + input_ids.shape[1])
+        logits = self._run(capture, input_ids, attention_mask, logits_at, prefix)
         if head_mask is not None and len(capture.ran) < self.n_layers:
             # A layer that bypassed the recording function was not masked: pruning would silently
             # run unpruned.
@@ -199,7 +232,7 @@ class Recorder:
             if self.mode == "interface" and self._auto and head_mask is None:
                 self._use_hooks()  # the model computed attention without calling the interface
                 return self.forward(input_ids, attention_mask, rows, layers, per_head, head_mask,
-                                    logits_at)
+                                    logits_at, prefix)
             missing = sorted(wanted - set(capture.recorded))
             raise UserError(f"cannot record the attention of {type(self.model).__name__} at layers "
                             f"{missing}: it neither calls transformers' AttentionInterface nor "
@@ -207,8 +240,16 @@ class Recorder:
         return logits, capture.recorded
 
     @torch.inference_mode()
-    def _run(self, capture, input_ids, attention_mask, logits_at):
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    def _run(self, capture, input_ids, attention_mask, logits_at, prefix):
+        # use_cache=False: without a prefix no key/value cache is wanted (it would copy them all).
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+        if prefix is not None:
+            kwargs.update(prefix.inputs(input_ids, attention_mask))
+            # transformers 5.24 renamed the forward argument past_key_values to cache.
+            if "cache" in inspect.signature(self.model.forward).parameters:
+                kwargs["cache"] = kwargs.pop("past_key_values")
+            if logits_at is not None:
+                logits_at = logits_at - prefix.length
         if logits_at is not None:
             # Only the positions asked for go through the vocabulary projection.
             keep, inverse = torch.unique(logits_at, return_inverse=True)
@@ -234,8 +275,8 @@ class Recorder:
             layer = capture.layer_of(module)
             if weights is None or not capture.wants(layer):
                 return None
-            rows = capture.rows.to(weights.device)
-            batch, heads, _, n_keys = weights.shape
+            batch, heads, n_queries, n_keys = weights.shape
+            rows = capture.rows.to(weights.device) - (n_keys - n_queries)   # among the queries
             picked = weights.gather(2, rows[:, None, :, None].expand(batch, heads, rows.shape[1], n_keys))
             picked = picked.float()
             capture.recorded[layer] = picked if capture.per_head else picked.mean(dim=1)
@@ -245,3 +286,24 @@ class Recorder:
         # prepend: run before transformers' own output-capturing hooks, which then see None.
         return [module.register_forward_hook(hook, prepend=True)
                 for module in attention_modules(self.model)]
+
+
+@dataclass
+class Prefix:
+    """Tokens shared by the start of every prompt, as each layer's keys and values (batch 1)."""
+
+    length: int
+    keys_values: list        # per layer (keys, values), each (1, kv_heads, length, head_dim)
+
+    def inputs(self, input_ids, attention_mask):
+        """The model's extra inputs to run `input_ids` after the prefix: a cache holding the
+        prefix once per prompt, and the attention mask extended over it."""
+        batch = input_ids.shape[0]
+        # A fresh cache per call: the forward pass appends the prompts' own keys to it.
+        cache = DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                              for k, v in self.keys_values])
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        ones = attention_mask.new_ones(batch, self.length)
+        return {"past_key_values": cache, "use_cache": True,
+                "attention_mask": torch.cat([ones, attention_mask], dim=1)}

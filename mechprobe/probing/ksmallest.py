@@ -12,9 +12,10 @@ from mechprobe.cli import UserError, count
 from mechprobe.attention.features import Example, extract, normalise_by_max, segment_tokens
 from mechprobe.models import check_fits, read_task_file
 from mechprobe.outputs import write_lines
+from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.pipeline import (ProbeResult, accuracy, chance_check, extract_pair,
-                                        feature_cache, is_main_process, load_model, parse_layers,
-                                        probe_setting, report, world_size)
+                                        feature_cache, load_model, parse_layers,
+                                        probe_setting, report)
 from mechprobe.attention.recorder import Recorder
 from mechprobe.tasks.shortcuts import ksmallest_answers
 

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from mechprobe.cli import UserError, format_table
-from mechprobe.attention.features import extract
+from mechprobe.attention.features import extract, shared_prefix
 from mechprobe.models import input_device, load_pretrained, resolve_device, resolve_dtype
 from mechprobe.outputs import write_json
+from mechprobe.parallel import gathered, my_share, processes, world_size
 from mechprobe.plots import layerwise_plot, save_figure
 from mechprobe.probing.knn import ProbeConfig, Samples, best_layer, compare, layerwise, neighbors_used
 from mechprobe.attention.memory import PeakMemory
@@ -225,6 +226,13 @@ def features_of(model, examples, layers, read, pad_id, logit_ids=None, desc="att
                    logit_ids=logit_ids, max_tokens=read.max_batch_tokens, desc=desc)
 
 
+def features_shared(model, examples, layers, read, pad_id, logit_ids=None, desc="attention"):
+    """features_of, with several processes each reading its share (gathered on every process)."""
+    share = my_share(len(examples))
+    columns = features_of(model, [examples[i] for i in share], layers, read, pad_id, logit_ids, desc)
+    return gathered(share, list(columns), len(examples))
+
+
 @dataclass
 class Extracted:
     """What one reading of attention gives: per example the model's and the random twin's
@@ -236,36 +244,7 @@ class Extracted:
     scores: np.ndarray | None
     peak_extra_bytes: int | None = None    # extraction memory over the model's (None: not run)
     cached: bool = False                   # read from a FeatureCache, not computed
-
-
-def processes():
-    """accelerate's PartialState when the command was started as several processes (`accelerate
-    launch`, `torchrun`: WORLD_SIZE > 1), else None. Each process then reads its share of the
-    examples (extract_pair); the main one alone probes and writes."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import PartialState
-
-    return PartialState(cpu=not torch.cuda.is_available())
-
-
-def is_main_process():
-    state = processes()
-    return state is None or state.is_main_process
-
-
-def finish_processes():
-    """Several processes: wait until the main one has written, then close the process group (a
-    process that leaves first would tear it down under the others)."""
-    state = processes()
-    if state is not None:
-        state.wait_for_everyone()
-        torch.distributed.destroy_process_group()
-
-
-def world_size():
-    state = processes()
-    return 1 if state is None else state.num_processes
+    seconds_per_prompt: float | None = None    # the model's reading time per prompt (not the twin's)
 
 
 def feature_cache(out, mode):
@@ -290,25 +269,27 @@ def extract_pair(model, examples, layers, read, seed, pad_id, logit_ids=None, ca
     read_layers = list(range(n_layers)) if cache else list(layers)
     key = cache.key(model, examples, read, seed, logit_ids) if cache else None
     stored = cache.load(key, len(examples)) if cache else None
-    peak = None
+    peak = seconds = None
     if stored is None:
-        state = processes()
-        share = list(range(len(examples)))
-        if state is not None:      # this process's share, in one piece; gathered back below
-            share = [int(i) for i in np.array_split(share, state.num_processes)[state.process_index]]
+        share = my_share(len(examples))
         mine = [examples[i] for i in share]
         # One example first: torch's one-time start-up allocations (about 170 MB on a CPU,
         # whatever the model) are not extraction memory, and would dominate the peak below.
         features_of(model, mine[:1], read_layers, read, pad_id, logit_ids, "warm-up")
+        started = time.perf_counter()
         with PeakMemory(input_device(model)) as memory:
             features, predicted, scores = features_of(model, mine, read_layers, read, pad_id,
                                                       logit_ids, "model")
+        seconds = (time.perf_counter() - started) / max(1, len(mine))
         peak = memory.extra_bytes
+        shared = shared_prefix(mine) if mine else 0
+        print(f"read {len(mine)} prompts of {np.mean([len(e.input_ids) for e in mine]):.0f} tokens "
+              f"on average in {seconds:.2f} s each"
+              + (f" (their shared first {shared} tokens run once)" if shared else ""))
         random_features, _, _ = features_of(random_twin(model, seed), mine, read_layers, read,
                                             pad_id, logit_ids, "random model")
-        if state is not None:
-            features, random_features, predicted, scores = gathered(
-                share, features, random_features, predicted, scores, len(examples))
+        features, random_features, predicted, scores = gathered(
+            share, [features, random_features, predicted, scores], len(examples))
         if cache:
             cache.save(key, features, random_features, predicted, scores)
         stored = {"features": features, "random_features": random_features,
@@ -316,20 +297,8 @@ def extract_pair(model, examples, layers, read, seed, pad_id, logit_ids=None, ca
     keep = [read_layers.index(layer) for layer in layers]
     return Extracted([f[:, keep] for f in stored["features"]],
                      [f[:, keep] for f in stored["random_features"]],
-                     stored["predicted"], stored["scores"], peak, cached=peak is None)
-
-
-def gathered(share, features, random_features, predicted, scores, n):
-    """Every process's share of extract_pair's arrays, on every process, in example order."""
-    from accelerate.utils import gather_object
-
-    rows = gather_object([(i, features[j], random_features[j], predicted[j],
-                           None if scores is None else scores[j]) for j, i in enumerate(share)])
-    rows = sorted(rows, key=lambda row: row[0])
-    assert [row[0] for row in rows] == list(range(n)), "a process lost examples"
-    return ([row[1] for row in rows], [row[2] for row in rows],
-            np.array([row[3] for row in rows]),
-            None if scores is None else np.array([row[4] for row in rows]))
+                     stored["predicted"], stored["scores"], peak, cached=peak is None,
+                     seconds_per_prompt=seconds)
 
 
 def probe_setting(features, random_features, useful, depth, config, layers, groups=None):

@@ -22,13 +22,12 @@ from mechprobe.attention.memory import model_bytes
 from mechprobe.cli import UserError
 from mechprobe.models import check_fits, position_limit
 from mechprobe.outputs import write_lines
+from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.knn import Samples, mean_of, probe_stages
 from mechprobe.probing.pipeline import (
     ProbeResult,
     chance_check,
     extract_pair,
-    is_main_process,
-    world_size,
     feature_cache,
     load_model,
     parse_layers,
@@ -61,30 +60,48 @@ def add_prompt_args(parser):
     parser.add_argument("--shots", default="per-question", choices=SHOT_MODES,
                         help="with --icl: draw the shots for each question (the paper; seeded by "
                         "--seed and the question) or use one fixed set for every question")
+    parser.add_argument("--prompt", default="plain", choices=PROMPT_STYLES,
+                        help="plain: the paper's prompt text; chat: the same shots and question "
+                        "as turns of the tokenizer's chat template (instruct models)")
     parser.add_argument("--skip-long", action="store_true",
                         help="leave out prompts longer than the model's positions (counted in the "
                         "output) instead of stopping")
 
 
 def shot_pools(train):
-    """The training questions by answer (True/False, or option letters in order)."""
+    """The training questions by answer (True/False, or option letters in order); answers no
+    training question has (an option letter never correct) get no pool."""
     answers = list(dict.fromkeys(c for q in train for c in q.choices))
-    return {a: [q for q in train if q.target == a] for a in answers}
+    pools = {a: [q for q in train if q.target == a] for a in answers}
+    return {a: pool for a, pool in pools.items() if pool}
+
+
+def shot_counts(pools, n_shots, exclude=None):
+    """How many shots each answer gets: dealt in turn, so spread evenly, an answer with too few
+    training questions (ARC's options) leaving its turns to the others."""
+    room = {a: len(pool) - sum(q.id == exclude for q in pool) for a, pool in pools.items()}
+    if sum(room.values()) < n_shots:
+        raise UserError(f"the train split has {sum(room.values())} questions to draw shots from, "
+                        f"fewer than --icl {n_shots}: use fewer shots")
+    counts = dict.fromkeys(pools, 0)
+    answers = [a for _ in range(n_shots) for a in pools]     # a, b, ..., a, b, ...
+    for answer in answers:
+        if sum(counts.values()) == n_shots:
+            break
+        if counts[answer] < room[answer]:
+            counts[answer] += 1
+    return counts
 
 
 def draw_shots(pools, n_shots, rng, exclude=None):
     """n_shots questions spread evenly over the answers, drawn by rng, then shuffled; never the
     question `exclude` (an id: a probed train question is not its own shot)."""
-    counts = {a: n_shots // len(pools) + (i < n_shots % len(pools)) for i, a in enumerate(pools)}
     shots = []
-    for answer, count in counts.items():
+    for answer, count in shot_counts(pools, n_shots, exclude).items():
         pool = pools[answer]
         extra = int(exclude is not None and count < len(pool))   # a spare, should one be excluded
         picked = [i for i in rng.choice(len(pool), size=min(len(pool), count + extra), replace=False)
                   if pool[i].id != exclude][:count]
-        if len(picked) < count:
-            raise UserError(f"the train split has {len(pool)} questions answered {answer}, fewer "
-                            f"than --icl {n_shots} needs: use fewer shots")
         shots += [pool[i] for i in sorted(picked)]
     order = rng.permutation(len(shots))
     return [shots[i] for i in order]
@@ -129,28 +146,67 @@ def fitting_prompts(model, questions, examples, skip_long):
                       names=[f"question {q.id}" for q in questions], skip=skip_long)
 
 
-def to_example(tokenizer, question, prefix, suffix):
-    """Prompt = shots + statements joined by spaces + ' ' + question + suffix; query tokens run
-    from the question's start to the end of the prompt."""
-    segments, statement_segments = [prefix], []
+PROMPT_STYLES = ("plain", "chat")
+_PLACE = "\x00MECHPROBE_QUESTION\x00"   # where the probed question goes in a rendered chat
+
+
+def chat_frame(tokenizer, shots, suffix):
+    """(text before, text after) the probed question in the tokenizer's chat template: each shot a
+    user turn answered by an assistant turn, then the question's user turn and the assistant's
+    opening."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError("--prompt chat needs a tokenizer with a chat template (an instruct "
+                        "model's); this one has none: use --prompt plain")
+    turns = []
+    for shot in shots:
+        turns += [{"role": "user", "content": prompt(shot, suffix)},
+                  {"role": "assistant", "content": shot.target}]
+    turns.append({"role": "user", "content": _PLACE})
+    text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    before, after = text.split(_PLACE)
+    return before, after
+
+
+def to_example(tokenizer, question, shots, suffix, style="plain"):
+    """The prompt of `question` after its in-context `shots` as an Example.
+
+    plain (the paper): shots, then statements joined by spaces + ' ' + question + suffix.
+    chat: the same turns in the tokenizer's chat template (chat_frame), ending where the
+    assistant's answer begins. Query tokens run from the question's start to the prompt's end."""
+    if style == "chat":
+        before, after = chat_frame(tokenizer, shots, suffix)
+    else:
+        before, after = shot_prefix(shots, suffix), ""
+    segments, statement_segments = [before], []
     for index, statement in enumerate(question.statements):
         if index:
             segments.append(" ")
         statement_segments.append(len(segments))
         segments.append(statement)
-    segments += [" ", question.question + suffix]
-    ids, positions = segment_tokens(tokenizer, segments)
+    segments += [" ", question.question + suffix + after]
+    # A chat template writes its own special tokens (BOS included) as text.
+    ids, positions = segment_tokens(tokenizer, segments, add_special_tokens=style != "chat")
     return Example(ids, positions[-1], [positions[i] for i in statement_segments])
 
 
-def answer_ids(tokenizer, text, words):
-    """The token ids the tokenizer itself uses for ' <word>' right after a prompt, per word."""
-    base = tokenizer(text)["input_ids"]
+def prompt_answer_ids(tokenizer, question, shots, suffix, words, style="plain"):
+    """answer_ids for prompts like `question`'s: ' True' after a plain prompt, 'True' where a chat
+    template's assistant turn begins."""
+    if style == "chat":
+        before, after = chat_frame(tokenizer, shots, suffix)
+        return answer_ids(tokenizer, before + prompt(question, suffix) + after, words, sep="",
+                          add_special_tokens=False)
+    return answer_ids(tokenizer, shot_prefix(shots, suffix) + prompt(question, suffix), words)
+
+
+def answer_ids(tokenizer, text, words, sep=" ", add_special_tokens=True):
+    """The token ids the tokenizer itself uses for '<sep><word>' right after `text`, per word."""
+    base = tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
     ids = []
     for word in words:
-        extended = tokenizer(f"{text} {word}")["input_ids"]
+        extended = tokenizer(f"{text}{sep}{word}", add_special_tokens=add_special_tokens)["input_ids"]
         if extended[:len(base)] != base or len(extended) == len(base):
-            extended = base + tokenizer(f" {word}", add_special_tokens=False)["input_ids"]
+            extended = base + tokenizer(f"{sep}{word}", add_special_tokens=False)["input_ids"]
         ids.append(extended[len(base)])
     if len(set(ids)) < len(ids):
         raise UserError(f"the tokenizer gives the answers {list(words)} overlapping first tokens: "
@@ -246,6 +302,7 @@ class TextConfig:
     split: str = "test"                # probed split (shots always come from train)
     icl: int = 0                       # in-context shots per prompt (0: the fine-tuned setting)
     shots: str = "per-question"        # or "fixed": one shot set for every question
+    prompt: str = "plain"              # or "chat": shots and question in the chat template
     skip_long: bool = False            # leave out (and count) prompts longer than the model's limit
     buckets: str = "exact"             # ProofWriter depth-1 buckets: exact or upto
     n_examples: int = 1024             # at most this many questions per bucket
@@ -254,7 +311,7 @@ class TextConfig:
     @classmethod
     def from_args(cls, args):
         return cls(task=args.task, data=args.data, split=args.split, icl=args.icl, shots=args.shots,
-                   skip_long=args.skip_long, buckets=args.buckets, n_examples=args.n_examples,
+                   prompt=args.prompt, skip_long=args.skip_long, buckets=args.buckets, n_examples=args.n_examples,
                    shots_data=getattr(args, "shots_data", None))
 
 
@@ -290,11 +347,11 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
                         f"{config.data}: {data.HOW_TO_GET}")
     flat = [q for bucket in buckets.values() for q in bucket]
     shots = shots_for(flat, train, config.icl, config.shots, run.seed)
-    prefixes = [shot_prefix(these, data.SUFFIX) for these in shots]
     device = next(model.parameters()).device
     layers = parse_layers(run.read.layers, model.config.get_text_config().num_hidden_layers)
     read = run.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
-    examples = [to_example(tokenizer, q, prefix, data.SUFFIX) for q, prefix in zip(flat, prefixes)]
+    examples = [to_example(tokenizer, q, these, data.SUFFIX, config.prompt)
+                for q, these in zip(flat, shots)]
     fits = fitting_prompts(model, flat, [[e] for e in examples], config.skip_long)
     skipped = len(flat) - len(fits)
     if skipped:
@@ -307,11 +364,12 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
             raise UserError(f"every prompt is longer than the model's {position_limit(model)} "
                             "positions: use fewer --icl shots or a model with more positions")
         flat, examples = [flat[i] for i in fits], [examples[i] for i in fits]
-        shots, prefixes = [shots[i] for i in fits], [prefixes[i] for i in fits]
+        shots = [shots[i] for i in fits]
     # Accuracy needs answers: a user's jsonl file may have none (then only the probes run).
     scored = all(q.target is not None and q.choices for q in flat)
     words = list(dict.fromkeys(c for q in flat for c in q.choices)) if scored else []
-    word_ids = answer_ids(tokenizer, prefixes[0] + prompt(flat[0], data.SUFFIX), words) if scored else None
+    word_ids = (prompt_answer_ids(tokenizer, flat[0], shots[0], data.SUFFIX, words, config.prompt)
+                if scored else None)
     pad_id = tokenizer.pad_token_id or 0
     extracted = extract_pair(model, examples, layers, read, run.seed, pad_id, word_ids, cache)
     features, random_features, scores = (extracted.features, extracted.random_features,
@@ -357,6 +415,7 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
                         "probe more questions (--n-examples) or use fewer --folds")
     meta = {"task": config.task, "model": run.model, "data": config.data, "split": config.split,
             "icl": config.icl, "shots": config.shots if config.icl else None,
+            "prompt": config.prompt,
             "shot_ids": shot_record(config.shots, flat, shots), "skipped_long": skipped,
             "position_limit": position_limit(model), "layers": layers,
             "buckets": config.buckets if config.task == "proofwriter" else None,
@@ -370,7 +429,8 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
             "memory": {"model_mb": model_bytes(model) / 2**20,
                        "extraction_peak_extra_mb": None if extracted.peak_extra_bytes is None
                        else extracted.peak_extra_bytes / 2**20},
-            "features_cached": extracted.cached, "world_size": world_size()}
+            "features_cached": extracted.cached, "world_size": world_size(),
+            "seconds_per_prompt": extracted.seconds_per_prompt}
     return ProbeResult(meta, settings)
 
 
@@ -392,7 +452,7 @@ def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
     if dump_path:   # every question, each with the prompt it is (or would be) probed with
         dump_shots = shots_for(questions, train, config.icl, config.shots, run.seed)
         dump_examples(dump_path, questions, data.SUFFIX,
-                      [to_example(tokenizer, q, shot_prefix(these, data.SUFFIX), data.SUFFIX)
+                      [to_example(tokenizer, q, these, data.SUFFIX, config.prompt)
                        for q, these in zip(questions, dump_shots)])
     result = probe_questions(model, tokenizer, questions, run, config, data, train,
                              feature_cache(out, cache_mode))
