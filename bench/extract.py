@@ -3,6 +3,7 @@
     python bench/extract.py            # full: (a) 1024 k-th smallest examples, (b) 2000-token prompts
     python bench/extract.py --quick    # smaller cases, under a minute
     python bench/extract.py --cases c  # only (c): SmolLM2-135M's config, 4-shot ProofWriter length
+    python bench/extract.py --cases d  # only (d): (c) with fixed shots, the shared prefix run once
 
 The old approach is one example per forward pass with eager attention and output_attentions=True,
 the query rows sliced from the full matrices afterwards. The recorder runs batched with sdpa and
@@ -19,6 +20,11 @@ recomputes only the query rows. Cases:
       recording no layer), timed batch by batch, alternating which goes first, in one process
       (ratio goal <= 1.15), and the peak extra memory of each in its own process; the old loop
       runs once. --caps changes the caps (in tokens; one prompt per batch up to eight by default).
+  (d) case (c)'s model and lengths with fixed shots: every prompt begins with the same 460 tokens
+      (4 shots), then its own question part. extract with the shared prefix run once and its
+      keys/values reused (the default) against every prompt run whole, batch by batch,
+      alternating which goes first, in one process; prints the ratio and the largest feature
+      difference.
 Each approach runs in a fresh subprocess, so its peak extra memory (peak RSS above the RSS after
 loading the model and prompts; CPU only) is its own. Prints per case throughput
 ratio, peak extra memory ratio and the max absolute difference of the recorded rows; the last line
@@ -53,7 +59,10 @@ CASES = {
 # and each extra prompt in flight adds its activations (measured here: batch 1 9.9x faster with
 # 0.039 of the memory, batch 2 6.9x and 0.079, batch 4 6.6x and 0.139). probe.py caps its batches
 # by tokens (--max-batch-tokens) for the same reason.
-QUICK = {"a": {"n": 256}, "b": {"n": 4, "length": 1000}, "c": {"n": 4, "caps": [600, 2400]}}
+CASES["d"] = {"model": "smollm2", "n": 32, "length": 570, "shots": 460, "rows": 12, "batch": 16,
+              "cap": 4800}
+QUICK = {"a": {"n": 256}, "b": {"n": 4, "length": 1000}, "c": {"n": 4, "caps": [600, 2400]},
+         "d": {"n": 8}}
 SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
                num_attention_heads=9, num_key_value_heads=3, rope_theta=100000.0,
                max_position_embeddings=8192, tie_word_embeddings=True, rms_norm_eps=1e-5)
@@ -116,6 +125,38 @@ def proofwriter_like(case, vocab):
                                 statements=[list(range(start + 8 * s, start + 8 * s + 8))
                                             for s in range(24)]))
     return examples
+
+
+def case_d(quick):
+    """Fixed shots: the shared prefix run once against whole prompts, in this process."""
+    case = {**CASES["d"], **(QUICK["d"] if quick else {})}
+    recorder = Recorder(build_model("smollm2", "sdpa"))
+    examples = proofwriter_like(case, recorder.model.config.vocab_size)
+    shots = examples[0].input_ids[:case["shots"]]
+    for example in examples:
+        example.input_ids[:case["shots"]] = shots
+    layers = list(range(recorder.n_layers))
+
+    def run(group, reuse):
+        return extract(recorder, group, layers, case["batch"], max_tokens=case["cap"],
+                       reuse_prefix=reuse)[0]
+
+    run(examples[:2], True)
+    run(examples[:2], False)      # warm-up
+    spent, features = {True: 0.0, False: 0.0}, {True: [], False: []}
+    batches = batches_by_length(examples, case["batch"], case["cap"])
+    for index, batch in enumerate(batches):
+        group = [examples[i] for i in batch]
+        for reuse in (True, False) if index % 2 else (False, True):
+            started = time.perf_counter()
+            features[reuse] += run(group, reuse)
+            spent[reuse] += time.perf_counter() - started
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(features[True], features[False]))
+    print(f"(d) SmolLM2-135M config, random init, {case['n']} prompts of about {case['length']} "
+          f"tokens sharing their first {case['shots']}, {len(batches)} batches:")
+    print(f"extract-d: whole_over_prefix_reused={spent[False] / spent[True]:.2f} "
+          f"prompts_per_s={case['n'] / spent[True]:.2f} (whole {case['n'] / spent[False]:.2f}) "
+          f"max_abs_diff={difference:.1e}")
 
 
 def old_features(model, examples, device="cpu"):
@@ -226,7 +267,7 @@ def case_c(quick, caps, tmp):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller cases (under a minute)")
-    parser.add_argument("--cases", default="abc", help="which cases to run, e.g. c (default abc)")
+    parser.add_argument("--cases", default="abcd", help="which cases to run, e.g. c (default abcd)")
     parser.add_argument("--caps", help="case (c): token caps per batch, comma-separated "
                                        "(default 600,1200,2400,4800: 1, 2, 4, 8 prompts)")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
@@ -237,6 +278,8 @@ def main():
     os.environ["TQDM_DISABLE"] = "1"   # the workers' progress bars
 
     table = []
+    if "d" in args.cases:
+        case_d(args.quick)
     with tempfile.TemporaryDirectory() as tmp:
         if "c" in args.cases:
             case = {**CASES["c"], **(QUICK["c"] if args.quick else {})}
