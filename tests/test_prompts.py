@@ -128,3 +128,22 @@ def test_chat_prompt_places_statements_query_and_answers_in_the_template(generat
     tokenizer.chat_template = None
     with pytest.raises(UserError, match="--prompt plain"):
         to_example(tokenizer, question, shots, proofwriter.SUFFIX, "chat")
+
+
+def test_shots_are_dealt_over_the_answers_that_have_questions():
+    """ARC's train split may have one question answered A and none answered D: 4 shots then go
+    1 A, 2 B, 1 C, never an error while the split has 4 questions to draw."""
+    from types import SimpleNamespace
+
+    from mechprobe.probing.text import shot_counts, shot_pools
+
+    train = [SimpleNamespace(id=f"{answer}{i}", target=answer, choices=("A", "B", "C", "D"))
+             for answer, n in (("A", 1), ("B", 5), ("C", 5)) for i in range(n)]
+    pools = shot_pools(train)
+    assert list(pools) == ["A", "B", "C"]
+    assert shot_counts(pools, 4) == {"A": 1, "B": 2, "C": 1}
+    assert shot_counts(pools, 4, exclude="A0") == {"A": 0, "B": 2, "C": 2}
+    two = {a: [SimpleNamespace(id=f"{a}{i}") for i in range(9)] for a in ("True", "False")}
+    assert shot_counts(two, 3) == {"True": 2, "False": 1}      # as evenly as before
+    with pytest.raises(UserError, match="fewer than --icl 12"):
+        shot_counts(pools, 12)
