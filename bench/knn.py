@@ -1,8 +1,8 @@
 """The kNN probing stage alone, at the paper's largest shape or scaled down: the library's
 layer-wise rows (incremental distances) against the sklearn reference, side by side in one run.
 
-    python bench/knn.py                 # 1 bucket x 256 questions, 4 layers: about a minute
-    python bench/knn.py --layers 16     # the same at 16 layers, where the reference's L^2 shows
+    python bench/knn.py                 # 1 bucket x 256 questions, 4 layers: about 30 s
+    python bench/knn.py --layers 16     # the same at 16 layers (4 min): the reference's L^2 shows
     python bench/knn.py --full          # 8 buckets x 1,024 questions x 24 statements, 32 layers
     python bench/knn.py --full --buckets 1 --incremental-only --device cuda   # on a GPU
 
