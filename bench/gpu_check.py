@@ -11,9 +11,9 @@ Parts, each timed and summarised in one printed block (and OUT/gpu_check.json):
   throughput  prompts/s of the old loop (one prompt per eager forward, output_attentions=True), of
               a plain forward of the same batches, and of the recorder (features.extract), on
               prompts of 4-shot ProofWriter length; peak GPU memory of each
-  knn         bench/knn.py's incremental kNN stage on the GPU, one bucket of the paper's largest
-              shape (1,024 questions x 24 statements, 32 layers x 32 heads): to set beside the
-              extraction time of the same bucket (issue 22 item 4)
+  knn         the library's incremental layer-wise kNN rows (bench/knn.py) on the GPU, one bucket
+              of the paper's largest shape (1,024 questions x 24 statements, 32 layers x 32
+              heads): to set beside the extraction time of the same bucket (issue 22 item 4)
   probe       probe.py --task proofwriter --icl 4 on --model-dir (runs/models/smollm2, made by
               `python make_data.py smollm2 --out runs/models/smollm2`); skipped with a line when
               the folder is missing (the device machine has no internet)
@@ -170,9 +170,10 @@ def probe(device, model_dir, data, n_examples, out, timeout):
 
 
 def knn_stage(device, gpu):
-    """bench/knn.py, incremental way only (the library's sklearn way takes hours at this shape)."""
+    """bench/knn.py, the library's incremental layer-wise rows only (the sklearn reference and the
+    all-layers fit take hours on the CPU at this shape)."""
     sizes = ["--full", "--buckets", "1"] if gpu else ["--questions", "64", "--layers", "2"]
-    command = [sys.executable, os.path.join(HERE, "knn.py"), *sizes, "--skip-library",
+    command = [sys.executable, os.path.join(HERE, "knn.py"), *sizes, "--incremental-only",
                "--device", device.type]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
     if done.returncode:

@@ -2,7 +2,8 @@
 
 Samples are statements. X has shape (samples, layers, per-layer features): one feature per layer
 for head-mean attention, one per head with per-head features. `groups` names each sample's
-example, so that the statements of one example never straddle a train/test split.
+example, so that the statements of one example never straddle a train/test split. The layer-wise
+rows come from mechprobe/probing/incremental.py (the same kNN, one distance pass per layer).
 """
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from mechprobe.cli import UserError
+from mechprobe.probing.incremental import SUPPORTED_P, layerwise_fold_f1
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,19 @@ class Samples:
 
 def cross_validated_f1(X, y, groups, config):
     """Macro F1 over folds grouped by example: (mean, std over folds)."""
+    check_groups(groups, config)
+    scores = cross_val_score(FoldKNN(n_neighbors=config.neighbors, weights="distance", p=config.p),
+                             X.reshape(len(X), -1), y, groups=groups, cv=splitter(config),
+                             scoring="f1_macro", error_score="raise")
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def check_groups(groups, config):
     n_groups = len(np.unique(groups))
     if n_groups < config.folds:
         raise UserError(f"only {n_groups} independent examples (examples sharing a context count "
                         f"once) for {config.folds}-fold cross-validation: "
                         "probe more examples (--n-examples) or use fewer --folds")
-    scores = cross_val_score(FoldKNN(n_neighbors=config.neighbors, weights="distance", p=config.p),
-                             X.reshape(len(X), -1), y, groups=groups, cv=splitter(config),
-                             scoring="f1_macro", error_score="raise")
-    return float(np.mean(scores)), float(np.std(scores))
 
 
 class FoldKNN(KNeighborsClassifier):
@@ -130,20 +136,60 @@ def compare(model, random, config, layers=None):
     }
 
 
-def layerwise(model, random, config, layer_names):
-    """Rows per layer, mode 'single' (that layer only) and 'cumulative' (layers up to it)."""
+def layerwise(model, random, config, layer_names, device="cpu"):
+    """Rows per layer, mode 'single' (that layer only) and 'cumulative' (layers up to it).
+    Manhattan and Euclidean kNNs (p 1 or 2) take one distance pass per layer
+    (incremental.py); any other p refits sklearn's kNN per row (layerwise_sklearn)."""
+    if config.p not in SUPPORTED_P:
+        return layerwise_sklearn(model, random, config, layer_names)
+    trained, untrained = layer_f1(model, config, device), layer_f1(random, config, device)
+
+    def at(f1, mode, position):
+        return {stage: None if rows is None else rows[mode][position] for stage, rows in f1.items()}
+
+    return [layer_row(layer, mode, at(trained, mode, position), at(untrained, mode, position))
+            for mode in ("single", "cumulative") for position, layer in enumerate(layer_names)]
+
+
+def layer_f1(samples, config, device="cpu"):
+    """{'useful': {'single': [mean F1 per layer], 'cumulative': [...]}, 'depth': the same or None},
+    the means over folds as cross_validated_f1 takes them."""
+    result = {"useful": (samples.X, samples.useful.astype(int), samples.groups), "depth": None}
+    if depth_applicable(samples):
+        keep = samples.useful
+        result["depth"] = (samples.X[keep], samples.depth[keep], samples.groups[keep])
+    for stage, data in result.items():
+        if data is None:
+            continue
+        X, y, groups = data
+        check_groups(groups, config)
+        single, cumulative = layerwise_fold_f1(X, y, folds_of(groups, config), config.neighbors,
+                                               config.p, device)
+        # a layer's fold scores as one contiguous 1-D array: the sum cross_validated_f1 takes
+        result[stage] = {mode: [float(np.mean(np.ascontiguousarray(scores[:, layer])))
+                                for layer in range(X.shape[1])]
+                         for mode, scores in (("single", single), ("cumulative", cumulative))}
+    return result
+
+
+def layerwise_sklearn(model, random, config, layer_names):
+    """layerwise's rows from one sklearn kNN fit per row: the reference the incremental way is
+    tested against, and the way for a p other than 1 or 2."""
     rows = []
     for mode in ("single", "cumulative"):
         for position, layer in enumerate(layer_names):
             chosen = [position] if mode == "single" else list(range(position + 1))
             result = compare(model, random, config, chosen)
-            rows.append({"layer": layer, "mode": mode,
-                         "f1_useful": result["f1"]["useful"], "f1_depth": result["f1"]["depth"],
-                         "f1_random_useful": result["f1_random"]["useful"],
-                         "f1_random_depth": result["f1_random"]["depth"],
-                         "probing_score_useful": result["probing_score"]["useful"],
-                         "probing_score_depth": result["probing_score"]["depth"]})
+            rows.append(layer_row(layer, mode, result["f1"], result["f1_random"]))
     return rows
+
+
+def layer_row(layer, mode, f1, f1_random):
+    return {"layer": layer, "mode": mode,
+            "f1_useful": f1["useful"], "f1_depth": f1["depth"],
+            "f1_random_useful": f1_random["useful"], "f1_random_depth": f1_random["depth"],
+            "probing_score_useful": probing_score(f1["useful"], f1_random["useful"]),
+            "probing_score_depth": probing_score(f1["depth"], f1_random["depth"])}
 
 
 def best_layer(rows, stage):
