@@ -146,3 +146,23 @@ def test_other_p_falls_back_to_sklearn():
 def torch_tensor(rows):
     import torch
     return torch.tensor(rows, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_all_layers_fit_is_the_last_cumulative_row_and_sklearns(p):
+    """compare's all-layers F1 comes from the same layer-by-layer distance sums as the rows, so it
+    equals the last cumulative row exactly; on random features it is also sklearn's."""
+    from mechprobe.probing.knn import compare
+
+    model, twin = model_and_twin(per_layer=3, integer=False)
+    config = ProbeConfig(neighbors=5, p=p, folds=3, seed=0)
+    names = list(range(LAYERS))
+    result = compare(model, twin, config)
+    last = layerwise(model, twin, config, names)[-1]
+    assert last["mode"] == "cumulative"
+    assert result["f1"]["useful"] == last["f1_useful"]
+    assert result["f1_random"]["depth"] == last["f1_random_depth"]
+    reference = compare(model, twin, config, reference=True)
+    for key in ("f1", "f1_random", "f1_spread"):
+        for stage in ("useful", "depth"):
+            assert result[key][stage] == pytest.approx(reference[key][stage], abs=1e-12)

@@ -60,7 +60,10 @@ def test_folds_never_split_an_example(monkeypatch):
         return real_fit(self, X, y)
 
     monkeypatch.setattr(probe.KNeighborsClassifier, "fit", spy)
-    probe.cross_validated_f1(samples.X, samples.useful.astype(int), samples.groups, ProbeConfig())
+    # reference=True: sklearn's kNN, whose fits show the folds (the incremental way uses the same)
+    probe.cross_validated_f1(samples.X, samples.useful.astype(int), samples.groups, ProbeConfig(),
+                             reference=True)
+    assert seen
     flat = samples.X.reshape(len(samples.X), -1)
     for train_X in seen:
         train_rows = {tuple(r) for r in train_X}

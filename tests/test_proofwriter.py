@@ -286,20 +286,20 @@ def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
 def test_prompt_spans(generated):
     from transformers import AutoTokenizer
 
-    from mechprobe.probing.text import shot_text, to_example
+    from mechprobe.probing.text import to_example
     from mechprobe.tasks.proofwriter import SUFFIX
 
     tokenizer = AutoTokenizer.from_pretrained(generated / "model")
     q = proofwriter.load(str(generated / "data"), "test")[0]
-    prefix = shot_text(q, SUFFIX)
-    example = to_example(tokenizer, q, prefix, SUFFIX)
+    example = to_example(tokenizer, q, [q], SUFFIX)       # the question as its own shot
     tokens = tokenizer.convert_ids_to_tokens(example.input_ids)
     for statement, positions in zip(q.statements, example.statements):
         assert " ".join(tokens[p] for p in positions) == " ".join(tokenizer.tokenize(statement))
     query = " ".join(tokens[p] for p in example.query)
     assert query == " ".join(tokenizer.tokenize(q.question + SUFFIX))
     assert example.query[-1] == len(example.input_ids) - 1
-    assert prefix.endswith(" True\n") or prefix.endswith(" False\n")
+    shot = tokenizer.decode(example.input_ids[:example.statements[0][0]])
+    assert shot.rstrip().endswith(("True", "False"))     # the shot ends with its answer
 
 
 def test_text_control_and_chance_warning(generated, tmp_path):

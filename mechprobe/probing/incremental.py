@@ -65,9 +65,21 @@ def as_float64(X, device="cpu"):
     return torch.as_tensor(X).to(device, torch.float64)
 
 
-def fold_predictions(X, y, train, test, neighbors, p):
+def all_layers_fold_f1(X, y, folds, neighbors, p, device="cpu"):
+    """Macro F1 per fold of the kNN on all layers together: the last cumulative row of
+    layerwise_fold_f1 (the same distance sums, so the same numbers), without the other rows."""
+    y = np.asarray(y)
+    X = as_float64(X, device)
+    last = X.shape[1] - 1
+    return np.array([f1_score(y[test], fold_predictions(X, y, train, test, neighbors, p,
+                                                        only_all=True)[1, last], average="macro")
+                     for train, test in folds])
+
+
+def fold_predictions(X, y, train, test, neighbors, p, only_all=False):
     """One fold's predicted labels of the test samples, (2, layers, test): [0] the kNN on each
-    layer alone, [1] on layers 0..l. X: float64 tensor (samples, layers, features)."""
+    layer alone, [1] on layers 0..l. X: float64 tensor (samples, layers, features). only_all:
+    only [1, last] (all layers) is predicted, the rest left 0."""
     if p not in SUPPORTED_P:
         raise ValueError(f"incremental kNN supports p in {SUPPORTED_P}, not {p}")
     # sklearn encodes the training fold's labels as 0..C-1 in sorted order and predicts those
@@ -83,7 +95,11 @@ def fold_predictions(X, y, train, test, neighbors, p):
         for layer in range(n_layers):
             part = powered_distances(test_X[:, layer], train_X[:, layer], p)
             total = part if total is None else total + part
+            if only_all and layer < n_layers - 1:
+                continue
             for mode, powered in enumerate((part, total)):
+                if only_all and mode == 0:
+                    continue
                 distances = powered if p == 1 else powered.sqrt()
                 predicted[mode, layer, start:start + len(test_X)] = vote(*nearest(distances, k),
                                                                          codes)

@@ -9,11 +9,12 @@ rows come from mechprobe/probing/incremental.py (the same kNN, one distance pass
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from mechprobe.cli import UserError
-from mechprobe.probing.incremental import SUPPORTED_P, layerwise_fold_f1
+from mechprobe.probing.incremental import SUPPORTED_P, all_layers_fold_f1, layerwise_fold_f1
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,16 @@ class Samples:
                    np.concatenate(useful).astype(bool), np.concatenate(depth).astype(int), groups)
 
 
-def cross_validated_f1(X, y, groups, config):
-    """Macro F1 over folds grouped by example: (mean, std over folds)."""
+def cross_validated_f1(X, y, groups, config, reference=False):
+    """Macro F1 over folds grouped by example: (mean, std over folds). X: (samples, layers,
+    features). Manhattan and Euclidean kNNs (p 1 or 2) sum distances layer by layer
+    (incremental.py), so this equals the last cumulative layer-wise row; any other p, or
+    `reference`, is sklearn's kNN on the flattened features (the tests' reference)."""
     check_groups(groups, config)
+    if config.p in SUPPORTED_P and X.ndim == 3 and not reference:
+        scores = all_layers_fold_f1(X, y, folds_of(groups, config), config.neighbors, config.p,
+                                    knn_device())
+        return float(np.mean(scores)), float(np.std(scores))
     scores = cross_val_score(FoldKNN(n_neighbors=config.neighbors, weights="distance", p=config.p),
                              X.reshape(len(X), -1), y, groups=groups, cv=splitter(config),
                              scoring="f1_macro", error_score="raise")
@@ -100,14 +108,17 @@ def depth_applicable(samples):
     return len(np.unique(samples.depth[samples.useful])) > 1
 
 
-def probe_stages(samples, config, layers=None):
-    """{'useful': (mean, std), 'depth': (mean, std) or None} using the given layer positions."""
+def probe_stages(samples, config, layers=None, reference=False):
+    """{'useful': (mean, std), 'depth': (mean, std) or None} using the given layer positions
+    (`reference`: sklearn's kNN whatever p, see cross_validated_f1)."""
     X = samples.X if layers is None else samples.X[:, layers]
-    result = {"useful": cross_validated_f1(X, samples.useful.astype(int), samples.groups, config),
+    result = {"useful": cross_validated_f1(X, samples.useful.astype(int), samples.groups, config,
+                                           reference),
               "depth": None}
     if depth_applicable(samples):
         keep = samples.useful
-        result["depth"] = cross_validated_f1(X[keep], samples.depth[keep], samples.groups[keep], config)
+        result["depth"] = cross_validated_f1(X[keep], samples.depth[keep], samples.groups[keep],
+                                             config, reference)
     return result
 
 
@@ -122,9 +133,10 @@ def mean_of(stage):
     return None if stage is None else stage[0]
 
 
-def compare(model, random, config, layers=None):
+def compare(model, random, config, layers=None, reference=False):
     """Both stages on the model's and the random model's features, with probing scores."""
-    trained, untrained = probe_stages(model, config, layers), probe_stages(random, config, layers)
+    trained = probe_stages(model, config, layers, reference)
+    untrained = probe_stages(random, config, layers, reference)
     return {
         "f1": {stage: mean_of(trained[stage]) for stage in trained},
         "f1_spread": {stage: None if trained[stage] is None else trained[stage][1] for stage in trained},
@@ -136,12 +148,18 @@ def compare(model, random, config, layers=None):
     }
 
 
-def layerwise(model, random, config, layer_names, device="cpu"):
+def knn_device():
+    """Where the kNN distances are computed: a GPU when there is one (float64 there too)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def layerwise(model, random, config, layer_names, device=None):
     """Rows per layer, mode 'single' (that layer only) and 'cumulative' (layers up to it).
     Manhattan and Euclidean kNNs (p 1 or 2) take one distance pass per layer
     (incremental.py); any other p refits sklearn's kNN per row (layerwise_sklearn)."""
     if config.p not in SUPPORTED_P:
         return layerwise_sklearn(model, random, config, layer_names)
+    device = device or knn_device()
     trained, untrained = layer_f1(model, config, device), layer_f1(random, config, device)
 
     def at(f1, mode, position):
@@ -179,7 +197,7 @@ def layerwise_sklearn(model, random, config, layer_names):
     for mode in ("single", "cumulative"):
         for position, layer in enumerate(layer_names):
             chosen = [position] if mode == "single" else list(range(position + 1))
-            result = compare(model, random, config, chosen)
+            result = compare(model, random, config, chosen, reference=True)
             rows.append(layer_row(layer, mode, result["f1"], result["f1_random"]))
     return rows
 
