@@ -10,16 +10,16 @@ Features are random, shaped like the paper's largest run: per-head (32 heads) at
 of 24 statements per question, 32 layers, 1,024 questions in each of 8 buckets, ProofWriter's
 probe (Manhattan, 8 neighbours, 5 folds). Per bucket, on the model's and the random twin's
 features, the library (mechprobe/probing/pipeline.py probe_setting) fits both stages on all layers
-(`compare`) and then the layer-wise rows: every layer alone and every prefix of layers
-(`layerwise`). The library takes both from mechprobe/probing/incremental.py: a fold's distances
-on a layer, computed once (torch.cdist), serve the single row and are added to the running sum
-that is the cumulative row (the all-layers fit is the last such sum). The reference,
+and the layer-wise rows: every layer alone and every prefix of layers. It takes both from one
+pass of mechprobe/probing/incremental.py (`overall_and_layerwise`): a fold's distances on a
+layer, computed once (torch.cdist), serve the single row and are added to the running sum that
+is the cumulative row; the all-layers fit is the last such sum. The reference,
 `compare(..., reference=True)` and `layerwise_sklearn`, fits sklearn's kNN for every row and for
 all layers, as the library did before.
 
 Brute-force kNN costs (test x train pairs) x features. Per stage and fold the all-layers fit goes
 through heads x L features, the reference's rows through heads x (L + L(L+1)/2), the incremental
-rows through heads x L. Each part is extrapolated to the full shape in proportion to its
+pass (all layers and rows) through heads x L. Each part is extrapolated to the full shape in proportion to its
 pair-features (measured seconds per pair-feature, times the full run's pair-features). The bench
 prints the largest F1 difference between the two ways' rows: 0 unless samples tie at the k-th
 distance (incremental.py says where the two may differ).
@@ -43,16 +43,15 @@ from mechprobe.probing.knn import (
     ProbeConfig,
     Samples,
     compare,
-    layerwise,
     layerwise_sklearn,
+    overall_and_layerwise,
 )
 
 FULL = {"buckets": 8, "questions": 1024, "statements": 24, "layers": 32, "heads": 32}
 SCALED = {"buckets": 1, "questions": 256, "statements": 24, "layers": 4, "heads": 32}
 
 # features one stage's fits go through per fold, per part of the stage
-DIMS = {"all_layers": lambda layers, heads: heads * layers,
-        "all_layers_sklearn": lambda layers, heads: heads * layers,
+DIMS = {"all_layers_sklearn": lambda layers, heads: heads * layers,
         "reference": lambda layers, heads: heads * (layers + layers * (layers + 1) // 2),
         "incremental": lambda layers, heads: heads * layers}
 
@@ -112,18 +111,17 @@ def main():
     config = ProbeConfig(neighbors=8, p=1, folds=5, seed=0)     # ProofWriter's probe
     layer_names = list(range(shape["layers"]))
     parts = (["incremental"] if args.incremental_only
-             else ["all_layers", "all_layers_sklearn", "incremental", "reference"])
+             else ["incremental", "all_layers_sklearn", "reference"])
     totals, peaks = dict.fromkeys(parts, 0.0), dict.fromkeys(parts, 0)
     rows = []
     for bucket in range(shape["buckets"]):
         features, useful, depth = random_bucket(shape, seed=2 * bucket)
         model = Samples.from_examples(features, useful, depth)
         twin = Samples.from_examples(random_bucket(shape, seed=2 * bucket + 1)[0], useful, depth)
-        work = {"all_layers": (args.device, partial(compare, model, twin, config)),
-                "all_layers_sklearn": ("cpu", partial(compare, model, twin, config,
+        work = {"all_layers_sklearn": ("cpu", partial(compare, model, twin, config,
                                                       reference=True)),
-                "incremental": (args.device, partial(layerwise, model, twin, config, layer_names,
-                                                     args.device)),
+                "incremental": (args.device, partial(overall_and_layerwise, model, twin, config,
+                                                     layer_names, args.device)),
                 "reference": ("cpu", partial(layerwise_sklearn, model, twin, config, layer_names))}
         row, out = {"bucket": bucket}, {}
         for part in parts:
@@ -133,10 +131,10 @@ def main():
             peaks[part] = max(peaks[part], peak)
         if not args.incremental_only:
             row["reference_over_incremental"] = row["reference_s"] / row["incremental_s"]
-            library = row["all_layers_s"] + row["incremental_s"]
+            library = row["incremental_s"]
             before = row["all_layers_sklearn_s"] + row["reference_s"]
             row["before_over_library"] = before / library
-            row["max_f1_diff"] = f"{largest_difference(out['incremental'], out['reference']):.1e}"
+            row["max_f1_diff"] = f"{largest_difference(out['incremental'][1], out['reference']):.1e}"
         rows.append(row)
     print(f"kNN stage on random features: {shape['buckets']} bucket(s) x {shape['questions']} "
           f"questions x {shape['statements']} statements, {shape['layers']} layers x "
@@ -154,11 +152,11 @@ def main():
               f"extrapolated to the full shape (x{scale:.0f} pair-features): "
               f"{extrapolated[part]:.2f} h")
     if not args.incremental_only:
-        library = extrapolated["all_layers"] + extrapolated["incremental"]
+        library = extrapolated["incremental"]
         before = extrapolated["all_layers_sklearn"] + extrapolated["reference"]
-        print(f"full shape, whole stage: library (all layers + rows, incremental) {library:.2f} h, "
-              f"before (all layers + rows, sklearn) {before:.2f} h")
-        library = totals["all_layers"] + totals["incremental"]
+        print(f"full shape, whole stage: library (all layers and rows in one incremental pass) "
+              f"{library:.2f} h, before (all layers + rows, sklearn) {before:.2f} h")
+        library = totals["incremental"]
         before = totals["all_layers_sklearn"] + totals["reference"]
         print(f"knn: reference_over_incremental={totals['reference'] / totals['incremental']:.2f} "
               f"before_over_library={before / library:.2f} "

@@ -166,3 +166,14 @@ def test_all_layers_fit_is_the_last_cumulative_row_and_sklearns(p):
     for key in ("f1", "f1_random", "f1_spread"):
         for stage in ("useful", "depth"):
             assert result[key][stage] == pytest.approx(reference[key][stage], abs=1e-12)
+
+
+def test_one_pass_gives_compare_and_the_rows():
+    """probe_setting's all-layers scores and rows from one pass equal compare and layerwise."""
+    from mechprobe.probing.knn import compare, overall_and_layerwise
+
+    model, twin = model_and_twin(per_layer=2, integer=False)
+    config = ProbeConfig(neighbors=4, p=1, folds=3, seed=1)
+    overall, rows = overall_and_layerwise(model, twin, config, list(range(LAYERS)))
+    assert overall == compare(model, twin, config)
+    assert rows == layerwise(model, twin, config, list(range(LAYERS)))

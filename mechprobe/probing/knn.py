@@ -135,17 +135,8 @@ def mean_of(stage):
 
 def compare(model, random, config, layers=None, reference=False):
     """Both stages on the model's and the random model's features, with probing scores."""
-    trained = probe_stages(model, config, layers, reference)
-    untrained = probe_stages(random, config, layers, reference)
-    return {
-        "f1": {stage: mean_of(trained[stage]) for stage in trained},
-        "f1_spread": {stage: None if trained[stage] is None else trained[stage][1] for stage in trained},
-        "f1_random": {stage: mean_of(untrained[stage]) for stage in untrained},
-        "f1_random_spread": {stage: None if untrained[stage] is None else untrained[stage][1]
-                             for stage in untrained},
-        "probing_score": {stage: probing_score(mean_of(trained[stage]), mean_of(untrained[stage]))
-                          for stage in trained},
-    }
+    return as_comparison(probe_stages(model, config, layers, reference),
+                         probe_stages(random, config, layers, reference))
 
 
 def knn_device():
@@ -157,21 +148,41 @@ def layerwise(model, random, config, layer_names, device=None):
     """Rows per layer, mode 'single' (that layer only) and 'cumulative' (layers up to it).
     Manhattan and Euclidean kNNs (p 1 or 2) take one distance pass per layer
     (incremental.py); any other p refits sklearn's kNN per row (layerwise_sklearn)."""
+    return overall_and_layerwise(model, random, config, layer_names, device)[1]
+
+
+def overall_and_layerwise(model, random, config, layer_names, device=None):
+    """(compare's result on all layers, layerwise's rows) of one setting. With p 1 or 2 the
+    all-layers fit is the last cumulative row, so one distance pass per layer gives both."""
     if config.p not in SUPPORTED_P:
-        return layerwise_sklearn(model, random, config, layer_names)
+        return compare(model, random, config), layerwise_sklearn(model, random, config, layer_names)
     device = device or knn_device()
     trained, untrained = layer_f1(model, config, device), layer_f1(random, config, device)
 
     def at(f1, mode, position):
         return {stage: None if rows is None else rows[mode][position] for stage, rows in f1.items()}
 
-    return [layer_row(layer, mode, at(trained, mode, position), at(untrained, mode, position))
+    rows = [layer_row(layer, mode, at(trained, mode, position), at(untrained, mode, position))
             for mode in ("single", "cumulative") for position, layer in enumerate(layer_names)]
+    return as_comparison(at(trained, "overall", 0), at(untrained, "overall", 0)), rows
+
+
+def as_comparison(trained, untrained):
+    """compare's dict from each stage's (mean, std) over folds, or None, of model and twin."""
+    return {
+        "f1": {stage: mean_of(trained[stage]) for stage in trained},
+        "f1_spread": {stage: None if trained[stage] is None else trained[stage][1] for stage in trained},
+        "f1_random": {stage: mean_of(untrained[stage]) for stage in untrained},
+        "f1_random_spread": {stage: None if untrained[stage] is None else untrained[stage][1]
+                             for stage in untrained},
+        "probing_score": {stage: probing_score(mean_of(trained[stage]), mean_of(untrained[stage]))
+                          for stage in trained},
+    }
 
 
 def layer_f1(samples, config, device="cpu"):
-    """{'useful': {'single': [mean F1 per layer], 'cumulative': [...]}, 'depth': the same or None},
-    the means over folds as cross_validated_f1 takes them."""
+    """{'useful': {'single': [mean F1 per layer], 'cumulative': [...], 'overall': [(mean, std)
+    of the last cumulative row, as cross_validated_f1 gives them]}, 'depth': the same or None}."""
     result = {"useful": (samples.X, samples.useful.astype(int), samples.groups), "depth": None}
     if depth_applicable(samples):
         keep = samples.useful
@@ -184,9 +195,11 @@ def layer_f1(samples, config, device="cpu"):
         single, cumulative = layerwise_fold_f1(X, y, folds_of(groups, config), config.neighbors,
                                                config.p, device)
         # a layer's fold scores as one contiguous 1-D array: the sum cross_validated_f1 takes
+        per_layer = [np.ascontiguousarray(scores) for scores in cumulative.T]
         result[stage] = {mode: [float(np.mean(np.ascontiguousarray(scores[:, layer])))
                                 for layer in range(X.shape[1])]
                          for mode, scores in (("single", single), ("cumulative", cumulative))}
+        result[stage]["overall"] = [(float(np.mean(per_layer[-1])), float(np.std(per_layer[-1])))]
     return result
 
 

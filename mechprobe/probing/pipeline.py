@@ -19,7 +19,8 @@ from mechprobe.models import input_device, load_pretrained, resolve_device, reso
 from mechprobe.outputs import write_json
 from mechprobe.parallel import gathered, my_share, processes, world_size
 from mechprobe.plots import layerwise_plot, save_figure
-from mechprobe.probing.knn import ProbeConfig, Samples, best_layer, compare, layerwise, neighbors_used
+from mechprobe.probing.knn import (ProbeConfig, Samples, best_layer, neighbors_used,
+                                    overall_and_layerwise)
 from mechprobe.attention.memory import PeakMemory
 from mechprobe.attention.recorder import Recorder
 
@@ -307,9 +308,9 @@ def probe_setting(features, random_features, useful, depth, config, layers, grou
     the same side of every cross-validation split."""
     model_samples = Samples.from_examples(features, useful, depth, groups)
     random_samples = Samples.from_examples(random_features, useful, depth, groups)
-    result = compare(model_samples, random_samples, config)
+    # The all-layers fit and the layer-wise rows from one pass (knn.overall_and_layerwise).
+    result, rows = overall_and_layerwise(model_samples, random_samples, config, layers)
     result["neighbors_used"] = neighbors_used(model_samples, config)
-    rows = layerwise(model_samples, random_samples, config, layers)
     result["layerwise"] = rows
     result["best_layer"] = {stage: best_layer(rows, stage) for stage in ("useful", "depth")}
     result["n_examples"] = len(features)
