@@ -41,7 +41,8 @@ def by_rank(attention, indices):
 def accuracy_with_heads_masked(recorder, ids, targets, head_mask, batch_size):
     """Next-token accuracy at the last position with the heads where head_mask is 0 zeroed."""
     device = next(recorder.model.parameters()).device
-    share = my_share(len(ids))
+    n = len(ids)
+    share = my_share(n)
     ids, targets = torch.as_tensor(ids)[share], np.asarray(targets)[share]
     mask = None if head_mask is None else torch.as_tensor(head_mask, dtype=torch.float32, device=device)
     correct = 0
@@ -50,4 +51,4 @@ def accuracy_with_heads_masked(recorder, ids, targets, head_mask, batch_size):
         last = torch.full((len(chunk),), chunk.shape[1] - 1, device=device)
         logits, _ = recorder.forward(chunk, head_mask=mask, logits_at=last)
         correct += int((logits.argmax(-1).cpu().numpy() == targets[start:start + len(chunk)]).sum())
-    return summed(correct) / summed(len(ids))
+    return summed(correct) / n

@@ -175,6 +175,9 @@ class Recorder:
         if self.mode is None:
             self._use_hooks()
         self._auto = mode == "auto"
+        # transformers 5.24 renamed the forward argument past_key_values to cache.
+        self._cache_argument = ("cache" if "cache" in inspect.signature(model.forward).parameters
+                                else "past_key_values")
 
     def _use_hooks(self):
         with contextlib.suppress(ValueError, NotImplementedError, AttributeError):
@@ -244,10 +247,7 @@ class Recorder:
         # use_cache=False: without a prefix no key/value cache is wanted (it would copy them all).
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
         if prefix is not None:
-            kwargs.update(prefix.inputs(input_ids, attention_mask))
-            # transformers 5.24 renamed the forward argument past_key_values to cache.
-            if "cache" in inspect.signature(self.model.forward).parameters:
-                kwargs["cache"] = kwargs.pop("past_key_values")
+            kwargs.update(prefix.inputs(input_ids, attention_mask, self._cache_argument))
             if logits_at is not None:
                 logits_at = logits_at - prefix.length
         if logits_at is not None:
@@ -295,9 +295,10 @@ class Prefix:
     length: int
     keys_values: list        # per layer (keys, values), each (1, kv_heads, length, head_dim)
 
-    def inputs(self, input_ids, attention_mask):
+    def inputs(self, input_ids, attention_mask, cache_argument="past_key_values"):
         """The model's extra inputs to run `input_ids` after the prefix: a cache holding the
-        prefix once per prompt, and the attention mask extended over it."""
+        prefix once per prompt (passed as `cache_argument`), and the attention mask extended
+        over it."""
         batch = input_ids.shape[0]
         # A fresh cache per call: the forward pass appends the prompts' own keys to it.
         cache = DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
@@ -305,5 +306,5 @@ class Prefix:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         ones = attention_mask.new_ones(batch, self.length)
-        return {"past_key_values": cache, "use_cache": True,
+        return {cache_argument: cache, "use_cache": True,
                 "attention_mask": torch.cat([ones, attention_mask], dim=1)}

@@ -96,10 +96,8 @@ def fold_predictions(X, y, train, test, neighbors, p, only_all=False):
             part = powered_distances(test_X[:, layer], train_X[:, layer], p)
             total = part if total is None else total + part
             if only_all and layer < n_layers - 1:
-                continue
-            for mode, powered in enumerate((part, total)):
-                if only_all and mode == 0:
-                    continue
+                continue            # only the sum over every layer is wanted
+            for mode, powered in [(1, total)] if only_all else [(0, part), (1, total)]:
                 distances = powered if p == 1 else powered.sqrt()
                 predicted[mode, layer, start:start + len(test_X)] = vote(*nearest(distances, k),
                                                                          codes)

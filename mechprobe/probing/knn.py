@@ -162,9 +162,12 @@ def overall_and_layerwise(model, random, config, layer_names, device=None):
     def at(f1, mode, position):
         return {stage: None if rows is None else rows[mode][position] for stage, rows in f1.items()}
 
+    def overall(f1):
+        return {stage: None if rows is None else rows["overall"] for stage, rows in f1.items()}
+
     rows = [layer_row(layer, mode, at(trained, mode, position), at(untrained, mode, position))
             for mode in ("single", "cumulative") for position, layer in enumerate(layer_names)]
-    return as_comparison(at(trained, "overall", 0), at(untrained, "overall", 0)), rows
+    return as_comparison(overall(trained), overall(untrained)), rows
 
 
 def as_comparison(trained, untrained):
@@ -181,8 +184,8 @@ def as_comparison(trained, untrained):
 
 
 def layer_f1(samples, config, device="cpu"):
-    """{'useful': {'single': [mean F1 per layer], 'cumulative': [...], 'overall': [(mean, std)
-    of the last cumulative row, as cross_validated_f1 gives them]}, 'depth': the same or None}."""
+    """{'useful': {'single': [mean F1 per layer], 'cumulative': [...], 'overall': (mean, std) of
+    the last cumulative row, as cross_validated_f1 gives them}, 'depth': the same or None}."""
     result = {"useful": (samples.X, samples.useful.astype(int), samples.groups), "depth": None}
     if depth_applicable(samples):
         keep = samples.useful
@@ -195,11 +198,11 @@ def layer_f1(samples, config, device="cpu"):
         single, cumulative = layerwise_fold_f1(X, y, folds_of(groups, config), config.neighbors,
                                                config.p, device)
         # a layer's fold scores as one contiguous 1-D array: the sum cross_validated_f1 takes
-        per_layer = [np.ascontiguousarray(scores) for scores in cumulative.T]
         result[stage] = {mode: [float(np.mean(np.ascontiguousarray(scores[:, layer])))
                                 for layer in range(X.shape[1])]
                          for mode, scores in (("single", single), ("cumulative", cumulative))}
-        result[stage]["overall"] = [(float(np.mean(per_layer[-1])), float(np.std(per_layer[-1])))]
+        last = np.ascontiguousarray(cumulative[:, -1])
+        result[stage]["overall"] = (float(np.mean(last)), float(np.std(last)))
     return result
 
 
