@@ -27,7 +27,7 @@ def main(argv=None):
     from mechprobe.analysis.attention_maps import AttentionMapsConfig, run as attn_visual
     from mechprobe.probing.pipeline import RunConfig
 
-    with output_dir(args.out, args.force):
+    with output_dir(args.out, args.force, command="attn_visual.py"):
         attn_visual(AttentionMapsConfig.from_args(args), RunConfig.from_args(args), args.out)
 
 

@@ -35,7 +35,7 @@ def main(argv=None):
 
     # Several processes (accelerate launch, torchrun): each runs the model on its share of the
     # examples; the main one alone writes.
-    with output_dir(args.out, args.force) if is_main_process() else contextlib.nullcontext():
+    with output_dir(args.out, args.force, command="causal.py") if is_main_process() else contextlib.nullcontext():
         causal(CausalConfig.from_args(args), RunConfig.from_args(args), args.out)
     finish_processes()
 

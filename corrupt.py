@@ -44,7 +44,7 @@ def main(argv=None):
 
     # Several processes (accelerate launch, torchrun): each runs the model on its share of the
     # prompts; the main one alone probes and writes.
-    with output_dir(args.out, args.force) if is_main_process() else contextlib.nullcontext():
+    with output_dir(args.out, args.force, command="corrupt.py") if is_main_process() else contextlib.nullcontext():
         corrupt(RobustnessConfig.from_args(args), RunConfig.from_args(args), args.out)
     finish_processes()
 

@@ -77,7 +77,8 @@ def main(argv=None):
         from mechprobe.training.proofwriter import run as finetune
     else:
         from mechprobe.training.ksmallest import run as finetune
-    with output_dir(args.out, args.force, keep_on_interrupt=True):
+    with output_dir(args.out, args.force, keep_on_interrupt=True,
+                    command="finetune_gpt2.py"):
         finetune(TrainConfig.from_args(args))
 
 

@@ -130,7 +130,7 @@ def main(argv=None):
     smollm2.set_defaults(handler=make_smollm2)
     args = parser.parse_args(argv)
     # Each data set's OUT is a folder this tool owns: a foreign one is refused unless --force.
-    with output_dir(args.out, args.force):
+    with output_dir(args.out, args.force, command=f"make_data.py {args.dataset}"):
         args.handler(args)
 
 

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 
 from mechprobe.cli import ArgumentParser, add_common_args, count, path_text, quiet_libraries, run
 from mechprobe.attention.features import POOLS
-from mechprobe.outputs import check_output_file, looks_like_dump, output_dir, removed_on_failure
+from mechprobe.outputs import check_output_file, output_dir, removed_on_failure
 from mechprobe.probing.ksmallest import add_task_args
 from mechprobe.probing.text import add_prompt_args
 
@@ -78,7 +78,8 @@ def main(argv=None):
         parser.error("--out DIR is required when a model is probed")
     quiet_libraries()
     if args.dump_examples:
-        check_output_file(args.dump_examples, "--dump-examples", looks_like_dump, args.force)
+        check_output_file(args.dump_examples, "--dump-examples", args.force,
+                          inputs=[("--data", args.data), ("--shots-data", args.shots_data)])
     from mechprobe.probing import ksmallest, text
     from mechprobe.parallel import finish_processes, is_main_process
     from mechprobe.probing.pipeline import RunConfig
@@ -88,7 +89,7 @@ def main(argv=None):
         args.dump_examples = None
     with ExitStack() as guards:
         if args.out and is_main_process():
-            guards.enter_context(output_dir(args.out, args.force))
+            guards.enter_context(output_dir(args.out, args.force, command="probe.py"))
         if args.dump_examples:
             guards.enter_context(removed_on_failure(args.dump_examples))
         if args.task == "ksmallest":

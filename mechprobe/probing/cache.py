@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 
 from mechprobe.cli import UserError
-from mechprobe.outputs import atomic_path
+from mechprobe.outputs import atomic_path, make_dirs
 
 MODES = ("on", "off", "strict")   # strict: a damaged cache file is an error, not a recomputation
 VERSION = 1                       # bump when what is stored changes
@@ -91,7 +91,7 @@ class FeatureCache:
         return unpacked
 
     def save(self, key, features, random_features, predicted, scores):
-        os.makedirs(self.folder, exist_ok=True)
+        make_dirs(self.folder)
         with atomic_path(self.path(key)) as tmp, open(tmp, "wb") as f:
             np.savez(f, key=np.array(key), counts=np.array([len(x) for x in features]),
                      features=np.concatenate(features), random_features=np.concatenate(random_features),

@@ -16,7 +16,7 @@ import torch
 from mechprobe.cli import UserError, format_table
 from mechprobe.attention.features import extract, shared_prefix
 from mechprobe.models import input_device, load_pretrained, resolve_device, resolve_dtype
-from mechprobe.outputs import write_json
+from mechprobe.outputs import make_dirs, write_json
 from mechprobe.parallel import gathered, my_share, processes, world_size
 from mechprobe.plots import layerwise_plot, save_figure
 from mechprobe.probing.knn import (ProbeConfig, Samples, best_layer, neighbors_used,
@@ -141,7 +141,7 @@ class ProbeResult:
 
     def save(self, out):
         """OUT/results.json and OUT/layerwise_<setting>.{png,pdf}; returns the results dict."""
-        os.makedirs(out, exist_ok=True)
+        make_dirs(out)
         for name, result in self.settings.items():
             layerwise_figure(name, result["layerwise"], out)
         results = self.to_json()

@@ -2,7 +2,6 @@
 
 import os
 import platform
-import shutil
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -12,7 +11,7 @@ from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, format_table
 from mechprobe.models import (TASK_FILE, TinyConfig, build_tiny, check_fits, load_pretrained, resolve_device,
                      resolve_dtype)
-from mechprobe.outputs import atomic_path, write_json
+from mechprobe.outputs import atomic_path, discard, make_dirs, write_json
 from mechprobe.plots import line_plot, save_figure
 from mechprobe.training.loop import Settings, evaluate, finetune, select_trainable
 
@@ -141,9 +140,9 @@ def train(model, data, settings, config, fingerprint, curriculum=(), candidates=
     """Fine-tune with resume in OUT/checkpoint; returns the Outcome with the best weights loaded.
     `candidates`: the answer token ids validation accuracy chooses among (None: whole vocabulary)."""
     checkpoint_dir = os.path.join(config.out, "checkpoint")
-    os.makedirs(config.out, exist_ok=True)
+    make_dirs(config.out)
     if config.restart:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        discard(checkpoint_dir)
     outcome, best_state = finetune(model, data["train"], data["val"], settings, checkpoint_dir,
                                    fingerprint, stop_after=config.stop_after, curriculum=curriculum,
                                    candidates=candidates)
@@ -191,7 +190,7 @@ def run(config):
         "test_accuracy": test_accuracy, "test_loss": test_loss, **run_summary(settings, outcome),
     }
     write_json(os.path.join(out, "results.json"), results)
-    shutil.rmtree(os.path.join(out, "checkpoint"), ignore_errors=True)
+    discard(os.path.join(out, "checkpoint"))
 
     print()
     print(format_table([{"task": task.name, "model": config.model, "tune": config.tune,

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mechprobe.cli import UserError
-from mechprobe.outputs import load_torch, save_torch
+from mechprobe.outputs import load_torch, make_dirs, save_torch
 
 # Which parameters each --tune choice trains, by dotted-name component (GPT-2 and LLaMA-style).
 TUNE_PATTERNS = {
@@ -272,7 +272,7 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
         done = step + 1
         if done % settings.eval_every == 0 or done == settings.steps:
             # Made at the first save: a run stopped before it leaves no empty checkpoint/ behind.
-            os.makedirs(checkpoint_dir, exist_ok=True)
+            make_dirs(checkpoint_dir)
             val_acc, val_loss = evaluate(model, val, settings.batch_size, settings.amp_dtype,
                                          candidates)
             outcome.train_seconds += time.perf_counter() - clock

@@ -10,7 +10,6 @@ unknown tokens.
 """
 
 import os
-import shutil
 from dataclasses import asdict
 
 import numpy as np
@@ -24,7 +23,7 @@ from mechprobe.analysis.robustness import COUNTERFACTUAL_WORDS
 from mechprobe.training.ksmallest import fill_defaults, make_settings, run_summary, save_curves, save_model, train
 from mechprobe.models import TINY_TEXT as TINY
 from mechprobe.models import build_word_llama, check_fits, load_pretrained, resolve_device, resolve_dtype
-from mechprobe.outputs import write_json
+from mechprobe.outputs import discard, write_json
 from mechprobe.probing.text import answer_ids, prompt
 from mechprobe.probing.pipeline import chance_check, chance_warning
 from mechprobe.tasks.shortcuts import binding_value, negated, proofwriter_answers
@@ -180,7 +179,7 @@ def run(config):
                "test_by_group": groups,
                **run_summary(settings, outcome)}
     write_json(os.path.join(config.out, "results.json"), results)
-    shutil.rmtree(os.path.join(config.out, "checkpoint"), ignore_errors=True)
+    discard(os.path.join(config.out, "checkpoint"))
 
     print()
     print(format_table(groups, ["group", "value", "n", "accuracy"]))
