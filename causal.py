@@ -21,9 +21,9 @@ def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None)
     add_task_args(parser)
-    parser.add_argument("--random-repeats", type=count(1), default=10,
+    parser.add_argument("--random-repeats", type=count(1, 10**4), default=10,
                         help="random pruning draws per level (mean and spread are reported)")
-    parser.add_argument("--case-examples", type=count(1), default=256,
+    parser.add_argument("--case-examples", type=count(1, 10**6), default=256,
                         help="examples in the attention-flow case study")
     args = parser.parse_args(argv)
     if args.model is None:

@@ -24,23 +24,23 @@ def main(argv=None):
     parser.add_argument("--task", default="min01",
                         help="minKK (KK the 0-based k, two digits) or proofwriter")
     parser.add_argument("--data", help="proofwriter: ProofWriter release folder (make_data.py proofwriter)")
-    parser.add_argument("--max-qdep", type=count(0), default=1,
+    parser.add_argument("--max-qdep", type=count(0, 100), default=1,
                         help="proofwriter: train and test on questions of at most this depth")
     parser.add_argument("--tune", default="all", choices=TUNE_CHOICES,
                         help="which parameters to train (the rest stay frozen)")
-    parser.add_argument("--list-len", type=count(2), default=16, help="numbers per example (L)")
-    parser.add_argument("--num-set", type=count(2), default=512, help="size of the number set (S)")
+    parser.add_argument("--list-len", type=count(2, 1024), default=16, help="numbers per example (L)")
+    parser.add_argument("--num-set", type=count(2, 10**6), default=512, help="size of the number set (S)")
     parser.add_argument("--n-train", type=count(1, 10**7), help="training examples (minKK default: tiny 245000, "
                         "pretrained 980000; validation and test get n_train/98 each, 98/1/1; "
                         "proofwriter default: every train-split question)")
-    parser.add_argument("--n-eval", type=count(1), help="minKK: override the validation and test size "
+    parser.add_argument("--n-eval", type=count(1, 10**6), help="minKK: override the validation and test size "
                         "(by default validation uses at most max(2000, the examples trained on "
                         "between two validations) of them); proofwriter: validation questions "
                         "sampled from the dev split (default 2000; the test split is used whole)")
     parser.add_argument("--epochs", type=count(1, 10**4), help="passes over the training set (default 2)")
     parser.add_argument("--steps", type=count(1, 10**8), help="optimizer steps; overrides --epochs")
     parser.add_argument("--lr", type=number(), help="AdamW learning rate (tiny 1e-3, pretrained 2e-5)")
-    parser.add_argument("--warmup", type=count(0), help="linear warm-up steps, then constant "
+    parser.add_argument("--warmup", type=count(0, 10**8), help="linear warm-up steps, then constant "
                         "(tiny 200, pretrained 500; capped at a tenth of the run)")
     parser.add_argument("--schedule", choices=["constant", "linear"],
                         help="learning rate after warm-up: constant (the paper; pretrained default) "
@@ -51,13 +51,13 @@ def main(argv=None):
     parser.add_argument("--curriculum", type=number(inclusive=True, maximum=1),
                         help="proofwriter: fraction of the steps on short theories first (default: "
                         "tiny 0.5, pretrained 0)")
-    parser.add_argument("--eval-every", type=count(1), help="steps between validations (default: 20 per run, at least 10 steps apart)")
+    parser.add_argument("--eval-every", type=count(1, 10**8), help="steps between validations (default: 20 per run, at least 10 steps apart)")
     parser.add_argument("--restart", action="store_true",
                         help="discard an interrupted run's checkpoint instead of resuming it")
-    parser.add_argument("--tiny-layers", type=count(1),
+    parser.add_argument("--tiny-layers", type=count(1, 256),
                         help=f"layers of the tiny model (only with --model tiny; default {TinyConfig.n_layer})")
-    parser.add_argument("--tiny-heads", type=count(1), help=f"default {TinyConfig.n_head}")
-    parser.add_argument("--tiny-dim", type=count(1),
+    parser.add_argument("--tiny-heads", type=count(1, 256), help=f"default {TinyConfig.n_head}")
+    parser.add_argument("--tiny-dim", type=count(1, 2**16),
                         help=f"default {TinyConfig.n_embd} (minKK), {TINY_TEXT.n_embd} (proofwriter)")
     # Ends the run after N steps as if interrupted: for exercising resume by hand.
     parser.add_argument("--stop-after", type=count(1), help=argparse.SUPPRESS)

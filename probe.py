@@ -11,6 +11,7 @@ Writes OUT/results.json (per setting: f1, f1_random, probing_score, fold spread,
 OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
 """
 
+import os
 from contextlib import ExitStack
 
 from mechprobe.cli import ArgumentParser, add_common_args, count, path_text, quiet_libraries, run
@@ -42,7 +43,7 @@ def main(argv=None):
                         "smallest bucket >= m (the earlier grouping)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
                         help="split probed (in-context shots always come from train)")
-    parser.add_argument("--icl", type=count(0), default=0,
+    parser.add_argument("--icl", type=count(0, 64), default=0,
                         help="ProofWriter/ARC: in-context examples before each question (0 = the "
                         "fine-tuned-model setting)")
     add_prompt_args(parser)
@@ -56,13 +57,13 @@ def main(argv=None):
                         help="pooling over query tokens (default: max with --icl, else mean)")
     parser.add_argument("--statement-pool", default="mean", choices=POOLS,
                         help="pooling over a statement's tokens")
-    parser.add_argument("--max-batch-tokens", type=count(1), default=1024,
+    parser.add_argument("--max-batch-tokens", type=count(1, 2**24), default=1024,
                         help="cap on padded tokens per forward pass (memory; raise it on a GPU); "
                         "--batch-size caps examples")
-    parser.add_argument("--neighbors", type=count(1), default=8, help="kNN neighbours")
+    parser.add_argument("--neighbors", type=count(1, 10**6), default=8, help="kNN neighbours")
     parser.add_argument("--p", type=int, choices=[1, 2],
                         help="kNN distance: 2 Euclidean, 1 Manhattan (default: the task's)")
-    parser.add_argument("--folds", type=count(2), default=5,
+    parser.add_argument("--folds", type=count(2, 1000), default=5,
                         help="cross-validation folds, grouped by example (ProofWriter: by theory, "
                         "since its questions share the context)")
     parser.add_argument("--feature-cache", default="on", choices=["on", "off", "strict"],
@@ -76,6 +77,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.model is not None and args.out is None:
         parser.error("--out DIR is required when a model is probed")
+    if args.shots_data and args.task != "jsonl":
+        parser.error(f"--shots-data goes with --task jsonl; --task {args.task} takes its shots "
+                     "from the train split of --data")
+    if args.out and args.feature_cache != "off" and os.path.lexists(
+            os.path.join(args.out, "features")) and not os.path.isdir(
+            os.path.join(args.out, "features")):
+        parser.error(f"{os.path.join(args.out, 'features')} is a file where the feature cache "
+                     "goes: move it away, or pass --feature-cache off")
     quiet_libraries()
     if args.dump_examples:
         check_output_file(args.dump_examples, "--dump-examples", args.force,

@@ -7,6 +7,7 @@
 # instead: MODEL=runs/finetune-proofwriter/model ICL=0.
 # Edit the variables below, or set them in the environment.
 set -euo pipefail
+set -f   # no filename expansion: $EXTRA is split into flags, never matched against files
 cd "$(dirname "$0")"
 
 DATA=${DATA:-runs/data/proofwriter}        # generated here when missing

@@ -2,6 +2,7 @@
 # Fine-tune GPT-2 on k-th smallest tasks: one run per task in TASKS, each into $OUT/<task>/.
 # Edit the variables below, or set them in the environment: MODEL=gpt2 bash run_finetune_gpt2.sh
 set -euo pipefail
+set -f   # no filename expansion: $EXTRA is split into flags, never matched against files
 cd "$(dirname "$0")"
 
 MODEL=${MODEL:-tiny}            # tiny = the embedded small GPT-2 trained from scratch; or a hub id / local dir

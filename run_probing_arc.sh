@@ -7,6 +7,7 @@
 # A random-init Llama over the data's words instead: MODEL=runs/models/word-llama-arc ICL=2.
 # Edit the variables below, or set them in the environment.
 set -euo pipefail
+set -f   # no filename expansion: $EXTRA is split into flags, never matched against files
 cd "$(dirname "$0")"
 
 DATA=${DATA:-data/arc_offline}             # a folder with reasoning_annotated_{train,dev,test}.jsonl

@@ -3,6 +3,7 @@
 # (one k each, read from its task.json), and optionally a pretrained model for every k.
 # Edit the variables below, or set them in the environment: TASKS="min00 min01" bash run_probing_gpt2.sh
 set -euo pipefail
+set -f   # no filename expansion: $EXTRA is split into flags, never matched against files
 cd "$(dirname "$0")"
 
 FINETUNED=${FINETUNED:-runs/finetune-tiny}  # run_finetune_gpt2.sh's OUT: models in $FINETUNED/<task>/model

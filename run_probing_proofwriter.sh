@@ -10,6 +10,7 @@
 # scores that mean little (the probe warns), and the text-only control shows what wording alone
 # explains. Edit the variables below, or set them in the environment.
 set -euo pipefail
+set -f   # no filename expansion: $EXTRA is split into flags, never matched against files
 cd "$(dirname "$0")"
 
 DATA=${DATA:-runs/data/proofwriter}        # generated here when missing (make_data.py proofwriter)

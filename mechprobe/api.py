@@ -11,13 +11,14 @@ your own, look at the result, save it. The command-line scripts call the same fu
 
 from dataclasses import replace
 
+from mechprobe.cli import ConfigError, require
 from mechprobe.outputs import output_dir
 from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model, probe_numbers
 from mechprobe.probing.pipeline import ProbeResult, ReadConfig, RunConfig, load_model
 from mechprobe.probing.text import TextConfig, load_questions, probe_questions
 from mechprobe.tasks.jsonl import JsonlTask, from_rows
 
-__all__ = ["KSmallestConfig", "ProbeResult", "ReadConfig", "RunConfig", "TextConfig", "load_model",
+__all__ = ["ConfigError", "KSmallestConfig", "ProbeResult", "ReadConfig", "RunConfig", "TextConfig", "load_model",
            "load_questions", "probe", "probe_ksmallest", "probe_task", "save"]
 
 
@@ -27,10 +28,15 @@ def probe(model, tokenizer, rows, run=None, icl=0, shots=None, n_examples=1024):
     answer/choices, group, bucket, id). With `icl`, that many shots per prompt are drawn from
     `shots` (rows of the same schema; default: the other rows). Returns a ProbeResult."""
     run = run or RunConfig()
+    require(isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows),
+            "rows must be a list of dicts in the jsonl schema (statements, question, useful, "
+            f"depth; docs/DATA.md), got {type(rows).__name__}")
+    require(shots is None or isinstance(shots, (list, tuple)), "shots must be a list of dicts "
+            f"or None, got {type(shots).__name__}")
+    config = TextConfig(task="jsonl", data="rows", icl=icl, n_examples=n_examples)
     task = JsonlTask("rows")
     records = from_rows(enumerate(rows, 1), "rows", task)
     train = from_rows(enumerate(shots, 1), "shots") if shots else records
-    config = TextConfig(task="jsonl", data="rows", icl=icl, n_examples=n_examples)
     return probe_questions(model, tokenizer, records, run, config, task, train if icl else ())
 
 

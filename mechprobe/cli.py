@@ -15,6 +15,23 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line, no traceback, exit status 2."""
 
 
+class ConfigError(UserError, ValueError):
+    """A config field out of range (RunConfig(folds=1), TextConfig(task="squad"), ...), raised
+    when the config is built, before any model work; the message names the field."""
+
+
+def require(condition, message):
+    """Raise ConfigError(message) unless `condition`: the configs' validation."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def whole(value, minimum, maximum=None):
+    """True for an int (not a bool) in [minimum, maximum]."""
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+            and (maximum is None or value <= maximum))
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr naming the fix, not usage plus error."""
 
@@ -87,7 +104,7 @@ def add_common_args(parser, model_default="tiny", out_required=True):
     parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    parser.add_argument("--batch-size", type=count(1), default=None)
+    parser.add_argument("--batch-size", type=count(1, 2**16), default=None)
     parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     parser.add_argument("--device-map", choices=DEVICE_MAPS,
                         help="spread a model larger than one device over the GPUs, CPU and disk "
@@ -121,7 +138,11 @@ def run(main, resumable=False):
     try:
         main()
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        message = str(err)
+        if isinstance(err, ConfigError):   # the library names fields; the command line, flags
+            message = re.sub(r"\b[A-Z]\w*Config\.(\w+)",
+                             lambda m: "--" + m.group(1).replace("_", "-"), message)
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         if resumable:

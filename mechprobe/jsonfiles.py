@@ -5,11 +5,26 @@ import json
 from mechprobe.cli import UserError
 
 
+def unreadable(path, err):
+    """An OSError on reading a data file, as the one line a user can act on."""
+    return UserError(f"cannot read {path} ({err.strerror or type(err).__name__}): check that it is "
+                     "a readable file")
+
+
+def opened(path, mode="rb"):
+    try:
+        return open(path, mode)
+    except OSError as err:
+        raise unreadable(path, err) from None
+
+
 def read_jsonl(path):
     """Yield (line number, record) for each non-empty line."""
     # Lines are read as bytes so that a line that is not UTF-8 is reported with its number.
-    with open(path, "rb") as f:
+    with opened(path) as f:
         for number, line in enumerate(f, 1):
+            if number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")   # a byte-order mark (Windows editors)
             if not line.strip():
                 continue
             try:
@@ -24,8 +39,8 @@ def read_jsonl(path):
 
 def read_json(path):
     try:
-        with open(path) as f:
-            return json.load(f)
+        with opened(path) as f:
+            return json.loads(f.read().decode("utf-8-sig"))   # -sig: a byte-order mark is fine
     except json.JSONDecodeError as err:
         raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}): the file is truncated or "
                         "damaged; download it again") from None

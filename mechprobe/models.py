@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -220,6 +221,13 @@ def check_whole(name, model, loading, allow_partial=False):
                     "a loaded model would be partly random: save or convert the model again")
 
 
+def bad_model(name, err):
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UserError(f"could not load model '{name}' ({type(err).__name__}: {first_line[:200]}): "
+                     "pass an intact local directory or a hub id that is already in the Hugging "
+                     "Face cache (no downloads offline)")
+
+
 def load_pretrained(name, dtype=torch.float32, attn_implementation=None, placement=None,
                     allow_partial=False):
     """A hub id or local directory through the Auto classes; errors say what to do instead.
@@ -242,11 +250,15 @@ def load_pretrained(name, dtype=torch.float32, attn_implementation=None, placeme
         raise UserError(f"could not load model '{name}': its pytorch_model.bin holds objects other "
                         "than tensors, and loading it could run code, so it was refused: use a "
                         "safetensors copy of the model from a source you trust") from None
-    except Exception as err:  # OSError, ValueError, safetensors' own errors, ...
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"could not load model '{name}' ({type(err).__name__}: {first_line[:200]}): "
-                        "pass an intact local directory or a hub id that is already in the Hugging "
-                        "Face cache (no downloads offline)") from None
+    except ValueError as err:
+        if "Unrecognized configuration class" not in str(err):
+            raise bad_model(name, err) from None
+        kind = re.search(r"<class '([\w.]+)'>", str(err))
+        kind = kind.group(1).rsplit(".", 1)[-1] if kind else "non-causal"
+        raise UserError(f"model '{name}' is a {kind} model, which is not a causal "
+                        "language model: pass a decoder-only model (GPT-2, LLaMA, ...)") from None
+    except Exception as err:  # OSError, safetensors' own errors, ...
+        raise bad_model(name, err) from None
     check_whole(name, model, loading, allow_partial)
     if tokenizer.pad_token is None:  # GPT-2 and LLaMA ship without one; padding is masked anyway
         tokenizer.pad_token = tokenizer.eos_token

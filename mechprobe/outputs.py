@@ -169,22 +169,26 @@ def make_dirs(path):
             ledger.created.append(folder)
 
 
-def discard(path):
-    """Delete what this tool wrote under `path` (e.g. a finished run's checkpoint/), keeping
-    every name it did not write; folders are removed once empty."""
+def discard(path, names=()):
+    """Delete what this tool wrote under `path` (e.g. a finished run's checkpoint/): the files the
+    running command's ledger lists, and files named one of `names` (our output names there, known
+    also outside a run, as when a notebook calls the library); every other name is kept, and
+    folders are removed once empty."""
     ledger = ledger_of(path)
-    if ledger is None or not os.path.lexists(path):
+    if not os.path.lexists(path):
         return
     if os.path.isdir(path) and not os.path.islink(path):
         for name in os.listdir(path):
-            discard(os.path.join(path, name))
+            discard(os.path.join(path, name), names)
         with suppress(OSError):
             os.rmdir(path)
-    elif ledger.owns(path) or path.endswith(PARTIAL):
+    elif (ledger is not None and ledger.owns(path)) or os.path.basename(path) in names or \
+            path.endswith(PARTIAL):
         with suppress(FileNotFoundError):
             os.remove(path)
-        ledger.written.discard(ledger.relative(path))
-        ledger.recorded.discard(ledger.relative(path))
+        if ledger is not None:
+            ledger.written.discard(ledger.relative(path))
+            ledger.recorded.discard(ledger.relative(path))
 
 
 def _carry_over(old, new, owns):

@@ -42,6 +42,25 @@ def weights_checksum(model):
     return hashlib.sha256(json.dumps([sums, files]).encode()).hexdigest()
 
 
+def check_arrays(arrays, n_examples, n_layers):
+    """A file with the right key can still have been edited: every shape must fit the examples
+    and the model, and every feature must be a number."""
+    counts, total = arrays["counts"], int(np.sum(arrays["counts"]))
+    for name in ("features", "random_features"):
+        values = arrays[name]
+        if values.ndim != 3 or len(values) != total or (n_layers and values.shape[1] != n_layers):
+            raise ValueError(f"{name} has shape {values.shape}, not ({total}, {n_layers}, ...)")
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} holds values that are not finite numbers")
+    if counts.ndim != 1 or (counts < 1).any():
+        raise ValueError("the statement counts are damaged")
+    if len(arrays["predicted"]) != n_examples:
+        raise ValueError(f"predicted holds {len(arrays['predicted'])} values for {n_examples} "
+                         "examples")
+    if arrays["scores"].size and len(arrays["scores"]) != n_examples:
+        raise ValueError(f"scores holds {len(arrays['scores'])} rows for {n_examples} examples")
+
+
 class FeatureCache:
     """OUT/features: load() what an earlier run stored under a key, save() this run's."""
 
@@ -64,8 +83,9 @@ class FeatureCache:
     def path(self, key):
         return os.path.join(self.folder, f"{key}.npz")
 
-    def load(self, key, n_examples):
-        """The stored arrays, or None when there are none (or, unless strict, they are damaged)."""
+    def load(self, key, n_examples, n_layers=None):
+        """The stored arrays, or None when there are none (or, unless strict, they are damaged or
+        do not fit: n_examples examples, `n_layers` layers, finite numbers)."""
         path = self.path(key)
         if not os.path.isfile(path):
             return None
@@ -74,6 +94,7 @@ class FeatureCache:
                 arrays = {name: stored[name] for name in stored.files}
             if str(arrays.pop("key")) != key or len(arrays["counts"]) != n_examples:
                 raise ValueError("it was written for other features")
+            check_arrays(arrays, n_examples, n_layers)
             unpacked = {"features": np.split(arrays["features"], np.cumsum(arrays["counts"])[:-1]),
                         "random_features": np.split(arrays["random_features"],
                                                     np.cumsum(arrays["counts"])[:-1]),

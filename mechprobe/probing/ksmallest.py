@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mechprobe.tasks import ksmallest
-from mechprobe.cli import UserError, count
+from mechprobe.cli import UserError, count, require, whole
 from mechprobe.attention.features import Example, extract, normalise_by_max, segment_tokens
 from mechprobe.models import check_fits, read_task_file
 from mechprobe.outputs import write_lines
@@ -21,10 +21,10 @@ from mechprobe.tasks.shortcuts import ksmallest_answers
 
 def add_task_args(parser, n_examples=1024):
     """Flags naming the k-th smallest examples to analyse (shared by probe, attn_visual, causal)."""
-    parser.add_argument("--k", type=count(0), help="k-th smallest, 0-based (default: the model's task.json)")
-    parser.add_argument("--list-len", type=count(2), help="numbers per example (default: the model's task)")
-    parser.add_argument("--num-set", type=count(2), help="number-set size (default: the model's task)")
-    parser.add_argument("--n-examples", type=count(1), default=n_examples,
+    parser.add_argument("--k", type=count(0, 1023), help="k-th smallest, 0-based (default: the model's task.json)")
+    parser.add_argument("--list-len", type=count(2, 1024), help="numbers per example (default: the model's task)")
+    parser.add_argument("--num-set", type=count(2, 10**6), help="number-set size (default: the model's task)")
+    parser.add_argument("--n-examples", type=count(1, 10**6), default=n_examples,
                         help="k-th smallest: examples probed (drawn from a stream fine-tuning never "
                         "uses); ProofWriter: at most this many per bucket")
     parser.set_defaults(all_k=False)
@@ -40,6 +40,14 @@ class KSmallestConfig:
     num_set: int | None = None         # size of the number set (paper: 512)
     n_examples: int = 1024             # examples probed, from a stream fine-tuning never uses
     all_k: bool = False                # probe every k in 0..L/2-1 on the same attention
+
+    def __post_init__(self):
+        for name, low, high in (("k", 0, 1023), ("list_len", 2, 1024), ("num_set", 2, 10**6)):
+            value = getattr(self, name)
+            require(value is None or whole(value, low, high), f"KSmallestConfig.{name} must be a "
+                    f"whole number from {low} to {high:,} or None, got {value!r}")
+        require(whole(self.n_examples, 1, 10**6), "KSmallestConfig.n_examples must be a whole "
+                f"number from 1 to 1,000,000, got {self.n_examples!r}")
 
     @classmethod
     def from_args(cls, args):
@@ -73,9 +81,18 @@ def load_task_model(run, config, multi_token=False):
     model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
     saved = saved_task(run.model)
     task = resolve_task(config, saved)
+    if saved.get("num_set") is not None and task.num_set != saved["num_set"]:
+        raise UserError(f"--num-set {task.num_set}: {run.model} was fine-tuned on {saved['num_set']} "
+                        f"numbers (its task.json), and knows only those: drop --num-set or pass "
+                        f"{saved['num_set']}")
     try:
         numbers = ksmallest.number_set(tokenizer, task.num_set)
-    except UserError:
+    except ksmallest.TooFewNumbers as err:
+        if not multi_token and err.available <= task.list_len:
+            raise UserError(f"this tokenizer has only {err.available} single-token numbers, too "
+                            f"few for lists of {task.list_len}, and this command reads one token "
+                            "per number: probe.py --task ksmallest handles numbers of several "
+                            "tokens, or use a model with GPT-2's tokenizer") from None
         if not multi_token:
             raise
         numbers = ksmallest.multi_token_numbers(tokenizer, task.num_set)

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
-from mechprobe.cli import UserError, format_table
-from mechprobe.attention.features import extract, shared_prefix
+from mechprobe.cli import DEVICE_MAPS, UserError, format_table, require, whole
+from mechprobe.attention.features import POOLS, extract, shared_prefix
 from mechprobe.models import input_device, load_pretrained, resolve_device, resolve_dtype
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.parallel import gathered, my_share, processes, world_size
@@ -59,6 +59,18 @@ class ReadConfig:
     batch_size: int | None = None      # examples per forward pass; None: the task's default
     max_batch_tokens: int = 1024       # padded tokens per forward pass (memory)
 
+    def __post_init__(self):
+        require(self.layers is None or isinstance(self.layers, str),
+                f"ReadConfig.layers must be a string like '0-16,19' or None, got {self.layers!r}")
+        require(self.query_pool in (None, *POOLS), f"ReadConfig.query_pool must be one of {POOLS} "
+                f"or None, got {self.query_pool!r}")
+        require(self.statement_pool in POOLS, f"ReadConfig.statement_pool must be one of {POOLS}, "
+                f"got {self.statement_pool!r}")
+        require(self.batch_size is None or whole(self.batch_size, 1),
+                f"ReadConfig.batch_size must be a whole number >= 1 or None, got {self.batch_size!r}")
+        require(whole(self.max_batch_tokens, 1), "ReadConfig.max_batch_tokens must be a whole "
+                f"number >= 1, got {self.max_batch_tokens!r}")
+
     def with_defaults(self, query_pool, batch_size):
         """This config with a task's defaults filled in where the user left a field unset."""
         return replace(self, query_pool=self.query_pool or query_pool,
@@ -80,6 +92,23 @@ class RunConfig:
     device_map: str | None = None      # auto, balanced, sequential: a model over several devices
     max_memory: dict | None = None     # with device_map: {0: "20GiB", "cpu": "60GiB"}
     offload_folder: str | None = None  # with device_map: where layers go that fit nowhere else
+
+    def __post_init__(self):
+        require(whole(self.seed, 0, 2**32 - 1), f"RunConfig.seed must be a whole number from 0 to "
+                f"2**32-1, got {self.seed!r}")
+        require(isinstance(self.read, ReadConfig), "RunConfig.read must be a ReadConfig")
+        require(whole(self.neighbors, 1), f"RunConfig.neighbors must be at least 1, got "
+                f"{self.neighbors!r}")
+        require(self.p in (None, 1, 2), f"RunConfig.p must be 1, 2 or None, got {self.p!r}")
+        require(whole(self.folds, 2), f"RunConfig.folds must be at least 2 (cross-validation), "
+                f"got {self.folds!r}")
+        require(self.dtype in ("auto", "float32", "bfloat16", "float16"),
+                f"RunConfig.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        require(self.device_map in (None, *DEVICE_MAPS), f"RunConfig.device_map must be one of "
+                f"{DEVICE_MAPS} or None, got {self.device_map!r}")
+        if self.offload_folder is not None and os.path.exists(self.offload_folder):
+            require(os.path.isdir(self.offload_folder), f"RunConfig.offload_folder "
+                    f"{self.offload_folder} is a file: give a folder (created if missing)")
 
     def placement(self):
         """from_pretrained's keywords that spread the model over devices (None: one --device)."""
@@ -269,7 +298,7 @@ def extract_pair(model, examples, layers, read, seed, pad_id, logit_ids=None, ca
     n_layers = model.config.get_text_config().num_hidden_layers
     read_layers = list(range(n_layers)) if cache else list(layers)
     key = cache.key(model, examples, read, seed, logit_ids) if cache else None
-    stored = cache.load(key, len(examples)) if cache else None
+    stored = cache.load(key, len(examples), n_layers) if cache else None
     peak = seconds = None
     if stored is None:
         share = my_share(len(examples))

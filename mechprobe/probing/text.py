@@ -19,7 +19,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from mechprobe.attention.features import Example, segment_tokens
 from mechprobe.attention.memory import model_bytes
-from mechprobe.cli import UserError
+from mechprobe.cli import UserError, require, whole
 from mechprobe.models import check_fits, position_limit
 from mechprobe.outputs import write_lines
 from mechprobe.parallel import is_main_process, world_size
@@ -80,6 +80,9 @@ def shot_counts(pools, n_shots, exclude=None):
     """How many shots each answer gets: dealt in turn, so spread evenly, an answer with too few
     training questions (ARC's options) leaving its turns to the others."""
     room = {a: len(pool) - sum(q.id == exclude for q in pool) for a, pool in pools.items()}
+    if not pools:
+        raise UserError("the questions shots would come from have no answers (a shot shows its "
+                        "answer): add answer and choices to them, or use --icl 0")
     if sum(room.values()) < n_shots:
         raise UserError(f"the train split has {sum(room.values())} questions to draw shots from, "
                         f"fewer than --icl {n_shots}: use fewer shots")
@@ -162,7 +165,16 @@ def chat_frame(tokenizer, shots, suffix):
         turns += [{"role": "user", "content": prompt(shot, suffix)},
                   {"role": "assistant", "content": shot.target}]
     turns.append({"role": "user", "content": _PLACE})
-    text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    try:
+        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    except Exception as err:   # the template is the model's own code (jinja2): any error
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"the tokenizer's chat template fails on these turns ({type(err).__name__}: "
+                        f"{first[:150]}): use --prompt plain, or fix chat_template in its "
+                        "tokenizer_config.json") from None
+    if text.count(_PLACE) != 1:
+        raise UserError("the tokenizer's chat template does not show the user's turn as given: "
+                        "use --prompt plain")
     before, after = text.split(_PLACE)
     return before, after
 
@@ -307,6 +319,25 @@ class TextConfig:
     buckets: str = "exact"             # ProofWriter depth-1 buckets: exact or upto
     n_examples: int = 1024             # at most this many questions per bucket
     shots_data: str | None = None      # jsonl: the file shots come from (default: the same file)
+
+    def __post_init__(self):
+        require(self.task in ("proofwriter", "arc", "jsonl"), "TextConfig.task must be "
+                f"proofwriter, arc or jsonl, got {self.task!r}")
+        require(self.split in ("train", "dev", "test"), "TextConfig.split must be train, dev or "
+                f"test, got {self.split!r}")
+        require(whole(self.icl, 0, 64), f"TextConfig.icl must be a whole number from 0 to 64, got "
+                f"{self.icl!r}")
+        require(self.shots in SHOT_MODES, f"TextConfig.shots must be one of {SHOT_MODES}, got "
+                f"{self.shots!r}")
+        require(self.prompt in PROMPT_STYLES, f"TextConfig.prompt must be one of {PROMPT_STYLES}, "
+                f"got {self.prompt!r}")
+        require(self.buckets in ("exact", "upto"), "TextConfig.buckets must be exact or upto, got "
+                f"{self.buckets!r}")
+        require(whole(self.n_examples, 1, 10**6), "TextConfig.n_examples must be a whole number "
+                f"from 1 to 1,000,000, got {self.n_examples!r}")
+        require(self.shots_data is None or self.task == "jsonl",
+                "TextConfig.shots_data goes with task jsonl (the other tasks' shots come from "
+                "their train split)")
 
     @classmethod
     def from_args(cls, args):

@@ -41,6 +41,16 @@ class ArcQuestion(Question):
         return self.answer
 
 
+def checked(question):
+    """An answer outside the question's options, or an option letter twice, is a bad record."""
+    if len(set(question.choices)) < len(question.choices):
+        raise ValueError(f"options {list(question.choices)} share a letter")
+    if question.answer not in question.choices:
+        raise ValueError(f"answer {question.answer!r} is not one of the options "
+                         f"{list(question.choices)}")
+    return question
+
+
 def letters(options):
     """'A) ice' -> 'A', for each option."""
     return tuple(option.strip()[0] for option in options)
@@ -92,12 +102,12 @@ def street_question(record, where):
                 if answer_key not in (premise, conclusion):
                     edges.append((premise, conclusion))
         useful, depth, tree_depth = tree_labels(statement_ids, edges, f"{where} ({record['id']})")
-        return ArcQuestion(
+        return checked(ArcQuestion(
             id=record["id"], statement_ids=statement_ids,
             statements=[units[k] for k in statement_ids],
             question=f"{record['question']} {' '.join(record['options'])}",
             answer=record["answer"].strip()[0], proofs="", qdep=tree_depth, source=where,
-            useful=useful, depth=depth, choices=letters(record["options"]))
+            useful=useful, depth=depth, choices=letters(record["options"])))
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
         raise UserError(f"{where}: not a STREET ARC record (missing or bad field {err}): "
                         f"{HOW_TO_GET}") from None
@@ -126,12 +136,12 @@ def preprocessed_questions(path, split):
             statement_ids = sorted(map(str, record["triples"]), key=id_order)
             edges = parse_flat_proof(record["proof"])
             useful, depth, tree_depth = tree_labels(statement_ids, edges, where)
-            out.append(ArcQuestion(
+            out.append(checked(ArcQuestion(
                 id=f"{split}-{file_depth}-{index}", statement_ids=statement_ids,
                 statements=[record["triples"][k] for k in statement_ids],
                 question=record["question"], answer=record["answer"].strip()[0],
                 proofs=record["proof"], qdep=tree_depth, source=where, useful=useful, depth=depth,
-                choices=letters(record["options"])))
+                choices=letters(record["options"]))))
         except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
             raise UserError(f"{where}: not a preprocessed ARC record (missing or bad field "
                             f"{err}): {HOW_TO_GET}") from None

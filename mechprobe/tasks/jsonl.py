@@ -81,8 +81,8 @@ def record(row, where, default_id):
     if not (isinstance(statements, list) and statements
             and all(isinstance(s, str) and s.strip() for s in statements)):
         raise _problem(where, "statements must be a non-empty list of non-empty strings")
-    if not isinstance(row["question"], str):
-        raise _problem(where, "question must be a string")
+    if not (isinstance(row["question"], str) and row["question"].strip()):
+        raise _problem(where, "question must be a non-empty string")
     if not (isinstance(useful, list) and len(useful) == len(statements)
             and all(u in (0, 1) and not isinstance(u, float) for u in useful)):
         raise _problem(where, f"useful must hold 0 or 1 for each of the {len(statements)} statements")
@@ -98,10 +98,17 @@ def record(row, where, default_id):
         if not (isinstance(choices, list) and len(choices) >= 2
                 and all(isinstance(c, str) and c.strip() for c in choices)):
             raise _problem(where, "choices must be a list of at least two answer words")
+        if len(set(choices)) < len(choices):
+            raise _problem(where, f"choices {choices} name one answer twice: list each once")
         if not isinstance(answer, str) or answer not in choices:
             raise _problem(where, f"answer must be one of the choices {choices}")
+    for key in ("suffix", "id", "group", "bucket"):
+        value = row.get(key)
+        allowed = str if key == "suffix" else (str, int)   # ids may be numbers
+        if value is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
+            raise _problem(where, f"{key} must be a string")
     known = {"id", "statements", "question", "useful", "depth", "answer", "choices", "group",
-             "bucket", "suffix"}
+             "bucket"}
     identifier = str(row.get("id", default_id))
     bucket = row.get("bucket")
     return Record(id=identifier, statements=statements, question=row["question"], useful=useful,
@@ -119,13 +126,22 @@ class JsonlTask:
     HOW_TO_GET = HOW_TO_GET
 
     def __init__(self, path, shots_path=None):
-        self.path, self.shots_path = path, shots_path or path
-        self.SUFFIX = ""
+        self.shots_path = shots_path or path
+        # The probed file's suffix is the prompt's; a shots file with another one is refused.
+        self.SUFFIX, self.SUFFIX_SET = "", False
 
     def load(self, root, split="test"):
         """Every line of the file (`split` "train" reads the shots file instead)."""
-        path = self.shots_path if split == "train" else root
-        return from_file(path, self)
+        if split != "train":
+            return from_file(root, self, "--data")
+        suffix = self.SUFFIX
+        shots = from_file(self.shots_path, None, "--shots-data")
+        others = {row_suffix(r) for r in shots} - {suffix}
+        if self.SUFFIX_SET and others:
+            raise UserError(f"--shots-data {self.shots_path}: its suffix {sorted(others)[0]!r} is "
+                            f"not the probed file's {suffix!r}: shots and questions must share "
+                            "one prompt format")
+        return shots
 
 
 def from_rows(rows, where="rows", task=None):
@@ -139,8 +155,8 @@ def from_rows(rows, where="rows", task=None):
     if len(suffixes) > 1:
         raise UserError(f"{where}: the lines have different suffixes {sorted(suffixes)}: a file is "
                         "one task, with one prompt format")
-    if task is not None:
-        task.SUFFIX = suffixes.pop()
+    if task is not None and not task.SUFFIX_SET:
+        task.SUFFIX, task.SUFFIX_SET = suffixes.pop(), True
     check_unique_ids(records, "jsonl")
     if all(r.bucket is None for r in records):
         for r in records:
@@ -148,9 +164,13 @@ def from_rows(rows, where="rows", task=None):
     return records
 
 
-def from_file(path, task=None):
+def row_suffix(record):
+    return record.extra.get("suffix", "")
+
+
+def from_file(path, task=None, flag="--data"):
     import os
 
     if not os.path.isfile(path):
-        raise UserError(f"--data {path} is not a file: {HOW_TO_GET}")
+        raise UserError(f"{flag} {path} is not a file: {HOW_TO_GET}")
     return from_rows(read_jsonl(path), path, task)

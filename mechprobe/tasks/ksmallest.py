@@ -107,6 +107,14 @@ def multi_token_numbers(tokenizer, size):
     return MultiTokenNumbers(np.arange(size))
 
 
+class TooFewNumbers(UserError):
+    """The tokenizer has fewer single-token numbers than the number set needs."""
+
+    def __init__(self, message, available):
+        super().__init__(message)
+        self.available = available
+
+
 def number_set(tokenizer, size):
     """The first `size` non-negative integers n for which "n n" encodes to exactly two tokens.
 
@@ -127,9 +135,9 @@ def number_set(tokenizer, size):
                 if len(numbers) == size:
                     return NumberSet(np.array(numbers), np.array(first), np.array(later),
                                      special_prefix(tokenizer))
-    raise UserError(f"--num-set {size} is larger than this tokenizer can supply: it has only "
-                    f"{len(numbers)} single-token numbers below {NUMBER_SCAN_LIMIT}; "
-                    f"use --num-set {len(numbers)} or less")
+    raise TooFewNumbers(f"--num-set {size} is larger than this tokenizer can supply: it has only "
+                        f"{len(numbers)} single-token numbers below {NUMBER_SCAN_LIMIT}; "
+                        f"use --num-set {len(numbers)} or less", len(numbers))
 
 
 def generate(task, n_examples, seed):

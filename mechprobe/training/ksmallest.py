@@ -13,7 +13,7 @@ from mechprobe.models import (TASK_FILE, TinyConfig, build_tiny, check_fits, loa
                      resolve_dtype)
 from mechprobe.outputs import atomic_path, discard, make_dirs, write_json
 from mechprobe.plots import line_plot, save_figure
-from mechprobe.training.loop import Settings, evaluate, finetune, select_trainable
+from mechprobe.training.loop import CHECKPOINT_FILES, Settings, evaluate, finetune, select_trainable
 
 # Validations are at least this many steps apart (or once, at the end, in shorter runs): a smoke
 # run of a few steps should be spent training, not validating at every step.
@@ -142,7 +142,7 @@ def train(model, data, settings, config, fingerprint, curriculum=(), candidates=
     checkpoint_dir = os.path.join(config.out, "checkpoint")
     make_dirs(config.out)
     if config.restart:
-        discard(checkpoint_dir)
+        discard(checkpoint_dir, CHECKPOINT_FILES)
     outcome, best_state = finetune(model, data["train"], data["val"], settings, checkpoint_dir,
                                    fingerprint, stop_after=config.stop_after, curriculum=curriculum,
                                    candidates=candidates)
@@ -190,7 +190,7 @@ def run(config):
         "test_accuracy": test_accuracy, "test_loss": test_loss, **run_summary(settings, outcome),
     }
     write_json(os.path.join(out, "results.json"), results)
-    discard(os.path.join(out, "checkpoint"))
+    discard(os.path.join(out, "checkpoint"), CHECKPOINT_FILES)
 
     print()
     print(format_table([{"task": task.name, "model": config.model, "tune": config.tune,

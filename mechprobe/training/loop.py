@@ -195,6 +195,9 @@ def step_indices(n_train, batch_size, seed, step, lengths=None, curriculum=()):
     return batch_indices(n_train, batch_size, seed, step, lengths)
 
 
+CHECKPOINT_FILES = ("state.pt", "best.pt")   # what a run keeps in its checkpoint folder
+
+
 def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_after=None,
              curriculum=(), candidates=None):
     """Train `model` in place on (inputs, targets) tensors, or (inputs, targets, lengths) for
@@ -216,8 +219,7 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_factor, settings))
     scaler = torch.amp.GradScaler(device.type, enabled=settings.amp_dtype == torch.float16)
     outcome = Outcome()
-    state_path = os.path.join(checkpoint_dir, "state.pt")
-    best_path = os.path.join(checkpoint_dir, "best.pt")
+    state_path, best_path = (os.path.join(checkpoint_dir, name) for name in CHECKPOINT_FILES)
 
     start = 0
     if os.path.isfile(state_path):

@@ -27,7 +27,7 @@ from mechprobe.outputs import discard, write_json
 from mechprobe.probing.text import answer_ids, prompt
 from mechprobe.probing.pipeline import chance_check, chance_warning
 from mechprobe.tasks.shortcuts import binding_value, negated, proofwriter_answers
-from mechprobe.training.loop import predict, select_trainable
+from mechprobe.training.loop import CHECKPOINT_FILES, predict, select_trainable
 
 DEFAULTS = {
     "tiny": {"lr": 1e-3, "batch_size": 64, "epochs": 2, "warmup": 200, "schedule": "linear",
@@ -179,7 +179,7 @@ def run(config):
                "test_by_group": groups,
                **run_summary(settings, outcome)}
     write_json(os.path.join(config.out, "results.json"), results)
-    discard(os.path.join(config.out, "checkpoint"))
+    discard(os.path.join(config.out, "checkpoint"), CHECKPOINT_FILES)
 
     print()
     print(format_table(groups, ["group", "value", "n", "accuracy"]))
