@@ -156,13 +156,36 @@ def check_model_source(name):
     elif looks_like_path(name):
         raise UserError(f"model path '{name}' does not exist: pass a directory written by "
                         "finetune_gpt2.py (OUT/model) or a hub id")
-    elif os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    else:
         from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
             raise UserError(f"model '{name}' is neither a local directory nor in the Hugging Face "
                             "cache, and HF_HUB_OFFLINE is set: pass a local directory, or download "
                             f"it first with `hf download {name}`")
+        check_on_hub(name)
+
+
+def check_on_hub(name, timeout=10):
+    """One short request before transformers' download, whose retries take a minute and print
+    a page when there is no network or no such model."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(name, timeout=timeout)
+    except GatedRepoError:
+        return   # transformers says how to log in
+    except RepositoryNotFoundError:
+        raise UserError(f"model '{name}' is not a local directory, not in the Hugging Face cache, "
+                        "and not on the hub: check the name") from None
+    except Exception as err:   # no network, a proxy, a timeout, ...
+        raise UserError(f"model '{name}' is not a local directory nor in the Hugging Face cache, "
+                        f"and the hub cannot be reached ({type(err).__name__}): download it where "
+                        f"there is network (`hf download {name}`), or pass a local "
+                        "directory") from None
 
 
 def input_device(model):

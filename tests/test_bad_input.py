@@ -174,7 +174,7 @@ def test_a_malicious_pytorch_model_bin(tmp_path, bpe_gpt2_dir):
 # --- 3, 4, 8. outputs checked and numbers validated before any work ------------------------------
 
 @pytest.mark.parametrize("script,argv,words", [
-    ("probe", ["--folds", "1"], ["--folds", "at least 2"]),
+    ("probe", ["--folds", "1"], ["--folds", "from 2 to"]),
     ("probe", ["--neighbors", "0"], ["--neighbors"]),
     ("probe", ["--seed", "-1"], ["--seed"]),
     ("probe", ["--batch-size", "0"], ["--batch-size"]),

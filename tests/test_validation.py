@@ -221,3 +221,12 @@ def test_a_tampered_feature_cache(tmp_path, small_finetuned, tamper):
     assert code == 0, err and "recomputing" in again
     summary = [line for line in first.splitlines() if line.startswith("min01")]
     assert summary and summary == [line for line in again.splitlines() if line.startswith("min01")]
+
+
+def test_a_missing_hub_id_without_offline_mode_is_one_line(tmp_path, monkeypatch):
+    """No retries page: one request, then one line (no network here, or no such model)."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))   # an empty cache
+    refused("probe", "--model", "nobody/no-such-model", "--k", "1", "--out", tmp_path / "o",
+            words=["nobody/no-such-model"])
+    assert not (tmp_path / "o").exists()
