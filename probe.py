@@ -33,7 +33,8 @@ def main(argv=None):
                         "of STREET's reasoning_annotated_*.jsonl or the preprocessed files; either: "
                         "a download of the authors' dataset repo (its data/<task> is used) or "
                         "hf:yyyyifan/MechanisticProbe_ProofWriter_ARC from the local HF cache; "
-                        "jsonl: the file")
+                        "jsonl: a .jsonl, .parquet, .csv or .json file, a save_to_disk folder, or "
+                        "hf:ORG/NAME from the local HF cache (docs/DATA.md)")
     parser.add_argument("--shots-data", metavar="FILE",
                         help="jsonl with --icl: the file in-context shots come from (default: the "
                         "same file's other lines)")

@@ -5,6 +5,7 @@ import os
 import re
 
 import pytest
+from conftest import refused
 from conftest import run_cli as cli
 
 import mechprobe
@@ -91,3 +92,47 @@ def test_rows_without_buckets_are_one_setting_and_ids_must_be_unique():
     with pytest.raises(UserError, match="appears twice"):
         jsonl.from_rows(enumerate(rows + rows[:1], 1))
     assert mechprobe.RunConfig().knn(default_p=1).p == 1
+
+
+def test_the_same_rows_through_datasets_give_the_same_scores(generated, tmp_path):
+    """--task jsonl reads what `datasets` reads: the dump as parquet, a save_to_disk folder (with
+    splits) and csv give the records the .jsonl gives, and the same scores."""
+    import datasets
+
+    dump = tmp_path / "dump.jsonl"
+    code, _, err = cli("probe", "--task", "proofwriter", "--data", generated / "data",
+                       "--dump-examples", dump)
+    assert code == 0, err
+    rows = [json.loads(line) for line in dump.read_text().splitlines()]
+    table = datasets.Dataset.from_list(rows)
+    table.to_parquet(str(tmp_path / "dump.parquet"))
+    datasets.DatasetDict({"test": table, "train": table}).save_to_disk(str(tmp_path / "saved"))
+    as_text = [{k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()}
+               for row in rows]
+    datasets.Dataset.from_list(as_text).to_csv(str(tmp_path / "dump.csv"))
+    def schema(records):   # a CSV's extra columns come back as text ("qdep": "0"): not scored
+        known = ("id", "statements", "question", "answer", "choices", "useful", "depth", "group",
+                 "bucket", "suffix")
+        return [{k: r.dump().get(k) for k in known} for r in records]
+
+    expected = jsonl.from_file(str(dump))
+    for source in ("dump.parquet", "saved", "dump.csv"):
+        got = jsonl.from_file(str(tmp_path / source))
+        assert [r.dump() for r in got] == [r.dump() for r in expected] or (
+            source == "dump.csv" and schema(got) == schema(expected)), source
+    common = ["--model", generated / "model", "--n-examples", 8, "--folds", 2, "--layers", "0,2",
+              "--device", "cpu", "--feature-cache", "off"]
+    scores = {}
+    for source in ("dump.jsonl", "dump.parquet", "saved"):
+        out = tmp_path / f"out-{source}"
+        code, _, err = cli("probe", "--task", "jsonl", "--data", tmp_path / source, *common,
+                           "--out", out)
+        assert code == 0, (source, err)
+        results = json.loads((out / "results.json").read_text())
+        scores[source] = {name: (s["f1"], s["f1_random"], s["accuracy"])
+                          for name, s in results["settings"].items()}
+    assert scores["dump.parquet"] == scores["dump.jsonl"] == scores["saved"]
+    refused("probe", "--task", "jsonl", "--data", tmp_path / "saved", "--split", "dev",
+            "--dump-examples", tmp_path / "d.jsonl", words=["splits", "--split"])
+    refused("probe", "--task", "jsonl", "--data", "hf:nobody/nothing", "--dump-examples",
+            tmp_path / "e.jsonl", words=["hf download nobody/nothing --repo-type dataset"])

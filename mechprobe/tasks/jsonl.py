@@ -126,16 +126,18 @@ class JsonlTask:
     HOW_TO_GET = HOW_TO_GET
 
     def __init__(self, path, shots_path=None):
-        self.shots_path = shots_path or path
+        self.shots_path, self.split = shots_path or path, "test"
         # The probed file's suffix is the prompt's; a shots file with another one is refused.
         self.SUFFIX, self.SUFFIX_SET = "", False
 
     def load(self, root, split="test"):
-        """Every line of the file (`split` "train" reads the shots file instead)."""
+        """Every row of the data (`split` "train" reads the shots source instead); a folder or
+        hub dataset with several splits gives `split` (the shots: the probed split's rows)."""
         if split != "train":
-            return from_file(root, self, "--data")
+            self.split = split
+            return from_file(root, self, "--data", split)
         suffix = self.SUFFIX
-        shots = from_file(self.shots_path, None, "--shots-data")
+        shots = from_file(self.shots_path, None, "--shots-data", self.split)
         others = {row_suffix(r) for r in shots} - {suffix}
         if self.SUFFIX_SET and others:
             raise UserError(f"--shots-data {self.shots_path}: its suffix {sorted(others)[0]!r} is "
@@ -168,9 +170,89 @@ def row_suffix(record):
     return record.extra.get("suffix", "")
 
 
-def from_file(path, task=None, flag="--data"):
+LIST_FIELDS = ("statements", "useful", "depth", "choices")
+TABLE_FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".arrow": "arrow"}
+
+
+def from_file(path, task=None, flag="--data", split="test"):
+    """Records from a .jsonl file, any file `datasets` reads (.parquet, .csv, .json, .arrow), a
+    `save_to_disk` folder, or hf:ID (a dataset in the local Hugging Face cache; `split` picks
+    the split of a folder or hub dataset that has several)."""
     import os
 
+    if path.startswith("hf:") or os.path.isdir(path) or path.endswith(tuple(TABLE_FORMATS)):
+        return from_rows(dataset_rows(path, flag, split), path, task)
     if not os.path.isfile(path):
         raise UserError(f"{flag} {path} is not a file: {HOW_TO_GET}")
+    # .jsonl keeps our own reader: it names the line of a malformed one, where datasets (arrow)
+    # fails for the whole file on the first line whose types disagree with the others.
     return from_rows(read_jsonl(path), path, task)
+
+
+def dataset_rows(path, flag, split):
+    """(row number from 1, dict) for each row of what `datasets` reads at `path`."""
+    import os
+    import tempfile
+
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        with tempfile.TemporaryDirectory(prefix="mechprobe-datasets-") as cache:
+            # In memory, with a throw-away cache: reading a user's file leaves nothing behind.
+            if path.startswith("hf:"):
+                data = datasets.load_dataset(path[3:], split=split, keep_in_memory=True)
+            elif os.path.isdir(path):
+                data = datasets.load_from_disk(path, keep_in_memory=True)
+            else:
+                if not os.path.isfile(path):
+                    raise UserError(f"{flag} {path} is not a file: {HOW_TO_GET}")
+                kind = TABLE_FORMATS[os.path.splitext(path)[1]]
+                # A CSV cell is text: read it as written ("True" is an answer, not a bool).
+                options = {"features": text_columns(path)} if kind == "csv" else {}
+                data = datasets.load_dataset(kind, data_files=path, split="train", cache_dir=cache,
+                                             keep_in_memory=True, **options)
+            if isinstance(data, datasets.DatasetDict):
+                if split not in data:
+                    raise UserError(f"{flag} {path} has the splits {sorted(data)}, not '{split}': "
+                                    "pass --split with one of them")
+                data = data[split]
+            rows = data.to_list()
+    except UserError:
+        raise
+    except Exception as err:   # datasets' and arrow's own errors: a file it cannot read
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        hint = (f"download it first with `hf download {path[3:]} --repo-type dataset`"
+                if path.startswith("hf:") else HOW_TO_GET)
+        raise UserError(f"{flag} {path}: datasets cannot read it ({type(err).__name__}: "
+                        f"{first[:150]}): {hint}") from None
+    for number, row in enumerate(rows, 1):
+        yield number, tidy(row)
+
+
+def text_columns(path):
+    """Features reading every column of a CSV file as text."""
+    import csv
+
+    import datasets
+
+    from mechprobe.jsonfiles import opened
+
+    with opened(path, "r") as f:
+        header = next(csv.reader(f), [])
+    return datasets.Features({name: datasets.Value("string") for name in header})
+
+
+def tidy(row):
+    """A table row as the jsonl schema: columns a row did not fill (None) dropped, and the list
+    columns of a CSV (JSON text in a cell) decoded."""
+    import json
+
+    row = {key: value for key, value in row.items() if value is not None}
+    for key in LIST_FIELDS:
+        if isinstance(row.get(key), str) and row[key].lstrip().startswith("["):
+            try:
+                row[key] = json.loads(row[key])
+            except ValueError:
+                pass   # record() names the field
+    return row
