@@ -94,7 +94,7 @@ def main(argv=None):
     datasets = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
     proofwriter = datasets.add_parser(
         "proofwriter", help="ProofWriter CWA theories, depths 0,1,2,3,5",
-        description="ProofWriter-format CWA theories with questions and proofs (FORMATS.md section 1)")
+        description="ProofWriter-format CWA theories with questions and proofs (docs/DATA.md)")
     proofwriter.add_argument("--out", required=True, help="output directory; writes OUT/CWA/")
     proofwriter.add_argument("--n-theories", type=count(3 * len(DEPTHS), MAX_THEORIES), default=1000,
                              help="theories in total, split evenly over the 5 depths, then "

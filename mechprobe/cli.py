@@ -97,7 +97,7 @@ def memory_limits(text):
 
 
 def add_common_args(parser, model_default="tiny", out_required=True):
-    """The flags every entry point accepts (DESIGN.md, 'Contracts')."""
+    """The flags every entry point accepts: model, output folder, seed, device and placement."""
     parser.add_argument("--model", default=model_default,
                         help="'tiny' for the embedded small GPT-2, else a hub id or local directory")
     parser.add_argument("--out", required=out_required, type=path_text, help="output directory")

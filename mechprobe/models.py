@@ -57,7 +57,7 @@ class TinyConfig:
     n_positions: int = 64
 
 
-# The tiny model for ProofWriter (a Llama; see finetune_proofwriter.py): longer prompts (up to
+# The tiny model for ProofWriter (a Llama; see mechprobe/training/proofwriter.py): longer prompts (up to
 # ~250 words) and a harder task than the k-th smallest.
 TINY_TEXT = TinyConfig(n_layer=4, n_head=4, n_embd=128, n_positions=512)
 

@@ -47,7 +47,7 @@ def test_shipped_records_match_hand_derived_labels():
 
 
 def as_preprocessed(record):
-    """One STREET record as the authors' preprocessing writes it (FORMATS.md section 2): the units
+    """One STREET record as the authors' preprocessing writes it (docs/DATA.md): the units
     but the answer as triples; edges into the answer dropped; the longest path of the rest, the
     other units on it in parentheses with the path's first unit. Returns (depth key, record)."""
     units = {str(k): v for k, v in record["textual_logical_units"].items()}

@@ -11,7 +11,7 @@ from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError
 from mechprobe.tasks.trees import depth_classes, parse_proofs
 
-# Every proof string of FORMATS.md, with hand-derived nodes, edges and classes.
+# Every proof string form of docs/DATA.md, with hand-derived nodes, edges and classes.
 PROOFS = {
     "[(triple3)]": [(["triple3"], [], {"triple3": 0})],
     "[(((triple4) -> rule1))]": [(["triple4", "rule1"], [("triple4", "rule1")],

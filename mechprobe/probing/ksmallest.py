@@ -174,7 +174,7 @@ def multi_token_correct(model, tokenizer, numbers, examples, indices, answers, f
 
 
 def dump_examples(path, task, values, indices):
-    """One JSON line per example (DESIGN.md, --dump-examples), written atomically."""
+    """One JSON line per example (docs/DATA.md, --dump-examples), written atomically."""
     useful, depth = ksmallest.reasoning_tree(task, indices)
     answers = ksmallest.answers(task, indices)
     write_lines(path, (json.dumps({

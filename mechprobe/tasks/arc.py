@@ -1,4 +1,4 @@
-"""ARC with STREET's reasoning annotations (METHOD.md Task 3, FORMATS.md sections 2 and 3).
+"""ARC with STREET's reasoning annotations (docs/METHOD.md Task 3, docs/DATA.md).
 
 Two on-disk formats: STREET's `reasoning_annotated_{split}.jsonl` (one question per line, with its
 textual logical units and reasoning-graph edges) and the paper's preprocessed `{split}.json` (keyed

@@ -1,4 +1,4 @@
-"""ProofWriter data (METHOD.md Task 2, FORMATS.md sections 1 and 2): loading, filtering, labels.
+"""ProofWriter data (docs/METHOD.md Task 2, docs/DATA.md): loading, filtering, labels.
 
 Two on-disk formats are read: the raw release (`CWA/depth-N/meta-{split}.jsonl`, one theory per
 line) and the paper's preprocessed files (`{split}.json`, one object keyed by depth). Both become

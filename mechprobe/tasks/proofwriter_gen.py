@@ -1,6 +1,6 @@
 """Offline ProofWriter-format data: random theories, a closed-world prover, questions with proofs.
 
-Writes what the release V2020.12.3 holds under CWA/ (FORMATS.md section 1), so the loaders and
+Writes what the release V2020.12.3 holds under CWA/ (docs/DATA.md), so the loaders and
 the ProofWriter experiments run without a download. Facts are atoms (subject, verb, object): the
 subject is an entity or VAR ("something"/"someone"), the object an attribute ("is" atoms) or an
 entity (relations). Objects are always constants; a rule has at most one variable, its subject.

@@ -4,7 +4,7 @@ Edges run from premise to conclusion. Height = length of the longest path from a
 (the root); tree depth = the largest height; class = tree depth - height, so the leaves of the
 deepest branch are class 0 and the root is class tree depth (METHOD.md).
 
-Grammar of ProofWriter's `proofs` field (FORMATS.md):
+Grammar of ProofWriter's `proofs` field (docs/DATA.md):
     proofs  := "[" "(" proof (" OR " proof)* ")" "]"  |  "[" failure "]"
     proof   := TRIPLE | "(" "(" item (" " item)* ")" " -> " RULE ")"
     item    := TRIPLE | "NAF" | proof
