@@ -243,4 +243,4 @@ def run(config, run=None, out=None, dump_path=None, seed=0, cache_mode="off"):
                            feature_cache(out, cache_mode))
     if result is None:          # another process than the main one: nothing to write
         return None
-    return report(out, result.meta, result.settings, started)
+    return report(out, result.meta, result.settings, started, result.predictions)

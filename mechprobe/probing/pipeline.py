@@ -19,8 +19,12 @@ from mechprobe.models import input_device, load_pretrained, resolve_device, reso
 from mechprobe.outputs import write_json
 from mechprobe.parallel import gathered, my_share, processes, world_size
 from mechprobe.plots import layerwise_plot, save_figure
+from mechprobe.probing.bootstrap import bootstrap
+from mechprobe.probing.intervals_table import beside_scores, interval_report, summary_columns
 from mechprobe.probing.knn import (ProbeConfig, Samples, best_layer, neighbors_used,
-                                    overall_and_layerwise)
+                                    overall_layerwise_predictions)
+from mechprobe.probing.predictions import SettingPredictions, write_predictions
+from mechprobe.probing.trees import tree_recovery
 from mechprobe.attention.memory import PeakMemory
 from mechprobe.attention.recorder import Recorder
 
@@ -123,6 +127,14 @@ class ProbeResult:
 
     meta: dict
     settings: dict
+    # {setting: SettingPredictions}; probe_setting hands them over inside its result, taken out
+    # here so that `settings` stays what results.json holds
+    predictions: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, result in self.settings.items():
+            if "predictions" in result:
+                self.predictions[name] = result.pop("predictions")
 
     def summary(self):
         """One row per setting: accuracy, F1s, S_P1, S_P2, best layers (the printed table)."""
@@ -140,10 +152,13 @@ class ProbeResult:
         return results
 
     def save(self, out):
-        """OUT/results.json and OUT/layerwise_<setting>.{png,pdf}; returns the results dict."""
+        """OUT/results.json, OUT/predictions.jsonl and OUT/layerwise_<setting>.{png,pdf};
+        returns the results dict."""
         os.makedirs(out, exist_ok=True)
         for name, result in self.settings.items():
             layerwise_figure(name, result["layerwise"], out)
+        if self.predictions:
+            write_predictions(os.path.join(out, "predictions.jsonl"), self.predictions)
         results = self.to_json()
         write_json(os.path.join(out, "results.json"), results)
         return results
@@ -158,7 +173,12 @@ class ProbeResult:
         if "balanced_acc" in rows[0]:    # text tasks: beside the best baseline
             at = columns.index("accuracy") + 1
             columns[at:at] = ["balanced_acc", "baseline"]
+        columns = beside_scores(columns + [c for c in summary_columns(
+            next(iter(self.settings.values()))) if c in rows[0]])
         lines.append(format_table(rows, columns))
+        intervals = interval_report(self.settings)
+        if intervals:
+            lines.append(intervals)
         if "f1_text_useful" in rows[0]:
             lines.append("f1_text_*: the same probes on text-only features (statement kind, word "
                          "overlap with the question, position): what wording alone gives away.")
@@ -302,14 +322,24 @@ def extract_pair(model, examples, layers, read, seed, pad_id, logit_ids=None, ca
                      seconds_per_prompt=seconds)
 
 
-def probe_setting(features, random_features, useful, depth, config, layers, groups=None):
-    """Probe one setting (a k, a bucket): overall scores, layer-wise rows, best layers. `groups`
-    (one label per example, default: each example its own) keeps examples that share a label on
-    the same side of every cross-validation split."""
+def probe_setting(features, random_features, useful, depth, config, layers, groups=None,
+                  ids=None):
+    """Probe one setting (a k, a bucket): overall scores, layer-wise rows, best layers, tree
+    recovery and bootstrap intervals; `predictions` (a SettingPredictions, which ProbeResult
+    keeps apart). `groups` (one label per example, default: each example its own) keeps
+    examples that share a label on the same side of every cross-validation split; `ids` names
+    the examples (default: their positions)."""
     model_samples = Samples.from_examples(features, useful, depth, groups)
     random_samples = Samples.from_examples(random_features, useful, depth, groups)
-    # The all-layers fit and the layer-wise rows from one pass (knn.overall_and_layerwise).
-    result, rows = overall_and_layerwise(model_samples, random_samples, config, layers)
+    # The all-layers fit, the layer-wise rows and the out-of-fold predictions from one pass.
+    result, rows, out_of_fold = overall_layerwise_predictions(model_samples, random_samples,
+                                                              config, layers)
+    predictions = SettingPredictions.from_fit(
+        ids or [str(i) for i in range(len(features))], [len(f) for f in features], model_samples,
+        random_samples, out_of_fold, layers)
+    result["tree_recovery"] = tree_recovery(predictions)
+    result.update(bootstrap(predictions, config.seed))
+    result["predictions"] = predictions
     result["neighbors_used"] = neighbors_used(model_samples, config)
     result["layerwise"] = rows
     result["best_layer"] = {stage: best_layer(rows, stage) for stage in ("useful", "depth")}
@@ -371,7 +401,7 @@ def summary_row(name, result):
             "f1_depth": result["f1"]["depth"], "f1_rand_depth": result["f1_random"]["depth"],
             "S_P2": result["probing_score"]["depth"],
             "best_layer_P1": result["best_layer"]["useful"],
-            "best_layer_P2": result["best_layer"]["depth"], **extra}
+            "best_layer_P2": result["best_layer"]["depth"], **extra, **summary_columns(result)}
 
 
 SUMMARY_COLUMNS = ["setting", "n", "accuracy", "f1_useful", "f1_rand_useful", "S_P1", "f1_depth",
@@ -385,9 +415,11 @@ def layerwise_figure(name, rows, out):
     save_figure(layerwise_plot(rows, f"{name}: layer-wise probing"), out, f"layerwise_{name}")
 
 
-def report(out, meta, settings, started):
-    """Save and print a run: results.json, figures and the tables; returns the results dict."""
-    result = ProbeResult({**meta, "seconds": round(time.time() - started, 2)}, settings)
+def report(out, meta, settings, started, predictions=None):
+    """Save and print a run: results.json, predictions.jsonl, figures and the tables; returns
+    the results dict."""
+    result = ProbeResult({**meta, "seconds": round(time.time() - started, 2)}, settings,
+                         predictions or {})
     results = result.save(out)
     print(result.report())
     print(f"results: {os.path.join(out, 'results.json')}")

@@ -395,7 +395,7 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
         useful = [np.array(q.useful) for q in members]
         depth = [np.array([-1 if d is None else d for d in q.depth]) for q in members]
         result = probe_setting(features[span], random_features[span], useful, depth, knn, layers,
-                               groups)
+                               groups, [q.id for q in members])
         control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful,
                                                      depth, groups), knn)
         result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
@@ -458,4 +458,4 @@ def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
                              feature_cache(out, cache_mode))
     if result is None:          # another process than the main one: nothing to write
         return None
-    return report(out, result.meta, result.settings, started)
+    return report(out, result.meta, result.settings, started, result.predictions)
