@@ -65,10 +65,10 @@ def interval_report(settings):
     how = next(r["bootstrap"] for r in settings.values() if "bootstrap" in r)
     lines = [format_table(rows, INTERVAL_COLUMNS),
              f"_95: {how['level']:.0%} bootstrap intervals over examples ({how['replicates']} "
-             f"replicates, seed {how['seed']}; out-of-fold predictions\nresampled, probes not "
-             "refitted); p_*: one-sided bootstrap p-value of F1 > F1_rand; tree, useful_set: share "
-             "of\nexamples whose whole tree (useful set and depth classes), or useful set, the "
-             "probe gets right."]
+             f"replicates, seed {how['seed']}; out-of-fold predictions\n"
+             "resampled, probes not refitted); p_*: one-sided bootstrap p-value of F1 > F1_rand;\n"
+             "tree, useful_set: share of examples whose whole tree (useful set and depth classes),\n"
+             "or useful set, the probe gets right (METHOD.md, section 5)."]
     zero = [f"{name} ({', '.join(label for stage, label in (('useful', 'S_P1'), ('depth', 'S_P2')) if result['probing_score_includes_zero'].get(stage))})"
             for name, result in settings.items()
             if any(result.get("probing_score_includes_zero", {}).values())]
