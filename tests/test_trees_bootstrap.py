@@ -1,5 +1,5 @@
-"""Per-statement predictions, tree recovery and bootstrap intervals (predictions.py, trees.py,
-bootstrap.py), on small synthetic settings: no model is loaded."""
+"""Per-statement predictions, tree recovery and bootstrap intervals (predictions.py,
+tree_recovery.py, bootstrap.py), on small synthetic settings: no model is loaded."""
 
 import json
 
@@ -12,7 +12,7 @@ from mechprobe.probing.bootstrap import bootstrap, draws, fold_mean_f1, point_sc
 from mechprobe.probing.knn import ProbeConfig
 from mechprobe.probing.pipeline import ProbeResult, probe_setting
 from mechprobe.probing.predictions import NO_LABEL, SettingPredictions, read_predictions
-from mechprobe.probing.trees import recovered, tree_recovery
+from mechprobe.probing.tree_recovery import recovered, tree_recovery
 
 
 def setting(p=2, examples=40, seed=0):

@@ -20,7 +20,7 @@ import numpy as np
 
 from mechprobe.probing.knn import probing_score
 from mechprobe.probing.predictions import NO_LABEL
-from mechprobe.probing.trees import recovered
+from mechprobe.probing.tree_recovery import recovered
 
 REPLICATES = 1000
 LEVEL = 0.95

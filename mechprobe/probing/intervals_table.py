@@ -1,4 +1,4 @@
-"""The printed form of tree recovery and the bootstrap intervals (bootstrap.py, trees.py): two
+"""The printed form of tree recovery and the bootstrap intervals (bootstrap.py, tree_recovery.py): two
 columns beside S_P1 and S_P2 in the summary, and one more table with the F1s' intervals."""
 
 from mechprobe.cli import format_table

@@ -24,7 +24,7 @@ from mechprobe.probing.intervals_table import beside_scores, interval_report, su
 from mechprobe.probing.knn import (ProbeConfig, Samples, best_layer, neighbors_used,
                                     overall_layerwise_predictions)
 from mechprobe.probing.predictions import SettingPredictions, write_predictions
-from mechprobe.probing.trees import tree_recovery
+from mechprobe.probing.tree_recovery import tree_recovery
 from mechprobe.attention.memory import PeakMemory
 from mechprobe.attention.recorder import Recorder
 
