@@ -173,6 +173,8 @@ class ProbeResult:
         if "balanced_acc" in rows[0]:    # text tasks: beside the best baseline
             at = columns.index("accuracy") + 1
             columns[at:at] = ["balanced_acc", "baseline"]
+            if any("acc_control" in row for row in rows):
+                columns.insert(at + 2, "acc_control")
         columns = beside_scores(columns + [c for c in summary_columns(
             next(iter(self.settings.values()))) if c in rows[0]])
         lines.append(format_table(rows, columns))
@@ -182,7 +184,12 @@ class ProbeResult:
         if "f1_text_useful" in rows[0]:
             lines.append("f1_text_*: the same probes on text-only features (statement kind, word "
                          "overlap with the question, position): what wording alone gives away.")
-        weak = {n: r for n, r in self.settings.items() if r.get("near_chance")}
+        # Where an input-only answerer is right on every question, no accuracy can beat it:
+        # that says nothing about the model, so those settings get the caveat, not the warning.
+        exact = {n: r for n, r in self.settings.items() if r.get("baseline_exact")}
+        weak = {n: r for n, r in self.settings.items() if r.get("near_chance") and n not in exact}
+        if exact:
+            lines.append(shortcut_caveat(exact))
         if weak:
             lines.append(chance_warning(weak))
         asked = self.meta.get("probe", {}).get("neighbors")
@@ -376,7 +383,22 @@ def chance_check(accuracy, targets, answerers=None):
     best = max(rates, key=rates.get)     # ties go to the commonest answer
     return {"majority_rate": rates["commonest answer"], "input_only_rates": rates,
             "baseline": best, "baseline_rate": rates[best],
-            "near_chance": near_chance(accuracy, rates[best], len(targets))}
+            "near_chance": near_chance(accuracy, rates[best], len(targets)),
+            "baseline_exact": rates[best] == 1.0}
+
+
+def shortcut_caveat(where):
+    """The printed caveat for settings whose best input-only answerer is right on every question
+    ({name: its chance_check fields, with shortcut_control where measured})."""
+    named = ", ".join(f"{name} ({check['baseline']})" for name, check in where.items())
+    measured = [name for name, check in where.items()
+                if (check.get("shortcut_control") or {}).get("accuracy") is not None]
+    return (f"caveat: an answerer that reads only the input is right on every probed question in "
+            f"{named}: accuracy there cannot separate reasoning from that rule, high or low "
+            "(METHOD.md section 9)"
+            + (f"; acc_control is the accuracy on same-depth questions it gets wrong "
+               f"({', '.join(measured)})." if measured else
+               "; no same-depth question it gets wrong was found to check the model on."))
 
 
 def chance_warning(where, what="its probing scores say little about how it reasons"):
@@ -393,8 +415,9 @@ def summary_row(name, result):
     extra = {} if control is None else {"f1_text_useful": control["useful"],
                                         "f1_text_depth": control["depth"]}
     if "balanced_accuracy" in result:   # text tasks: beside accuracy and the best baseline
+        control = result.get("shortcut_control")
         extra = {"balanced_acc": result["balanced_accuracy"], "baseline": result["baseline_rate"],
-                 **extra}
+                 **({} if control is None else {"acc_control": control["accuracy"]}), **extra}
     return {"setting": name, "n": result["n_examples"], "accuracy": result.get("accuracy"),
             "f1_useful": result["f1"]["useful"], "f1_rand_useful": result["f1_random"]["useful"],
             "S_P1": result["probing_score"]["useful"],

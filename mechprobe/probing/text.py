@@ -34,6 +34,7 @@ from mechprobe.probing.pipeline import (
     probe_setting,
     report,
 )
+from mechprobe.probing.shortcut_control import shortcut_control
 from mechprobe.tasks import arc, proofwriter
 from mechprobe.tasks.jsonl import JsonlTask
 from mechprobe.tasks.shortcuts import proofwriter_answers
@@ -413,6 +414,11 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
     if not settings:
         raise UserError(f"every bucket has fewer {data.GROUPED_BY}s than --folds {knn.folds}: "
                         "probe more questions (--n-examples) or use fewer --folds")
+    if scored and config.task == "proofwriter":
+        controls = shortcut_controls(model, tokenizer, config, data, buckets, settings, train,
+                                     read, words, word_ids, pad_id, run.seed)
+        for bucket, control in controls.items():
+            settings[bucket]["shortcut_control"] = control
     meta = {"task": config.task, "model": run.model, "data": config.data, "split": config.split,
             "icl": config.icl, "shots": config.shots if config.icl else None,
             "prompt": config.prompt,
@@ -432,6 +438,28 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
             "features_cached": extracted.cached, "world_size": world_size(),
             "seconds_per_prompt": extracted.seconds_per_prompt}
     return ProbeResult(meta, settings)
+
+
+def shortcut_controls(model, tokenizer, config, data, buckets, settings, train, read, words,
+                      word_ids, pad_id, seed):
+    """shortcut_control.py's accuracy per bucket, on the same split's unprobed questions
+    prompted as the probed ones; {} where the data holds only probed questions (the paper's
+    preprocessed files) or every question is probed."""
+    try:
+        everything = data.load(config.data, config.split, everything=True, buckets=config.buckets)
+    except UserError:
+        return {}
+
+    def prompts(questions):
+        shots = shots_for(questions, train, config.icl, config.shots, seed)
+        return [to_example(tokenizer, q, these, data.SUFFIX, config.prompt)
+                for q, these in zip(questions, shots)]
+
+    def fits(questions, examples):
+        return fitting_prompts(model, questions, [[e] for e in examples], skip_long=True)
+
+    return shortcut_control(model, everything, buckets, settings, SHORTCUTS[config.task], prompts,
+                            fits, words, word_ids, read, pad_id, seed)
 
 
 def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
