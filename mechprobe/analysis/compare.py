@@ -71,6 +71,8 @@ def table_rows(runs, settings):
 
 def figure(runs, settings):
     """Layer-wise S_P1 and S_P2 (single layers) of every run and shared setting, overlaid."""
+    from matplotlib.ticker import MaxNLocator
+
     from mechprobe.plots import plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
@@ -80,6 +82,7 @@ def figure(runs, settings):
         ax.set_xlabel("layer (0-based)")
         ax.axhline(0, color="0.6", linewidth=0.8)
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
         for index, run in enumerate(runs):
             for style, setting in zip(("-", "--", ":", "-."), settings):
                 rows = [r for r in run["settings"][setting]["layerwise"]
@@ -103,6 +106,9 @@ def compare(folders, out=None):
     if len(folders) < 2:
         raise UserError("pass two or more probe.py result folders to compare")
     runs = [read_run(folder) for folder in folders]
+    if len({r["run"] for r in runs}) < len(runs):    # runs/x/min01 and runs/y/min01: whole paths
+        for run, folder in zip(runs, folders):
+            run["run"] = os.path.normpath(folder)
     settings = check_comparable(runs)
     text = format_table(table_rows(runs, settings), COLUMNS) + (
         "\n_95: 95% bootstrap intervals over examples; tree, tree_rand: share of examples whose "
