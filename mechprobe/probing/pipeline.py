@@ -16,7 +16,7 @@ import torch
 from mechprobe.cli import UserError, format_table
 from mechprobe.attention.features import extract, shared_prefix
 from mechprobe.models import input_device, load_pretrained, resolve_device, resolve_dtype
-from mechprobe.outputs import write_json
+from mechprobe.outputs import write_json, write_lines
 from mechprobe.parallel import gathered, my_share, processes, world_size
 from mechprobe.plots import layerwise_plot, save_figure
 from mechprobe.probing.bootstrap import bootstrap
@@ -24,6 +24,7 @@ from mechprobe.probing.intervals_table import beside_scores, interval_report, su
 from mechprobe.probing.knn import (ProbeConfig, Samples, best_layer, neighbors_used,
                                     overall_layerwise_predictions)
 from mechprobe.probing.predictions import SettingPredictions, write_predictions
+from mechprobe.probing.report_html import notebook_html, report_html
 from mechprobe.probing.tree_recovery import tree_recovery
 from mechprobe.attention.memory import PeakMemory
 from mechprobe.attention.recorder import Recorder
@@ -152,16 +153,21 @@ class ProbeResult:
         return results
 
     def save(self, out):
-        """OUT/results.json, OUT/predictions.jsonl and OUT/layerwise_<setting>.{png,pdf};
-        returns the results dict."""
+        """OUT/results.json, OUT/predictions.jsonl, OUT/report.html and
+        OUT/layerwise_<setting>.{png,pdf}; returns the results dict."""
         os.makedirs(out, exist_ok=True)
         for name, result in self.settings.items():
             layerwise_figure(name, result["layerwise"], out)
         if self.predictions:
             write_predictions(os.path.join(out, "predictions.jsonl"), self.predictions)
+        write_lines(os.path.join(out, "report.html"), [report_html(self)])
         results = self.to_json()
         write_json(os.path.join(out, "results.json"), results)
         return results
+
+    def _repr_html_(self):
+        """A notebook shows the run as its report.html (report_html.py)."""
+        return notebook_html(self)
 
     def report(self):
         """The printed tables and warnings, as text."""
@@ -330,12 +336,13 @@ def extract_pair(model, examples, layers, read, seed, pad_id, logit_ids=None, ca
 
 
 def probe_setting(features, random_features, useful, depth, config, layers, groups=None,
-                  ids=None):
+                  ids=None, details=None):
     """Probe one setting (a k, a bucket): overall scores, layer-wise rows, best layers, tree
     recovery and bootstrap intervals; `predictions` (a SettingPredictions, which ProbeResult
     keeps apart). `groups` (one label per example, default: each example its own) keeps
     examples that share a label on the same side of every cross-validation split; `ids` names
-    the examples (default: their positions)."""
+    the examples (default: their positions); `details`, one dict per example (its statements'
+    text, answer, ...), is kept for the report's example browser (report_html.py)."""
     model_samples = Samples.from_examples(features, useful, depth, groups)
     random_samples = Samples.from_examples(random_features, useful, depth, groups)
     # The all-layers fit, the layer-wise rows and the out-of-fold predictions from one pass.
@@ -344,6 +351,7 @@ def probe_setting(features, random_features, useful, depth, config, layers, grou
     predictions = SettingPredictions.from_fit(
         ids or [str(i) for i in range(len(features))], [len(f) for f in features], model_samples,
         random_samples, out_of_fold, layers)
+    predictions.details = details
     result["tree_recovery"] = tree_recovery(predictions)
     result.update(bootstrap(predictions, config.seed))
     result["predictions"] = predictions
@@ -390,7 +398,10 @@ def chance_check(accuracy, targets, answerers=None):
 def shortcut_caveat(where):
     """The printed caveat for settings whose best input-only answerer is right on every question
     ({name: its chance_check fields, with shortcut_control where measured})."""
-    named = ", ".join(f"{name} ({check['baseline']})" for name, check in where.items())
+    by_answerer = {}
+    for name, check in where.items():
+        by_answerer.setdefault(check["baseline"], []).append(name)
+    named = "; ".join(f"{', '.join(names)} ({answerer})" for answerer, names in by_answerer.items())
     measured = [name for name, check in where.items()
                 if (check.get("shortcut_control") or {}).get("accuracy") is not None]
     return (f"caveat: an answerer that reads only the input is right on every probed question in "

@@ -33,6 +33,7 @@ class SettingPredictions:
     features: np.ndarray     # (n, layers, per-layer features): the model's attention feature
     random_features: np.ndarray
     layers: list             # the probed layers (0-based), the features' second axis
+    details: list | None = None    # per example, what the report shows of it (report_html.py)
 
     @classmethod
     def from_fit(cls, ids, lengths, model_samples, random_samples, out_of_fold, layers):

@@ -396,7 +396,8 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
         useful = [np.array(q.useful) for q in members]
         depth = [np.array([-1 if d is None else d for d in q.depth]) for q in members]
         result = probe_setting(features[span], random_features[span], useful, depth, knn, layers,
-                               groups, [q.id for q in members])
+                               groups, [q.id for q in members],
+                               browser_details(members, predicted[span] if scored else None))
         control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful,
                                                      depth, groups), knn)
         result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
@@ -438,6 +439,28 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
             "features_cached": extracted.cached, "world_size": world_size(),
             "seconds_per_prompt": extracted.seconds_per_prompt}
     return ProbeResult(meta, settings)
+
+
+def proof_edges(question):
+    """A ProofWriter question's proof as (premise, conclusion) statement positions; None for
+    other tasks' questions (no proof string)."""
+    if not getattr(question, "proofs", ""):
+        return None
+    from mechprobe.tasks.trees import parse_proofs
+
+    position = {sid: i for i, sid in enumerate(question.statement_ids)}
+    proof = parse_proofs(question.proofs)[0]
+    return [[position[a], position[b]] for a, b in proof.edges if a in position and b in position]
+
+
+def browser_details(questions, predicted=None):
+    """Per question what the report's browser shows: statements, question, answer, the model's
+    answer and whether it is right (None without answers), the proof's edges where there is one."""
+    return [{"statements": list(q.statements), "question": q.question, "answer": q.target,
+             "predicted": None if predicted is None else predicted[i],
+             "correct": None if predicted is None else bool(predicted[i] == q.target),
+             "edges": proof_edges(q)}
+            for i, q in enumerate(questions)]
 
 
 def shortcut_controls(model, tokenizer, config, data, buckets, settings, train, read, words,
