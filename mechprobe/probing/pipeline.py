@@ -169,21 +169,24 @@ class ProbeResult:
         """A notebook shows the run as its report.html (report_html.py)."""
         return notebook_html(self)
 
-    def report(self):
-        """The printed tables and warnings, as text."""
-        lines = []
-        if len(self.settings) == 1:
-            lines += [format_table(self.layerwise(), LAYER_COLUMNS), ""]
-        rows = self.summary()
+    def summary_columns(self, rows):
+        """The printed summary's columns for these summary() rows."""
         columns = SUMMARY_COLUMNS + [c for c in ("f1_text_useful", "f1_text_depth") if c in rows[0]]
         if "balanced_acc" in rows[0]:    # text tasks: beside the best baseline
             at = columns.index("accuracy") + 1
             columns[at:at] = ["balanced_acc", "baseline"]
             if any("acc_control" in row for row in rows):
                 columns.insert(at + 2, "acc_control")
-        columns = beside_scores(columns + [c for c in summary_columns(
+        return beside_scores(columns + [c for c in summary_columns(
             next(iter(self.settings.values()))) if c in rows[0]])
-        lines.append(format_table(rows, columns))
+
+    def report(self):
+        """The printed tables and warnings, as text."""
+        lines = []
+        if len(self.settings) == 1:
+            lines += [format_table(self.layerwise(), LAYER_COLUMNS), ""]
+        rows = self.summary()
+        lines.append(format_table(rows, self.summary_columns(rows)))
         intervals = interval_report(self.settings)
         if intervals:
             lines.append(intervals)

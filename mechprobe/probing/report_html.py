@@ -19,7 +19,6 @@ import json
 import numpy as np
 
 from mechprobe.cli import format_table
-from mechprobe.probing.intervals_table import beside_scores
 from mechprobe.probing.predictions import NO_LABEL
 from mechprobe.probing.tree_recovery import recovered
 
@@ -96,7 +95,7 @@ def report_html(result):
     notes = "\n".join(line for line in text.split("\n")
                       if line.startswith(("warning:", "caveat:", "flag:", "note:")))
     rows = result.summary()
-    table = format_table(rows, beside_scores(list(rows[0]))) if rows else ""
+    table = format_table(rows, result.summary_columns(rows)) if rows else ""
     payload = json.dumps(data, allow_nan=False, default=str).replace("</", "<\\/")
     return (PAGE.replace("@TITLE@", html.escape(f"{data['meta']['task']}: "
                                                 f"{data['meta']['model']}"))
@@ -125,7 +124,7 @@ table.st th{background:#f0f0f0}
 .cell{display:inline-block;width:10px;height:14px;margin:0}
 .strip{white-space:nowrap;line-height:0}
 .controls select,.controls button{font-size:13px;margin-right:.5em}
-img.fig{max-width:100%}
+#figures{display:flex;flex-wrap:wrap;gap:8px}img.fig{width:min(100%,680px)}
 #errors{color:#b00}.notes{background:#fff6e0;white-space:pre-wrap}.notes:empty{display:none}
 </style></head><body>
 <h1>MechanisticProbe: @TITLE@</h1>
