@@ -412,7 +412,8 @@ def shortcut_caveat(where):
             "(METHOD.md section 9)"
             + (f"; acc_control is the accuracy on same-depth questions it gets wrong "
                f"({', '.join(measured)})." if measured else
-               "; no same-depth question it gets wrong was found to check the model on."))
+               "; no same-depth question it gets wrong was found to check the model on."
+               if any("shortcut_control" in check for check in where.values()) else "."))
 
 
 def chance_warning(where, what="its probing scores say little about how it reasons"):
