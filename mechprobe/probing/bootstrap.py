@@ -123,8 +123,9 @@ def bootstrap(predictions, seed, replicates=REPLICATES, level=LEVEL):
     intervals = {name: {stage: None if s is None else interval(s[name], level)
                         for stage, s in scores.items()}
                  for name in ("f1", "f1_random", "probing_score")}
-    intervals["tree_recovery"] = {who: {name: interval(share, level) for name, share in these.items()}
-                                  for who, these in tree_shares(predictions, weights).items()}
+    intervals["tree_recovery"] = {
+        who: {name: interval(share, level) for name, share in these.items()}
+        for who, these in tree_shares(predictions, weights).items()}
     # The share of replicates where the model does no better than the twin, counted as in a
     # permutation test so that it is never 0 (at best 1 / (replicates + 1)).
     above = {stage: None if s is None else

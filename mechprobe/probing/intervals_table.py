@@ -1,5 +1,6 @@
-"""The printed form of tree recovery and the bootstrap intervals (bootstrap.py, tree_recovery.py): two
-columns beside S_P1 and S_P2 in the summary, and one more table with the F1s' intervals."""
+"""The printed form of tree recovery and the bootstrap intervals (bootstrap.py,
+tree_recovery.py): two columns beside S_P1 and S_P2 in the summary, and one more table with the
+F1s' intervals."""
 
 from mechprobe.cli import format_table
 
@@ -69,9 +70,13 @@ def interval_report(settings):
              "resampled, probes not refitted); p_*: one-sided bootstrap p-value of F1 > F1_rand;\n"
              "tree, useful_set: share of examples whose whole tree (useful set and depth classes),\n"
              "or useful set, the probe gets right (METHOD.md, section 5)."]
-    zero = [f"{name} ({', '.join(label for stage, label in (('useful', 'S_P1'), ('depth', 'S_P2')) if result['probing_score_includes_zero'].get(stage))})"
-            for name, result in settings.items()
-            if any(result.get("probing_score_includes_zero", {}).values())]
+    zero = []
+    for name, result in settings.items():
+        found = result.get("probing_score_includes_zero", {})
+        scores = [label for stage, label in (("useful", "S_P1"), ("depth", "S_P2"))
+                  if found.get(stage)]
+        if scores:
+            zero.append(f"{name} ({', '.join(scores)})")
     if zero:
         lines.append(f"flag: the S_P interval includes 0 in {', '.join(zero)}: there the attention "
                      "is not shown to carry more of the tree than the random twin's.")
