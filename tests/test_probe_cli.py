@@ -1,11 +1,13 @@
 """probe.py --task ksmallest end to end, and its F1 recomputed independently from eager attention."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 from conftest import refused, run_ok, run_script
+from test_report_html import CHROMIUM, browse
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 from sklearn.neighbors import KNeighborsClassifier
@@ -106,6 +108,11 @@ def test_all_k_and_layer_subset(small_finetuned, tmp_path):
     assert results["settings"]["min03"]["f1"]["depth"] is not None
     recovery = results["settings"]["min00"]["tree_recovery"]["model"]   # the root alone:
     assert recovery["tree"] == recovery["useful_set"]                   # no depth to get wrong
+    if CHROMIUM:    # the report of a real run, in a real browser: ranks, leaves and the root
+        dom, log = browse(tmp_path / "p" / "report.html", "setting=min03&example=2", tmp_path)
+        assert 'data-ready="yes"' in dom and re.search(r'<div id="errors">\s*</div>', dom)
+        assert "Uncaught" not in log and "<th>rank</th>" in dom
+        assert dom.count("<td>leaf</td>") == 3 and dom.count("<td>root</td>") == 1   # k = 3
     assert results["layers"] == [1] and len(results["settings"]["min03"]["layerwise"]) == 2
     for setting in results["settings"].values():
         rates = setting["input_only_rates"]

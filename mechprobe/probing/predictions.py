@@ -2,8 +2,8 @@
 
 The all-layers kNN fit that gives a setting's F1 predicts every statement once, from the fold
 where it is held out; those labels, for the model and for the random twin, are kept here beside
-the gold tree and the attention feature, so that trees can be read one by one (tree_recovery.py) and the
-scores resampled without refitting (bootstrap.py).
+the gold tree and the attention feature, so that trees can be read one by one
+(tree_recovery.py) and the scores resampled without refitting (bootstrap.py).
 """
 
 import json
