@@ -47,10 +47,11 @@ def strip(feature):
 def browser_examples(predictions, limit=BROWSER_EXAMPLES):
     """The first `limit` examples of a setting as the browser's records."""
     trees = {who: recovered(predictions, who) for who in ("model", "random")}
+    details = predictions.details or []
     examples = []
     for e in range(min(limit, len(predictions.ids))):
         rows = np.flatnonzero(predictions.example == e)
-        detail = (predictions.details or [{}] * (e + 1))[e] or {}
+        detail = details[e] if e < len(details) else {}
         statements = detail.get("statements") or [f"statement {i}" for i in range(len(rows))]
 
         def depth(values):
