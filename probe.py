@@ -7,7 +7,8 @@
     python probe.py --task jsonl --data my_questions.jsonl --model DIR --out runs/probe-mine
     accelerate launch --num_processes 8 probe.py ...    # each GPU reads its share of the examples
 
-Writes OUT/results.json (per setting: f1, f1_random, probing_score, fold spread, layer-wise rows),
+Writes OUT/results.json (per setting: f1, f1_random, probing_score, fold spread, layer-wise rows,
+tree recovery, bootstrap intervals), OUT/predictions.jsonl (per statement), OUT/report.html,
 OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
 """
 

@@ -35,4 +35,8 @@ if [ -n "$PRETRAINED" ]; then
   # shellcheck disable=SC2086
   "$PYTHON" probe.py --task ksmallest --model "$PRETRAINED" --all-k --n-examples "$N_EXAMPLES" \
     --device "$DEVICE" --dtype "$DTYPE" --seed "$SEED" --out "$OUT/pretrained" $EXTRA
+  for TASK in $TASKS; do
+    echo "== fine-tuned against pretrained on $TASK"
+    "$PYTHON" compare.py "$OUT/$TASK" "$OUT/pretrained"
+  done
 fi

@@ -28,6 +28,7 @@ DTYPE=${DTYPE:-auto}                       # auto: float32 on a CPU (bfloat16: 1
                                            # CPUs with AVX-512 BF16, answers move by rounding)
 SEED=${SEED:-0}
 EXTRA=${EXTRA:-}
+COMPARE=${COMPARE:-}                       # an earlier run's OUT: printed side by side at the end
 
 # The paper's setting: the real ProofWriter release (CWA) and LLaMA-7B, 4 shots drawn per
 # question, fp16 on a GPU:
@@ -51,3 +52,7 @@ echo "== probing $MODEL on $DATA (icl $ICL, $SHOTS shots, $PROMPT prompt) -> $OU
 "$PYTHON" probe.py --task proofwriter --data "$DATA" --model "$MODEL" --icl "$ICL" --shots "$SHOTS" \
   --prompt "$PROMPT" --n-examples "$N_EXAMPLES" "${LAYER_FLAGS[@]}" --device "$DEVICE" \
   --dtype "$DTYPE" --seed "$SEED" --out "$OUT" $EXTRA
+if [ -n "$COMPARE" ]; then
+  echo "== $COMPARE against $OUT"
+  "$PYTHON" compare.py "$COMPARE" "$OUT"
+fi

@@ -404,7 +404,7 @@ def _write_marker(lock, ledger):
 
 
 @contextmanager
-def output_dir(path, force=False, keep_on_interrupt=False, flag="--out", command="probe.py"):
+def output_dir(path, force=False, keep_on_interrupt=False, flag="--out", *, command):
     """The output folder of one run of `command`: checked, created, locked, recorded in its
     marker, and cleaned up on failure.
 

@@ -31,6 +31,9 @@ def test_the_readme_notebook_example_runs(generated, tmp_path, capsys):
     results = json.loads((tmp_path / "my-probe" / "results.json").read_text())
     assert results["task"] == "jsonl" and list(results["settings"]) == ["all"]
     assert (tmp_path / "my-probe" / "layerwise_all.png").is_file()
+    rows = (tmp_path / "my-probe" / "predictions.jsonl").read_text().splitlines()
+    assert len(rows) == results["n_statements"] == 18     # six examples of three statements
+    assert {json.loads(r)["example"] for r in rows} == set(map(str, range(1, 7)))
     printed = capsys.readouterr().out
     assert "S_P1" in printed and f"{results['f1']['useful']:.4f}" in printed
     # Every row answers True: balanced accuracy is then the recall of True, the plain accuracy.

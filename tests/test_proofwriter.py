@@ -320,7 +320,35 @@ def test_text_control_and_chance_warning(generated, tmp_path):
     for setting in results["settings"].values():
         assert set(setting["f1_text_control"]) == {"useful", "depth"}
         assert setting["near_chance"] is True       # an untrained model cannot beat the majority
-    assert "f1_text_useful" in printed and "warning:" in printed
+        # ... nor can any model beat "True exactly when not negated", right on every probed
+        # question: the report says so instead of calling the model unable, and measures the
+        # accuracy on unprobed same-bucket questions that rule gets wrong
+        assert setting["baseline_exact"] and setting["baseline"] == "True exactly when not negated"
+        control = setting["shortcut_control"]
+        assert control["answerer"] == setting["baseline"]
+        assert 0 < control["n"] <= setting["n_examples"] and control["n"] <= control["pool"]
+        assert control["accuracy"] * control["n"] == pytest.approx(round(control["accuracy"]
+                                                                         * control["n"]))
+    assert "f1_text_useful" in printed and "acc_control" in printed
+    assert "caveat:" in printed and "warning:" not in printed
+
+
+def test_hard_questions_are_those_the_answerer_gets_wrong():
+    from types import SimpleNamespace
+
+    from mechprobe.probing.shortcut_control import hard_questions
+
+    pool = [SimpleNamespace(id=str(i), target="True" if i % 3 else "False") for i in range(30)]
+    probed = [SimpleNamespace(target=t) for t in ("True", "True", "False")]
+    always = lambda questions: {"always False": ["False"] * len(questions)}  # noqa: E731
+    hard = hard_questions(pool, probed, "always False", always, limit=100, seed=0)
+    assert [q.id for q in hard] == [str(i) for i in range(30) if i % 3]
+    # the commonest probed answer ("True") stands for 'commonest answer'
+    assert {q.target for q in hard_questions(pool, probed, "commonest answer", always, 100, 0)} \
+        == {"False"}
+    few = hard_questions(pool, probed, "always False", always, limit=5, seed=0)
+    assert len(few) == 5 and few == hard_questions(pool, probed, "always False", always, 5, 0)
+    assert [int(q.id) for q in few] == sorted(int(q.id) for q in few)      # file order kept
 
 
 def test_near_chance():

@@ -7,6 +7,7 @@ import json
 import sys
 
 from mechprobe.cli import format_table
+from mechprobe.probing.intervals_table import interval_report
 from mechprobe.probing.pipeline import summary_row
 
 
@@ -27,6 +28,9 @@ def main(train_path, probe_path):
     print(f"test_acc: the fine-tuning test split; probe_acc: the {probe['n_examples']} probed examples.\n"
           "F1: macro F1 of the kNN probes (5 folds grouped by example); _rand: the same probe on a\n"
           "randomly initialised twin; S_P = (F1 - F1_rand) / (1 - F1_rand); layers are 0-based.")
+    intervals = interval_report({train["task"]: probe})
+    if intervals:
+        print(intervals)
 
 
 if __name__ == "__main__":

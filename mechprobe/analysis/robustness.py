@@ -28,7 +28,7 @@ from mechprobe.probing.text import (fitting_prompts, prompt_answer_ids, shot_rec
                                     to_example)
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.pipeline import (chance_check, chance_warning, features_shared, load_model,
-                                        parse_layers, random_twin)
+                                        parse_layers, random_twin, shortcut_caveat)
 from mechprobe.tasks.shortcuts import proofwriter_answers
 
 CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
@@ -277,7 +277,9 @@ def run(config, run_config, out):
     print()
     print(format_table([{"corruption": k, **v} for k, v in correlations.items()],
                        ["corruption", "pearson", "pearson_p", "spearman", "spearman_p"]))
-    if chance["near_chance"]:
+    if chance["baseline_exact"]:    # no accuracy can beat it: a caveat, not a verdict
+        print(shortcut_caveat({"the clean questions": chance}))
+    elif chance["near_chance"]:
         print(chance_warning({"the clean questions": chance},
                              "its probing scores and accuracy changes say little"))
     print(f"results: {os.path.join(out, 'results.json')}")

@@ -43,17 +43,26 @@ def layerwise_fold_f1(X, y, folds, neighbors, p, device="cpu"):
     X: (samples, layers, per-layer features); y: (samples,) class labels; folds: (train, test)
     index pairs; device: where the distances are computed (a CUDA device works). Returns two
     arrays (folds, layers): single, cumulative."""
+    single, cumulative, _ = layerwise_fold_scores(X, y, folds, neighbors, p, device)
+    return single, cumulative
+
+
+def layerwise_fold_scores(X, y, folds, neighbors, p, device="cpu"):
+    """layerwise_fold_f1's two arrays and, from the same pass, each sample's out-of-fold label
+    predicted by the kNN on all layers: (single, cumulative, predicted (samples,))."""
     y = np.asarray(y)
     single = np.zeros((len(folds), X.shape[1]))
     cumulative = np.zeros((len(folds), X.shape[1]))
+    out_of_fold = np.zeros(len(y), dtype=y.dtype)
     X = as_float64(X, device)
     for fold, (train, test) in enumerate(folds):
         predicted = fold_predictions(X, y, train, test, neighbors, p)
+        out_of_fold[test] = predicted[1, -1]
         for layer in range(X.shape[1]):
             for mode, scores in enumerate((single, cumulative)):
                 # the f1_macro scorer of cross_val_score: macro over the labels present
                 scores[fold, layer] = f1_score(y[test], predicted[mode, layer], average="macro")
-    return single, cumulative
+    return single, cumulative, out_of_fold
 
 
 def as_float64(X, device="cpu"):

@@ -14,7 +14,7 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from mechprobe.cli import UserError
-from mechprobe.probing.incremental import SUPPORTED_P, all_layers_fold_f1, layerwise_fold_f1
+from mechprobe.probing.incremental import SUPPORTED_P, all_layers_fold_f1, layerwise_fold_scores
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,19 @@ def layerwise(model, random, config, layer_names, device=None):
 def overall_and_layerwise(model, random, config, layer_names, device=None):
     """(compare's result on all layers, layerwise's rows) of one setting. With p 1 or 2 the
     all-layers fit is the last cumulative row, so one distance pass per layer gives both."""
+    return overall_layerwise_predictions(model, random, config, layer_names, device)[:2]
+
+
+def overall_layerwise_predictions(model, random, config, layer_names, device=None):
+    """overall_and_layerwise's pair and the all-layers fit's out-of-fold predictions:
+    {'model': stages, 'random': stages}, stages {'useful': (labels, fold of each sample),
+    'depth': the same over the useful statements, or None}. With p 1 or 2 they come from the
+    pass that gives the F1s; any other p fits sklearn's kNN once more per fold for them."""
     if config.p not in SUPPORTED_P:
-        return compare(model, random, config), layerwise_sklearn(model, random, config, layer_names)
+        predictions = {"model": sklearn_out_of_fold(model, config),
+                       "random": sklearn_out_of_fold(random, config)}
+        return (compare(model, random, config),
+                layerwise_sklearn(model, random, config, layer_names), predictions)
     device = device or knn_device()
     trained, untrained = layer_f1(model, config, device), layer_f1(random, config, device)
 
@@ -165,9 +176,14 @@ def overall_and_layerwise(model, random, config, layer_names, device=None):
     def overall(f1):
         return {stage: None if rows is None else rows["overall"] for stage, rows in f1.items()}
 
+    def out_of_fold(f1):
+        return {stage: None if rows is None else (rows["predicted"], rows["fold"])
+                for stage, rows in f1.items()}
+
     rows = [layer_row(layer, mode, at(trained, mode, position), at(untrained, mode, position))
             for mode in ("single", "cumulative") for position, layer in enumerate(layer_names)]
-    return as_comparison(overall(trained), overall(untrained)), rows
+    return (as_comparison(overall(trained), overall(untrained)), rows,
+            {"model": out_of_fold(trained), "random": out_of_fold(untrained)})
 
 
 def as_comparison(trained, untrained):
@@ -183,26 +199,62 @@ def as_comparison(trained, untrained):
     }
 
 
-def layer_f1(samples, config, device="cpu"):
-    """{'useful': {'single': [mean F1 per layer], 'cumulative': [...], 'overall': (mean, std) of
-    the last cumulative row, as cross_validated_f1 gives them}, 'depth': the same or None}."""
+def stage_data(samples):
+    """{'useful': (X, labels, groups) of every statement, 'depth': the same of the useful
+    statements, or None where probe 2 does not apply}."""
     result = {"useful": (samples.X, samples.useful.astype(int), samples.groups), "depth": None}
     if depth_applicable(samples):
         keep = samples.useful
         result["depth"] = (samples.X[keep], samples.depth[keep], samples.groups[keep])
+    return result
+
+
+def fold_of(folds, n):
+    """The test fold of each of n samples."""
+    fold = np.zeros(n, dtype=int)
+    for index, (_, test) in enumerate(folds):
+        fold[test] = index
+    return fold
+
+
+def sklearn_out_of_fold(samples, config):
+    """Out-of-fold labels of sklearn's kNN on all layers per stage, as
+    overall_layerwise_predictions gives them (the way for a p other than 1 or 2)."""
+    result = stage_data(samples)
+    for stage, data in result.items():
+        if data is None:
+            continue
+        X, y, groups = data
+        X = X.reshape(len(X), -1)
+        folds = folds_of(groups, config)
+        predicted = np.zeros(len(y), dtype=y.dtype)
+        for train, test in folds:
+            knn = FoldKNN(n_neighbors=config.neighbors, weights="distance", p=config.p)
+            predicted[test] = knn.fit(X[train], y[train]).predict(X[test])
+        result[stage] = (predicted, fold_of(folds, len(y)))
+    return result
+
+
+def layer_f1(samples, config, device="cpu"):
+    """{'useful': {'single': [mean F1 per layer], 'cumulative': [...], 'overall': (mean, std) of
+    the last cumulative row, as cross_validated_f1 gives them, 'predicted': each sample's
+    out-of-fold label on all layers, 'fold': its test fold}, 'depth': the same or None}."""
+    result = stage_data(samples)
     for stage, data in result.items():
         if data is None:
             continue
         X, y, groups = data
         check_groups(groups, config)
-        single, cumulative = layerwise_fold_f1(X, y, folds_of(groups, config), config.neighbors,
-                                               config.p, device)
+        folds = folds_of(groups, config)
+        single, cumulative, predicted = layerwise_fold_scores(X, y, folds, config.neighbors,
+                                                              config.p, device)
         # a layer's fold scores as one contiguous 1-D array: the sum cross_validated_f1 takes
         result[stage] = {mode: [float(np.mean(np.ascontiguousarray(scores[:, layer])))
                                 for layer in range(X.shape[1])]
                          for mode, scores in (("single", single), ("cumulative", cumulative))}
         last = np.ascontiguousarray(cumulative[:, -1])
         result[stage]["overall"] = (float(np.mean(last)), float(np.std(last)))
+        result[stage]["predicted"], result[stage]["fold"] = predicted, fold_of(folds, len(y))
     return result
 
 

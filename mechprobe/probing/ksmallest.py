@@ -184,6 +184,16 @@ def dump_examples(path, task, values, indices):
         "qdep": 1 if task.k > 0 else 0, "bucket": None}) + "\n" for i, row in enumerate(indices)))
 
 
+def browser_details(values, indices, task, correct):
+    """Per example what the report's browser shows: the numbers, the answer, whether the model
+    gave it, and each number's rank (0 = smallest; ranks below k are the leaves, k the root)."""
+    rank = ksmallest.ranks(indices)
+    answers = ksmallest.answers(task, indices)
+    return [{"statements": [str(values[j]) for j in row], "question": task.name,
+             "answer": str(values[answer]), "correct": bool(right), "rank": r.tolist()}
+            for row, answer, right, r in zip(indices, answers, correct, rank)]
+
+
 def probe_numbers(model, tokenizer, task, numbers, run, config, cache=None):
     """Probe `model` and its random twin on k-th smallest examples: per k (one, or every k with
     config.all_k, on the same attention) the F1s, S_P1/S_P2, layer-wise rows, accuracy and the
@@ -217,14 +227,16 @@ def probe_numbers(model, tokenizer, task, numbers, run, config, cache=None):
     for k in ks:
         task_k = ksmallest.Task(k, task.list_len, task.num_set)
         useful, depth = ksmallest.reasoning_tree(task_k, indices)
-        result = probe_setting(features, random_features, list(useful), list(depth), knn, layers)
         answers = ksmallest.answers(task_k, indices)
         if multi_token:
             correct = multi_token_correct(model, tokenizer, numbers, examples, indices, answers,
                                           predicted, read, pad_id)
             task_accuracy = float(correct.mean())
         else:
+            correct = np.asarray(predicted) == np.asarray(numbers.later_ids[answers])
             task_accuracy = accuracy(predicted, numbers.later_ids[answers])
+        result = probe_setting(features, random_features, list(useful), list(depth), knn, layers,
+                               details=browser_details(numbers.numbers, indices, task_k, correct))
         settings[task_k.name] = {"k": k, "accuracy": task_accuracy,
                                  **chance_check(task_accuracy, answers, ksmallest_answers(indices)),
                                  **result}
@@ -260,4 +272,4 @@ def run(config, run=None, out=None, dump_path=None, seed=0, cache_mode="off"):
                            feature_cache(out, cache_mode))
     if result is None:          # another process than the main one: nothing to write
         return None
-    return report(out, result.meta, result.settings, started)
+    return report(out, result.meta, result.settings, started, result.predictions)

@@ -16,11 +16,16 @@ import torch
 from mechprobe.cli import DEVICE_MAPS, UserError, format_table, require, whole
 from mechprobe.attention.features import POOLS, extract, shared_prefix
 from mechprobe.models import input_device, load_pretrained, resolve_device, resolve_dtype
-from mechprobe.outputs import make_dirs, write_json
+from mechprobe.outputs import make_dirs, write_json, write_lines
 from mechprobe.parallel import gathered, my_share, processes, world_size
 from mechprobe.plots import layerwise_plot, save_figure
+from mechprobe.probing.bootstrap import bootstrap
+from mechprobe.probing.intervals_table import beside_scores, interval_report, summary_columns
 from mechprobe.probing.knn import (ProbeConfig, Samples, best_layer, neighbors_used,
-                                    overall_and_layerwise)
+                                    overall_layerwise_predictions)
+from mechprobe.probing.predictions import SettingPredictions, write_predictions
+from mechprobe.probing.report_html import notebook_html, report_html
+from mechprobe.probing.tree_recovery import tree_recovery
 from mechprobe.attention.memory import PeakMemory
 from mechprobe.attention.recorder import Recorder
 
@@ -152,6 +157,14 @@ class ProbeResult:
 
     meta: dict
     settings: dict
+    # {setting: SettingPredictions}; probe_setting hands them over inside its result, taken out
+    # here so that `settings` stays what results.json holds
+    predictions: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, result in self.settings.items():
+            if "predictions" in result:
+                self.predictions[name] = result.pop("predictions")
 
     def summary(self):
         """One row per setting: accuracy, F1s, S_P1, S_P2, best layers (the printed table)."""
@@ -169,13 +182,32 @@ class ProbeResult:
         return results
 
     def save(self, out):
-        """OUT/results.json and OUT/layerwise_<setting>.{png,pdf}; returns the results dict."""
+        """OUT/results.json, OUT/predictions.jsonl, OUT/report.html and
+        OUT/layerwise_<setting>.{png,pdf}; returns the results dict."""
         make_dirs(out)
         for name, result in self.settings.items():
             layerwise_figure(name, result["layerwise"], out)
+        if self.predictions:
+            write_predictions(os.path.join(out, "predictions.jsonl"), self.predictions)
+        write_lines(os.path.join(out, "report.html"), [report_html(self)])
         results = self.to_json()
         write_json(os.path.join(out, "results.json"), results)
         return results
+
+    def _repr_html_(self):
+        """A notebook shows the run as its report.html (report_html.py)."""
+        return notebook_html(self)
+
+    def summary_columns(self, rows):
+        """The printed summary's columns for these summary() rows."""
+        columns = SUMMARY_COLUMNS + [c for c in ("f1_text_useful", "f1_text_depth") if c in rows[0]]
+        if "balanced_acc" in rows[0]:    # text tasks: beside the best baseline
+            at = columns.index("accuracy") + 1
+            columns[at:at] = ["balanced_acc", "baseline"]
+            if any("acc_control" in row for row in rows):
+                columns.insert(at + 2, "acc_control")
+        return beside_scores(columns + [c for c in summary_columns(
+            next(iter(self.settings.values()))) if c in rows[0]])
 
     def report(self):
         """The printed tables and warnings, as text."""
@@ -183,15 +215,19 @@ class ProbeResult:
         if len(self.settings) == 1:
             lines += [format_table(self.layerwise(), LAYER_COLUMNS), ""]
         rows = self.summary()
-        columns = SUMMARY_COLUMNS + [c for c in ("f1_text_useful", "f1_text_depth") if c in rows[0]]
-        if "balanced_acc" in rows[0]:    # text tasks: beside the best baseline
-            at = columns.index("accuracy") + 1
-            columns[at:at] = ["balanced_acc", "baseline"]
-        lines.append(format_table(rows, columns))
+        lines.append(format_table(rows, self.summary_columns(rows)))
+        intervals = interval_report(self.settings)
+        if intervals:
+            lines.append(intervals)
         if "f1_text_useful" in rows[0]:
             lines.append("f1_text_*: the same probes on text-only features (statement kind, word "
                          "overlap with the question, position): what wording alone gives away.")
-        weak = {n: r for n, r in self.settings.items() if r.get("near_chance")}
+        # Where an input-only answerer is right on every question, no accuracy can beat it:
+        # that says nothing about the model, so those settings get the caveat, not the warning.
+        exact = {n: r for n, r in self.settings.items() if r.get("baseline_exact")}
+        weak = {n: r for n, r in self.settings.items() if r.get("near_chance") and n not in exact}
+        if exact:
+            lines.append(shortcut_caveat(exact))
         if weak:
             lines.append(chance_warning(weak))
         asked = self.meta.get("probe", {}).get("neighbors")
@@ -331,14 +367,26 @@ def extract_pair(model, examples, layers, read, seed, pad_id, logit_ids=None, ca
                      seconds_per_prompt=seconds)
 
 
-def probe_setting(features, random_features, useful, depth, config, layers, groups=None):
-    """Probe one setting (a k, a bucket): overall scores, layer-wise rows, best layers. `groups`
-    (one label per example, default: each example its own) keeps examples that share a label on
-    the same side of every cross-validation split."""
+def probe_setting(features, random_features, useful, depth, config, layers, groups=None,
+                  ids=None, details=None):
+    """Probe one setting (a k, a bucket): overall scores, layer-wise rows, best layers, tree
+    recovery and bootstrap intervals; `predictions` (a SettingPredictions, which ProbeResult
+    keeps apart). `groups` (one label per example, default: each example its own) keeps
+    examples that share a label on the same side of every cross-validation split; `ids` names
+    the examples (default: their positions); `details`, one dict per example (its statements'
+    text, answer, ...), is kept for the report's example browser (report_html.py)."""
     model_samples = Samples.from_examples(features, useful, depth, groups)
     random_samples = Samples.from_examples(random_features, useful, depth, groups)
-    # The all-layers fit and the layer-wise rows from one pass (knn.overall_and_layerwise).
-    result, rows = overall_and_layerwise(model_samples, random_samples, config, layers)
+    # The all-layers fit, the layer-wise rows and the out-of-fold predictions from one pass.
+    result, rows, out_of_fold = overall_layerwise_predictions(model_samples, random_samples,
+                                                              config, layers)
+    predictions = SettingPredictions.from_fit(
+        ids or [str(i) for i in range(len(features))], [len(f) for f in features], model_samples,
+        random_samples, out_of_fold, layers)
+    predictions.details = details
+    result["tree_recovery"] = tree_recovery(predictions)
+    result.update(bootstrap(predictions, config.seed))
+    result["predictions"] = predictions
     result["neighbors_used"] = neighbors_used(model_samples, config)
     result["layerwise"] = rows
     result["best_layer"] = {stage: best_layer(rows, stage) for stage in ("useful", "depth")}
@@ -375,7 +423,26 @@ def chance_check(accuracy, targets, answerers=None):
     best = max(rates, key=rates.get)     # ties go to the commonest answer
     return {"majority_rate": rates["commonest answer"], "input_only_rates": rates,
             "baseline": best, "baseline_rate": rates[best],
-            "near_chance": near_chance(accuracy, rates[best], len(targets))}
+            "near_chance": near_chance(accuracy, rates[best], len(targets)),
+            "baseline_exact": rates[best] == 1.0}
+
+
+def shortcut_caveat(where):
+    """The printed caveat for settings whose best input-only answerer is right on every question
+    ({name: its chance_check fields, with shortcut_control where measured})."""
+    by_answerer = {}
+    for name, check in where.items():
+        by_answerer.setdefault(check["baseline"], []).append(name)
+    named = "; ".join(f"{', '.join(names)} ({answerer})" for answerer, names in by_answerer.items())
+    measured = [name for name, check in where.items()
+                if (check.get("shortcut_control") or {}).get("accuracy") is not None]
+    return (f"caveat: an answerer that reads only the input is right on every probed question in "
+            f"{named}: accuracy there cannot separate reasoning from that rule, high or low "
+            "(METHOD.md section 9)"
+            + (f"; acc_control is the accuracy on same-depth questions it gets wrong "
+               f"({', '.join(measured)})." if measured else
+               "; no same-depth question it gets wrong was found to check the model on."
+               if any("shortcut_control" in check for check in where.values()) else "."))
 
 
 def chance_warning(where, what="its probing scores say little about how it reasons"):
@@ -392,15 +459,16 @@ def summary_row(name, result):
     extra = {} if control is None else {"f1_text_useful": control["useful"],
                                         "f1_text_depth": control["depth"]}
     if "balanced_accuracy" in result:   # text tasks: beside accuracy and the best baseline
+        control = result.get("shortcut_control")
         extra = {"balanced_acc": result["balanced_accuracy"], "baseline": result["baseline_rate"],
-                 **extra}
+                 **({} if control is None else {"acc_control": control["accuracy"]}), **extra}
     return {"setting": name, "n": result["n_examples"], "accuracy": result.get("accuracy"),
             "f1_useful": result["f1"]["useful"], "f1_rand_useful": result["f1_random"]["useful"],
             "S_P1": result["probing_score"]["useful"],
             "f1_depth": result["f1"]["depth"], "f1_rand_depth": result["f1_random"]["depth"],
             "S_P2": result["probing_score"]["depth"],
             "best_layer_P1": result["best_layer"]["useful"],
-            "best_layer_P2": result["best_layer"]["depth"], **extra}
+            "best_layer_P2": result["best_layer"]["depth"], **extra, **summary_columns(result)}
 
 
 SUMMARY_COLUMNS = ["setting", "n", "accuracy", "f1_useful", "f1_rand_useful", "S_P1", "f1_depth",
@@ -414,9 +482,11 @@ def layerwise_figure(name, rows, out):
     save_figure(layerwise_plot(rows, f"{name}: layer-wise probing"), out, f"layerwise_{name}")
 
 
-def report(out, meta, settings, started):
-    """Save and print a run: results.json, figures and the tables; returns the results dict."""
-    result = ProbeResult({**meta, "seconds": round(time.time() - started, 2)}, settings)
+def report(out, meta, settings, started, predictions=None):
+    """Save and print a run: results.json, predictions.jsonl, figures and the tables; returns
+    the results dict."""
+    result = ProbeResult({**meta, "seconds": round(time.time() - started, 2)}, settings,
+                         predictions or {})
     results = result.save(out)
     print(result.report())
     print(f"results: {os.path.join(out, 'results.json')}")

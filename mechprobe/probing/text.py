@@ -34,6 +34,7 @@ from mechprobe.probing.pipeline import (
     probe_setting,
     report,
 )
+from mechprobe.probing.shortcut_control import shortcut_control
 from mechprobe.tasks import arc, proofwriter
 from mechprobe.tasks.jsonl import JsonlTask
 from mechprobe.tasks.shortcuts import proofwriter_answers
@@ -426,7 +427,8 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
         useful = [np.array(q.useful) for q in members]
         depth = [np.array([-1 if d is None else d for d in q.depth]) for q in members]
         result = probe_setting(features[span], random_features[span], useful, depth, knn, layers,
-                               groups)
+                               groups, [q.id for q in members],
+                               browser_details(members, predicted[span] if scored else None))
         control = probe_stages(Samples.from_examples([text_features(q) for q in members], useful,
                                                      depth, groups), knn)
         result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
@@ -444,6 +446,11 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
     if not settings:
         raise UserError(f"every bucket has fewer {data.GROUPED_BY}s than --folds {knn.folds}: "
                         "probe more questions (--n-examples) or use fewer --folds")
+    if scored and config.task == "proofwriter":
+        controls = shortcut_controls(model, tokenizer, config, data, buckets, settings, train,
+                                     read, words, word_ids, pad_id, run.seed)
+        for bucket, control in controls.items():
+            settings[bucket]["shortcut_control"] = control
     meta = {"task": config.task, "model": run.model, "data": config.data, "split": config.split,
             "icl": config.icl, "shots": config.shots if config.icl else None,
             "prompt": config.prompt,
@@ -463,6 +470,50 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
             "features_cached": extracted.cached, "world_size": world_size(),
             "seconds_per_prompt": extracted.seconds_per_prompt}
     return ProbeResult(meta, settings)
+
+
+def proof_edges(question):
+    """A ProofWriter question's proof as (premise, conclusion) statement positions; None for
+    other tasks' questions (no proof string)."""
+    if not getattr(question, "proofs", ""):
+        return None
+    from mechprobe.tasks.trees import parse_proofs
+
+    position = {sid: i for i, sid in enumerate(question.statement_ids)}
+    proof = parse_proofs(question.proofs)[0]
+    return [[position[a], position[b]] for a, b in proof.edges if a in position and b in position]
+
+
+def browser_details(questions, predicted=None):
+    """Per question what the report's browser shows: statements, question, answer, the model's
+    answer and whether it is right (None without answers), the proof's edges where there is one."""
+    return [{"statements": list(q.statements), "question": q.question, "answer": q.target,
+             "predicted": None if predicted is None else predicted[i],
+             "correct": None if predicted is None else bool(predicted[i] == q.target),
+             "edges": proof_edges(q)}
+            for i, q in enumerate(questions)]
+
+
+def shortcut_controls(model, tokenizer, config, data, buckets, settings, train, read, words,
+                      word_ids, pad_id, seed):
+    """shortcut_control.py's accuracy per bucket, on the same split's unprobed questions
+    prompted as the probed ones; {} where the data holds only probed questions (the paper's
+    preprocessed files) or every question is probed."""
+    try:
+        everything = data.load(config.data, config.split, everything=True, buckets=config.buckets)
+    except UserError:
+        return {}
+
+    def prompts(questions):
+        shots = shots_for(questions, train, config.icl, config.shots, seed)
+        return [to_example(tokenizer, q, these, data.SUFFIX, config.prompt)
+                for q, these in zip(questions, shots)]
+
+    def fits(questions, examples):
+        return fitting_prompts(model, questions, [[e] for e in examples], skip_long=True)
+
+    return shortcut_control(model, everything, buckets, settings, SHORTCUTS[config.task], prompts,
+                            fits, words, word_ids, read, pad_id, seed)
 
 
 def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
@@ -489,4 +540,4 @@ def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
                              feature_cache(out, cache_mode))
     if result is None:          # another process than the main one: nothing to write
         return None
-    return report(out, result.meta, result.settings, started)
+    return report(out, result.meta, result.settings, started, result.predictions)

@@ -1,0 +1,44 @@
+"""compare.py: probing runs side by side, and the refusal of runs that cannot be compared."""
+
+import json
+
+from conftest import refused, run_ok
+from test_trees_bootstrap import setting
+
+from mechprobe.probing.pipeline import ProbeResult
+
+META = {"task": "ksmallest", "probe": {"neighbors": 5, "p": 2, "folds": 5}, "list_len": 16,
+        "num_set": 512, "n_examples": 40}
+
+
+def saved(folder, seed, **meta):
+    """A probe.py-like result folder from a synthetic setting (a model whose features carry the
+    labels, seeded)."""
+    result, _, _ = setting(seed=seed)
+    ProbeResult({**META, **meta}, {"min01": {**result, "accuracy": 0.5}}).save(str(folder))
+    return folder
+
+
+def test_two_runs_side_by_side(tmp_path):
+    a, b = saved(tmp_path / "a", 0), saved(tmp_path / "b", 3)
+    printed = run_ok("compare", a, b, "--out", tmp_path / "cmp")
+    rows = [line.split() for line in printed.splitlines() if line.startswith("min01")]
+    assert [row[1] for row in rows] == ["a", "b"]
+    for row, folder in zip(rows, (a, b)):
+        results = json.loads((folder / "results.json").read_text())
+        assert row[4] == f"{results['probing_score']['useful']:.4f}"
+        low, high = results["interval"]["probing_score"]["useful"]
+        assert row[5] == f"[{low:.3f},{high:.3f}]"
+        assert row[8] == f"{results['tree_recovery']['model']['tree']:.4f}"
+    assert (tmp_path / "cmp" / "comparison.png").is_file()
+    assert (tmp_path / "cmp" / "comparison.txt").read_text().startswith("setting")
+
+
+def test_runs_of_another_task_or_way_are_refused(tmp_path):
+    a = saved(tmp_path / "a", 0)
+    other_folds = saved(tmp_path / "folds", 0, probe={"neighbors": 5, "p": 2, "folds": 3})
+    refused("compare", a, other_folds, words=["folds is not comparable with a", "probe"])
+    other_task = saved(tmp_path / "pw", 0, task="proofwriter")
+    refused("compare", a, other_task, words=["task 'proofwriter' against 'ksmallest'"])
+    refused("compare", a, tmp_path, words=["no results.json"])
+    refused("compare", a, words=["two or more"])
