@@ -1,0 +1,54 @@
+"""Does the answer need the statements the probe calls useful? Statement knockout per example.
+
+    python knockout.py --model runs/finetune-tiny/min01/model --out runs/knockout-min01
+
+For each probed k-th smallest example, the model runs again with the attention from its question
+to a set of statements cut (logits -inf before the softmax): (a) the gold useful statements,
+(b) as many gold noise statements at random, (c) the statements the usefulness probe predicts
+useful (out of fold), (d) as many it predicts noise, (e) the leaves only, the root only; at the
+--knockout-layers and in each window of --window layers. Writes OUT/knockout.{png,pdf} (accuracy
+drop per condition and per window) and OUT/results.json (`conditions`, `gaps`, `windows`,
+`window_gaps`, each drop with a 95% bootstrap interval).
+"""
+
+from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
+from mechprobe.outputs import output_dir
+from mechprobe.probing.ksmallest import add_task_args
+
+
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, model_default=None)
+    add_task_args(parser)
+    parser.add_argument("--queries", choices=["question", "all"], default="question",
+                        help="which positions lose the statements: from the question (the query "
+                        "tokens) on, or every position")
+    parser.add_argument("--knockout-layers", metavar="LAYERS",
+                        help="layers of the whole-model conditions, e.g. 0-3 (0-based; default all)")
+    parser.add_argument("--window", type=count(1), default=1,
+                        help="layers per window: each condition is also run cut at [l, l+window) only")
+    parser.add_argument("--stride", type=count(1), help="between window starts (default: --window)")
+    parser.add_argument("--bootstrap", type=count(100), default=1000,
+                        help="bootstrap draws of the examples for the 95%% intervals")
+    parser.add_argument("--neighbors", type=count(1), default=8, help="kNN neighbours of the probe")
+    parser.add_argument("--folds", type=count(2), default=5,
+                        help="folds of the out-of-fold usefulness predictions")
+    parser.add_argument("--max-batch-tokens", type=count(1), default=1024,
+                        help="padded tokens per forward pass")
+    args = parser.parse_args(argv)
+    if args.model is None:
+        parser.error("--model is required: a fine-tuned model folder (finetune_gpt2.py's OUT/model)")
+    quiet_libraries()
+    from mechprobe.analysis.knockout import KnockoutConfig, run_ksmallest
+    from mechprobe.probing.ksmallest import KSmallestConfig
+    from mechprobe.probing.pipeline import RunConfig
+
+    with output_dir(args.out, args.force):
+        config = RunConfig.from_args(args)
+        knockout = KnockoutConfig(queries=args.queries, layers=args.knockout_layers,
+                                  window=args.window, stride=args.stride, bootstrap=args.bootstrap)
+        run_ksmallest(knockout, KSmallestConfig.from_args(args), config, args.out)
+
+
+if __name__ == "__main__":
+    run(main)
