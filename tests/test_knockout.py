@@ -159,3 +159,34 @@ def test_answer_scores_plain_and_with_nothing_hidden_agree():
     hidden, hidden_logprob = knockout.answer_scores(recorder, items, [[0, 1], [2], [0]],
                                                     batch_size=2)
     assert not np.allclose(logprob, hidden_logprob, atol=1e-4)
+
+
+def test_knockout_on_proofwriter_buckets(generated, tmp_path):
+    """The text path: per bucket, folds grouped by theory, fixed shots (their shared prefix run
+    once), every condition and window; on a random-weight Llama, so only the bookkeeping is
+    checked: each condition hides what it should."""
+    from mechprobe.tasks import proofwriter
+
+    out = tmp_path / "pw"
+    printed = run_ok("knockout", "--task", "proofwriter", "--data", generated / "data",
+                     "--model", generated / "model", "--split", "train", "--icl", 1, "--shots",
+                     "fixed", "--n-examples", 12, "--folds", 2, "--neighbors", 2, "--bootstrap",
+                     100, "--device", "cpu", "--out", out)
+    assert "== bucket" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"] and results["query_pool"] == "max"
+    questions = {}
+    for q in proofwriter.load(str(generated / "data"), "train"):
+        questions.setdefault(q.bucket, []).append(q)
+    assert set(results["settings"]) <= set(questions)
+    for bucket, body in results["settings"].items():
+        rows = {r["condition"]: r for r in body["conditions"]}
+        assert 0 <= body["accuracy"] <= 1 and body["layers"] == [0, 1, 2]
+        # as many noise statements as useful ones, where the question has that many
+        useful = [sum(q.useful) for q in questions[bucket]]
+        assert rows["gold_useful"]["statements_hidden"] >= 1
+        assert rows["gold_noise"]["statements_hidden"] <= rows["gold_useful"]["statements_hidden"]
+        assert rows["gold_useful"]["statements_hidden"] <= max(useful)
+        assert len(body["windows"]) == 3 * len(rows)
+        for ext in ("png", "pdf"):
+            assert (out / f"{body['figure']}.{ext}").stat().st_size > 0

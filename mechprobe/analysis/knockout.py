@@ -71,11 +71,11 @@ class KnockoutConfig:
     bootstrap: int = 1000              # bootstrap draws of the examples
 
 
-def out_of_fold_useful(features, useful, knn):
+def out_of_fold_useful(features, useful, knn, groups=None):
     """Per example, the usefulness the kNN probe predicts for each statement while the example
-    sits in the test fold (folds grouped by example, as in probing). Kept on its own so that a
-    probe result's own out-of-fold predictions can replace it."""
-    samples = Samples.from_examples(features, useful, [np.full(len(u), -1) for u in useful])
+    sits in the test fold (folds grouped by example, or by `groups`, as in probing). Kept on its
+    own so that a probe result's own out-of-fold predictions can replace it."""
+    samples = Samples.from_examples(features, useful, [np.full(len(u), -1) for u in useful], groups)
     y = samples.useful.astype(int)
     predicted = np.zeros(len(y), dtype=bool)
     folds = folds_of(samples.groups, knn)
@@ -215,11 +215,12 @@ def layer_plan(config, n_layers):
     return layers, windows(n_layers, config.window, config.stride)
 
 
-def knockout_experiment(recorder, scored, features, knn, config, seed, read, pad_id):
-    """Every condition at the chosen layers and in each layer window; returns results' body."""
+def knockout_experiment(recorder, scored, features, knn, config, seed, read, pad_id, groups=None):
+    """Every condition at the chosen layers and in each layer window; returns results' body.
+    `groups`: the cross-validation unit per example (None: each example its own)."""
     layers, spans = layer_plan(config, recorder.n_layers)
     useful = [s.useful for s in scored]
-    predicted = out_of_fold_useful(features, useful, knn)
+    predicted = out_of_fold_useful(features, useful, knn, groups)
     flat_true, flat_guess = np.concatenate(useful), np.concatenate(predicted)
     probe = {"f1_useful_out_of_fold": float(f1_score(flat_true, flat_guess, average="macro")),
              "neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds}
@@ -367,5 +368,81 @@ def run_ksmallest(config, task_config, run, out):
                "seconds": round(time.time() - started, 2)}
     write_json(os.path.join(out, "results.json"), results)
     print_tables(body)
+    print(f"results: {os.path.join(out, 'results.json')}")
+    return results
+
+
+def text_scored(tokenizer, questions, shots, suffix, style):
+    """Scored prompts of labelled questions (ProofWriter, ARC, jsonl) and their answer tokens:
+    the answer is the question's choice whose first token has the highest logit, as probing
+    scores it."""
+    from mechprobe.probing import text
+
+    examples = [text.to_example(tokenizer, q, these, suffix, style) for q, these in zip(questions, shots)]
+    words = list(dict.fromkeys(c for q in questions for c in q.choices))
+    ids = text.prompt_answer_ids(tokenizer, questions[0], shots[0], suffix, words, style)
+    token = dict(zip(words, ids))
+    return [Scored(example, np.array(q.useful, dtype=bool),
+                   np.array([-1 if d is None else d for d in q.depth]), int(token[q.target]),
+                   [int(token[c]) for c in q.choices])
+            for example, q in zip(examples, questions)]
+
+
+def run_text(config, text_config, run, out):
+    """knockout.py on a text task: per bucket (ProofWriter's m, ARC's depth) the same conditions
+    as the k-th smallest run, folds grouped as probing groups them (ProofWriter: by theory)."""
+    from mechprobe.probing import text
+    from mechprobe.probing.pipeline import load_model
+
+    started = time.time()
+    data, questions = text.load_questions(text_config)
+    if not all(q.target is not None and q.choices for q in questions):
+        raise UserError(f"{text_config.data}: knockout scores answers, and some questions have "
+                        "none: give every line a target and its choices (docs/DATA.md)")
+    train = data.load(text_config.data, "train") if text_config.icl else []
+    model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
+    recorder = Recorder(model)
+    layer_plan(config, recorder.n_layers)
+    buckets = text.sample_buckets(questions, text_config.n_examples, run.seed)
+    flat = [q for members in buckets.values() for q in members]
+    shots = text.shots_for(flat, train, text_config.icl, text_config.shots, run.seed)
+    scored = text_scored(tokenizer, flat, shots, data.SUFFIX, text_config.prompt)
+    text.fitting_prompts(model, flat, [[s.example] for s in scored], skip_long=False)
+    read = run.read.with_defaults(query_pool="max" if text_config.icl else "mean", batch_size=16)
+    pad_id = tokenizer.pad_token_id or 0
+    features, _, _ = extract(recorder, [s.example for s in scored],
+                             list(range(recorder.n_layers)), read.batch_size,
+                             query_pool=read.query_pool, statement_pool=read.statement_pool,
+                             pad_id=pad_id, max_tokens=read.max_batch_tokens)
+    knn = run.knn(default_p=1)
+    settings, start = {}, 0
+    for bucket, members in buckets.items():
+        span = slice(start, start + len(members))
+        start += len(members)
+        groups = [q.group for q in members]
+        if len(set(groups)) < knn.folds:
+            print(f"skipping bucket {bucket}: {len(members)} examples from {len(set(groups))} "
+                  f"{data.GROUPED_BY}s, fewer than {knn.folds} folds")
+            continue
+        print(f"\n== bucket {bucket}")
+        body = knockout_experiment(recorder, scored[span], features[span], knn, config, run.seed,
+                                   read, pad_id, groups)
+        print_tables(body)
+        name = "knockout_" + "".join(c if c.isalnum() else "_" for c in bucket)
+        save_figure(figure(body, f"{text_config.task} {bucket}: statement knockout "
+                                 f"({config.queries} queries)"), out, name)
+        settings[bucket] = {"figure": name, **body}
+    if not settings:
+        raise UserError(f"every bucket has fewer {data.GROUPED_BY}s than --folds {knn.folds}: "
+                        "use more questions (--n-examples) or fewer --folds")
+    results = {"task": text_config.task, "model": run.model, "data": text_config.data,
+               "split": text_config.split, "icl": text_config.icl,
+               "shots": text_config.shots if text_config.icl else None,
+               "prompt": text_config.prompt, "seed": run.seed, "queries": config.queries,
+               "window": config.window, "stride": config.stride or config.window,
+               "bootstrap": config.bootstrap, "query_pool": read.query_pool,
+               "device": str(input_device(model)), "settings": settings,
+               "seconds": round(time.time() - started, 2)}
+    write_json(os.path.join(out, "results.json"), results)
     print(f"results: {os.path.join(out, 'results.json')}")
     return results
