@@ -34,6 +34,8 @@ def main(argv=None):
                         help="jsonl with --icl: the file in-context shots come from")
     parser.add_argument("--buckets", default="exact", choices=["exact", "upto"],
                         help="ProofWriter depth-1 buckets, as probe.py")
+    parser.add_argument("--only-buckets", metavar="NAMES",
+                        help="text tasks: run these buckets only, e.g. m=1,m=4 (default: every bucket)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
                         help="split used (in-context shots always come from train)")
     parser.add_argument("--icl", type=count(0), default=0,
@@ -77,7 +79,8 @@ def main(argv=None):
         if args.task == "ksmallest":
             run_ksmallest(knockout, KSmallestConfig.from_args(args), config, args.out)
         else:
-            run_text(knockout, TextConfig.from_args(args), config, args.out)
+            only = args.only_buckets.split(",") if args.only_buckets else None
+            run_text(knockout, TextConfig.from_args(args), config, args.out, only)
 
 
 if __name__ == "__main__":

@@ -388,9 +388,10 @@ def text_scored(tokenizer, questions, shots, suffix, style):
             for example, q in zip(examples, questions)]
 
 
-def run_text(config, text_config, run, out):
+def run_text(config, text_config, run, out, only_buckets=None):
     """knockout.py on a text task: per bucket (ProofWriter's m, ARC's depth) the same conditions
-    as the k-th smallest run, folds grouped as probing groups them (ProofWriter: by theory)."""
+    as the k-th smallest run, folds grouped as probing groups them (ProofWriter: by theory);
+    `only_buckets`: the names of the buckets to run (None: all)."""
     from mechprobe.probing import text
     from mechprobe.probing.pipeline import load_model
 
@@ -404,6 +405,12 @@ def run_text(config, text_config, run, out):
     recorder = Recorder(model)
     layer_plan(config, recorder.n_layers)
     buckets = text.sample_buckets(questions, text_config.n_examples, run.seed)
+    if only_buckets:
+        unknown = sorted(set(only_buckets) - set(buckets))
+        if unknown:
+            raise UserError(f"--only-buckets {','.join(unknown)}: no such bucket in the "
+                            f"{text_config.split} split; it has {', '.join(buckets)}")
+        buckets = {name: members for name, members in buckets.items() if name in only_buckets}
     flat = [q for members in buckets.values() for q in members]
     shots = text.shots_for(flat, train, text_config.icl, text_config.shots, run.seed)
     scored = text_scored(tokenizer, flat, shots, data.SUFFIX, text_config.prompt)
