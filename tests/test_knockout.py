@@ -190,3 +190,6 @@ def test_knockout_on_proofwriter_buckets(generated, tmp_path):
         assert len(body["windows"]) == 3 * len(rows)
         for ext in ("png", "pdf"):
             assert (out / f"{body['figure']}.{ext}").stat().st_size > 0
+    refused("knockout", "--task", "proofwriter", "--data", generated / "data", "--model",
+            generated / "model", "--only-buckets", "m=1,m=99", "--out", tmp_path / "bad",
+            words=["--only-buckets m=99", "m=1"])

@@ -400,10 +400,6 @@ def run_text(config, text_config, run, out, only_buckets=None):
     if not all(q.target is not None and q.choices for q in questions):
         raise UserError(f"{text_config.data}: knockout scores answers, and some questions have "
                         "none: give every line a target and its choices (docs/DATA.md)")
-    train = data.load(text_config.data, "train") if text_config.icl else []
-    model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
-    recorder = Recorder(model)
-    layer_plan(config, recorder.n_layers)
     buckets = text.sample_buckets(questions, text_config.n_examples, run.seed)
     if only_buckets:
         unknown = sorted(set(only_buckets) - set(buckets))
@@ -411,6 +407,10 @@ def run_text(config, text_config, run, out, only_buckets=None):
             raise UserError(f"--only-buckets {','.join(unknown)}: no such bucket in the "
                             f"{text_config.split} split; it has {', '.join(buckets)}")
         buckets = {name: members for name, members in buckets.items() if name in only_buckets}
+    train = data.load(text_config.data, "train") if text_config.icl else []
+    model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
+    recorder = Recorder(model)
+    layer_plan(config, recorder.n_layers)
     flat = [q for members in buckets.values() for q in members]
     shots = text.shots_for(flat, train, text_config.icl, text_config.shots, run.seed)
     scored = text_scored(tokenizer, flat, shots, data.SUFFIX, text_config.prompt)
