@@ -117,6 +117,7 @@ def test_windows_and_the_batch_knockout():
     assert knockout.windows(4, 1) == [[0], [1], [2], [3]]
     assert knockout.windows(5, 2) == [[0, 1], [2, 3]]
     assert knockout.windows(4, 2, stride=1) == [[0, 1], [1, 2], [2, 3]]
+    assert [knockout.span_label(s) for s in ([2], [0, 1, 2], [0, 2, 5])] == ["2", "0-2", "0,2,5"]
     items = [knockout.Scored(Example([3] * 9, [7, 8], [[0, 1], [2], [3, 4]]), None, None, 5),
              knockout.Scored(Example([3] * 6, [5], [[0], [1, 2], [3]]), None, None, 5)]
     cut = knockout.batch_knockout(items, [[0, 2], [1]], 11, [1], "question")

@@ -229,11 +229,12 @@ def knockout_experiment(recorder, scored, features, knn, config, seed, read, pad
               "pad_id": pad_id, "queries": config.queries}
     base = answer_scores(recorder, scored, desc="plain", **common)
     draws = intervals.resamples(len(scored), config.bootstrap, seed)
-    runs = [(name, span) for name in sets for span in [layers] + spans]
+    # a window that equals the chosen layers runs once
+    runs = list(dict.fromkeys((name, tuple(span)) for name in sets for span in [layers] + spans))
     outcome = {}
     for name, span in tqdm(runs, desc="knockout", unit="run"):
-        outcome[name, tuple(span)] = answer_scores(recorder, scored, sets[name], span,
-                                                   desc=f"{name} {span[0]}-{span[-1]}", **common)
+        outcome[name, span] = answer_scores(recorder, scored, sets[name], span,
+                                            desc=f"{name} {span_label(span)}", **common)
     conditions = [{**summary(name, layers, base, outcome[name, tuple(layers)], draws),
                    "statements_hidden": float(np.mean([len(h) for h in sets[name]])),
                    "examples_with_none_hidden": int(sum(not h for h in sets[name]))}
@@ -252,7 +253,12 @@ def knockout_experiment(recorder, scored, features, knn, config, seed, read, pad
 
 
 def span_label(layers):
-    return f"{layers[0]}" if len(layers) == 1 else f"{layers[0]}-{layers[-1]}"
+    """'3', '0-3' for a run of layers, '0,2,5' otherwise."""
+    if len(layers) == 1:
+        return f"{layers[0]}"
+    if list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}-{layers[-1]}"
+    return ",".join(str(layer) for layer in layers)
 
 
 def figure(body, title):
