@@ -6,7 +6,10 @@ recorder registers its own attention function with transformers' AttentionInterf
 computes its output with the fast sdpa kernel as usual, then recomputes softmax(q k^T * scaling +
 mask) in float32 for the selected rows only, grouped by key/value head (GQA), reduces it (head mean
 or per head) and keeps that. The same function can zero chosen heads' outputs (head masking for the
-causal analysis; transformers 5 ignores `head_mask`).
+causal analysis; transformers 5 ignores `head_mask`) and hide chosen keys from chosen queries
+(statement knockout, `Knockout`): those logits become -inf before the softmax, folded into the
+mask sdpa receives, so the output keeps sdpa's masked kernel and the recorded rows see the same
+mask.
 
 Prompts that share a long beginning (the same in-context shots before every question) can skip
 it: `encode_prefix` runs the shared tokens once and keeps their keys and values, and
@@ -37,11 +40,79 @@ _ACTIVE = contextvars.ContextVar("mechprobe_capture", default=None)
 
 
 @dataclass
+class Knockout:
+    """Attention cut from query positions to key positions: those logits are -inf before the
+    softmax, per example of the batch. A position always keeps its own key, so no query row is
+    left with nothing to attend to (its own token reaches it through the residual stream anyway).
+
+    Positions count from the start of the prompt (a Prefix's first token), as `rows` do.
+    """
+
+    keys: torch.Tensor                   # (batch, N) bool: key positions to hide
+    queries: torch.Tensor | None = None  # (batch, N) bool: queries they are hidden from; None = all
+    layers: frozenset | None = None      # layer indices where the cut applies; None = every layer
+
+    def __post_init__(self):
+        self.keys = torch.as_tensor(self.keys, dtype=torch.bool)
+        if self.queries is not None:
+            self.queries = torch.as_tensor(self.queries, dtype=torch.bool)
+            if self.queries.shape != self.keys.shape:
+                raise ValueError(f"knockout queries {tuple(self.queries.shape)} and keys "
+                                 f"{tuple(self.keys.shape)} differ in shape")
+        if self.layers is not None:
+            self.layers = frozenset(int(layer) for layer in self.layers)
+        self._blocked = {}
+
+    def applies(self, layer):
+        return self.layers is None or layer in self.layers
+
+    def blocked(self, n_queries, n_keys, device):
+        """(batch, 1, Q, N) bool, True = cut, for the last Q of N positions (Q < N after a
+        cache). Built once per shape and device: every layer of a forward pass shares it, and a
+        device map puts layers on several devices."""
+        cached = self._blocked.get((n_queries, n_keys, device))
+        if cached is not None:
+            return cached
+        if self.keys.shape[1] != n_keys:
+            raise ValueError(f"the knockout covers {self.keys.shape[1]} positions, the attention "
+                             f"sees {n_keys} keys: give keys (and queries) for the whole prompt, "
+                             "prefix and padding included")
+        keys = self.keys.to(device)
+        queries = (torch.ones_like(keys) if self.queries is None else self.queries.to(device))
+        positions = torch.arange(n_keys, device=device)
+        own = positions[n_keys - n_queries:, None] == positions[None, :]
+        blocked = queries[:, n_keys - n_queries:, None] & keys[:, None, :] & ~own
+        self._blocked[(n_queries, n_keys, device)] = blocked[:, None]
+        return blocked[:, None]
+
+    def reaches_into(self, length):
+        """Whether a query among the first `length` positions loses a key: those queries ran
+        in a Prefix, without the cut."""
+        keys, queries = self.keys[:, :length], self.queries
+        queries = torch.ones_like(keys) if queries is None else queries[:, :length]
+        earlier = keys.long().cumsum(dim=1) - keys.long()    # hidden keys strictly before each
+        return bool((queries & (earlier > 0)).any())
+
+
+def with_knockout(mask, blocked):
+    """The attention mask with the knocked-out pairs cut: bool True = may attend, or additive."""
+    n_queries, n_keys = blocked.shape[-2:]
+    if mask is None:      # plain causal: sdpa's is_causal fast path gives way to an explicit mask
+        positions = torch.arange(n_keys, device=blocked.device)
+        causal = positions[None, :] <= positions[n_keys - n_queries:, None]
+        return causal & ~blocked
+    if mask.dtype == torch.bool:
+        return mask & ~blocked
+    return mask.masked_fill(blocked, torch.finfo(mask.dtype).min)
+
+
+@dataclass
 class Capture:
     rows: torch.Tensor | None            # (batch, R) query positions to record, or None: record nothing
     layers: frozenset | None             # layer indices to record; None = all
     per_head: bool
     head_mask: torch.Tensor | None       # (layers, heads), 0 = zero that head's output
+    knockout: Knockout | None = None     # keys hidden from queries
     recorded: dict = field(default_factory=dict)   # layer -> (batch, R, N) or (batch, heads, R, N)
     keys: int | None = None              # with a Prefix: the key count every layer must see
     calls: int = 0                       # attention calls seen, the layer index of modules without one
@@ -111,15 +182,18 @@ def recording_attention(module, query, key, value, attention_mask, dropout=0.0, 
                         "Recorder.forward instead (per layer and head, 1 keeps, 0 zeroes the output)")
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
     softcap, sinks = kwargs.get("softcap"), kwargs.get("s_aux")
+    capture = _ACTIVE.get()
+    layer = None if capture is None else capture.layer_of(module)
+    if capture is not None and capture.knockout is not None and capture.knockout.applies(layer):
+        blocked = capture.knockout.blocked(query.shape[2], key.shape[2], query.device)
+        attention_mask = with_knockout(attention_mask, blocked)
     if softcap is not None or sinks is not None:
         output = eager_output(query, key, value, attention_mask, scaling, softcap, sinks)
     else:
         output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                            scaling=scaling, is_causal=is_causal, **kwargs)
-    capture = _ACTIVE.get()
     if capture is None:
         return output, None
-    layer = capture.layer_of(module)
     capture.ran.add(layer)
     if capture.keys is not None and key.shape[2] != capture.keys:
         raise UserError(f"layer {layer} of {type(module).__name__} saw {key.shape[2]} keys, not the "
@@ -204,7 +278,7 @@ class Recorder:
         return Prefix(input_ids.shape[1], [(layer.keys, layer.values) for layer in layers])
 
     def forward(self, input_ids, attention_mask=None, rows=None, layers=None, per_head=False,
-                head_mask=None, logits_at=None, prefix=None):
+                head_mask=None, logits_at=None, prefix=None, knockout=None):
         """One forward pass; returns (logits at `logits_at` or None, {layer: weights}).
 
         rows: (batch, R) query positions whose attention is kept, as (batch, R, N) per layer, or
@@ -212,27 +286,35 @@ class Recorder:
         are returned, (batch, vocab) in float32, computed for those positions only.
         prefix: a Prefix from encode_prefix that precedes `input_ids` (and the attention mask,
         which covers `input_ids` only); rows and logits_at count positions from the prefix's start.
+        knockout: a Knockout, keys hidden from queries at its layers (positions from the prefix's
+        start too; its queries must not reach into the prefix, which ran without it).
         """
-        if head_mask is not None and self.mode == "hook":
-            raise UserError(f"head masking needs the attention interface, which "
+        edits = [name for name, given in (("head masking", head_mask is not None),
+                                          ("knockout", knockout is not None)) if given]
+        if edits and self.mode == "hook":
+            raise UserError(f"{' and '.join(edits)} needs the attention interface, which "
                             f"{type(self.model).__name__} bypasses: use a model that supports "
                             "transformers' AttentionInterface (GPT-2, Llama, Mistral, Qwen ...)")
+        if knockout is not None and prefix is not None and knockout.reaches_into(prefix.length):
+            raise UserError("the knockout cuts attention of queries inside the shared prefix, "
+                            "which ran without it: cut from queries after the prefix only, or run "
+                            "the prompts whole")
         capture = Capture(rows=rows, layers=None if layers is None else frozenset(layers),
-                          per_head=per_head, head_mask=head_mask,
+                          per_head=per_head, head_mask=head_mask, knockout=knockout,
                           keys=None if prefix is None else prefix.length + input_ids.shape[1])
         logits = self._run(capture, input_ids, attention_mask, logits_at, prefix)
-        if head_mask is not None and len(capture.ran) < self.n_layers:
-            # A layer that bypassed the recording function was not masked: pruning would silently
-            # run unpruned.
+        if edits and len(capture.ran) < self.n_layers:
+            # A layer that bypassed the recording function was not edited: pruning or knockout
+            # would silently run as the plain model.
             missing = sorted(set(range(self.n_layers)) - capture.ran)
-            raise UserError(f"head masking did not reach layers {missing} of "
+            raise UserError(f"{' and '.join(edits)} did not reach layers {missing} of "
                             f"{type(self.model).__name__}: their attention bypasses transformers' "
                             "AttentionInterface (was attn_implementation changed after the recorder "
                             "was set up?); reload the model, or use one whose attention calls the "
                             "interface (GPT-2, Llama, Mistral, Qwen ...)")
         wanted = set(range(self.n_layers)) if layers is None else set(layers)
         if rows is not None and not wanted <= set(capture.recorded):
-            if self.mode == "interface" and self._auto and head_mask is None:
+            if self.mode == "interface" and self._auto and not edits:
                 self._use_hooks()  # the model computed attention without calling the interface
                 return self.forward(input_ids, attention_mask, rows, layers, per_head, head_mask,
                                     logits_at, prefix)
