@@ -72,7 +72,7 @@ def main(argv=None):
     from mechprobe.probing.pipeline import RunConfig
     from mechprobe.probing.text import TextConfig
 
-    with output_dir(args.out, args.force):
+    with output_dir(args.out, args.force, command="knockout.py"):
         config = RunConfig.from_args(args)
         knockout = KnockoutConfig(queries=args.queries, layers=args.knockout_layers,
                                   window=args.window, stride=args.stride, bootstrap=args.bootstrap)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import refused, run_ok
 
-from mechprobe.analysis import intervals
+from mechprobe.probing.bootstrap import draws, mean_interval
 from mechprobe.analysis import knockout
 from mechprobe.attention.features import Example
 from mechprobe.probing.knn import FoldKNN, ProbeConfig, Samples, folds_of
@@ -132,11 +132,13 @@ def test_windows_and_the_batch_knockout():
 
 def test_bootstrap_intervals_are_seeded_and_paired():
     values = np.r_[np.ones(30), np.zeros(70)]
-    draws = intervals.resamples(100, 500, seed=3)
-    assert np.array_equal(draws, intervals.resamples(100, 500, seed=3))
-    low, high = intervals.interval(values, draws)
+    counts = draws(100, 500, seed=3)
+    assert np.array_equal(counts, draws(100, 500, seed=3))
+    low, high = mean_interval(values, counts)
     assert low < 0.3 < high and high - low < 0.25
-    assert intervals.interval(np.full(100, 0.5), draws) == [0.5, 0.5]
+    assert mean_interval(np.full(100, 0.5), counts) == [0.5, 0.5]
+    # Paired: the interval of a difference is that of the per-example differences.
+    assert mean_interval(values - values, counts) == [0.0, 0.0]
 
 
 def test_answer_scores_plain_and_with_nothing_hidden_agree():

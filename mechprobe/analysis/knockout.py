@@ -21,7 +21,7 @@ from sklearn.metrics import f1_score
 from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
-from mechprobe.analysis import intervals
+from mechprobe.probing.bootstrap import draws as bootstrap_draws, mean_interval
 from mechprobe.attention.features import (batches_by_length, extract, normalise_by_max,
                                           shared_prefix)
 from mechprobe.attention.recorder import Knockout, Recorder
@@ -29,8 +29,7 @@ from mechprobe.cli import UserError, format_table
 from mechprobe.models import input_device
 from mechprobe.outputs import write_json
 from mechprobe.plots import save_figure
-from mechprobe.probing.knn import FoldKNN, Samples, folds_of
-from mechprobe.probing.incremental import SUPPORTED_P, as_float64, fold_predictions
+from mechprobe.probing.knn import Samples, out_of_fold
 from mechprobe.probing.pipeline import parse_layers
 
 # name -> what is hidden, in the order of the issue's (a)-(e)
@@ -73,24 +72,11 @@ class KnockoutConfig:
 
 def out_of_fold_useful(features, useful, knn, groups=None):
     """Per example, the usefulness the kNN probe predicts for each statement while the example
-    sits in the test fold (folds grouped by example, or by `groups`, as in probing). Kept on its
-    own so that a probe result's own out-of-fold predictions can replace it."""
+    sits in the test fold (folds grouped by example, or by `groups`, as in probing): the same
+    predictions a probing run writes to predictions.jsonl."""
     samples = Samples.from_examples(features, useful, [np.full(len(u), -1) for u in useful], groups)
-    y = samples.useful.astype(int)
-    predicted = np.zeros(len(y), dtype=bool)
-    folds = folds_of(samples.groups, knn)
-    if knn.p in SUPPORTED_P:
-        X = as_float64(samples.X)
-        for train, test in folds:
-            predicted[test] = fold_predictions(X, y, train, test, knn.neighbors, knn.p,
-                                               only_all=True)[1, -1].astype(bool)
-    else:
-        flat = samples.X.reshape(len(y), -1)
-        for train, test in folds:
-            model = FoldKNN(n_neighbors=knn.neighbors, weights="distance", p=knn.p)
-            predicted[test] = model.fit(flat[train], y[train]).predict(flat[test]).astype(bool)
-    ends = np.cumsum([len(u) for u in useful])[:-1]
-    return np.split(predicted, ends)
+    predicted, _ = out_of_fold(samples, knn)["useful"]
+    return np.split(predicted.astype(bool), np.cumsum([len(u) for u in useful])[:-1])
 
 
 def drawn(pool, n, rng):
@@ -190,9 +176,9 @@ def summary(name, layers, base, result, draws):
     logprob_drop = base_logprob - logprob
     return {"condition": name, "layers": layers, "accuracy": float(correct.mean()),
             "accuracy_drop": float(accuracy_drop.mean()),
-            "accuracy_drop_ci": intervals.interval(accuracy_drop, draws),
+            "accuracy_drop_ci": mean_interval(accuracy_drop, draws),
             "logprob": float(logprob.mean()), "logprob_drop": float(logprob_drop.mean()),
-            "logprob_drop_ci": intervals.interval(logprob_drop, draws)}
+            "logprob_drop_ci": mean_interval(logprob_drop, draws)}
 
 
 def gap(first, second, draws):
@@ -201,9 +187,9 @@ def gap(first, second, draws):
     accuracy = correct_b.astype(float) - correct_a
     logprob = logprob_b - logprob_a
     return {"accuracy_drop_gap": float(accuracy.mean()),
-            "accuracy_drop_gap_ci": intervals.interval(accuracy, draws),
+            "accuracy_drop_gap_ci": mean_interval(accuracy, draws),
             "logprob_drop_gap": float(logprob.mean()),
-            "logprob_drop_gap_ci": intervals.interval(logprob, draws)}
+            "logprob_drop_gap_ci": mean_interval(logprob, draws)}
 
 
 def layer_plan(config, n_layers):
@@ -228,7 +214,7 @@ def knockout_experiment(recorder, scored, features, knn, config, seed, read, pad
     common = {"batch_size": read.batch_size, "max_tokens": read.max_batch_tokens,
               "pad_id": pad_id, "queries": config.queries}
     base = answer_scores(recorder, scored, desc="plain", **common)
-    draws = intervals.resamples(len(scored), config.bootstrap, seed)
+    draws = bootstrap_draws(len(scored), config.bootstrap, seed)
     # a window that equals the chosen layers runs once
     runs = list(dict.fromkeys((name, tuple(span)) for name in sets for span in [layers] + spans))
     outcome = {}

@@ -78,6 +78,13 @@ def interval(values, level=LEVEL):
     return [float(low), float(high)]
 
 
+def mean_interval(values, counts, level=LEVEL):
+    """The interval of the mean of `values` (one per unit) over replicates `counts` (draws'
+    (replicates, units)); differences of paired statistics resample with the same counts."""
+    values = np.asarray(values, dtype=np.float64)
+    return interval(counts @ values / counts.sum(axis=1), level)
+
+
 def sp_of(f1, f1_random):
     """probing_score per replicate; NaN where it is undefined (the twin's F1 is 1)."""
     with np.errstate(divide="ignore", invalid="ignore"):

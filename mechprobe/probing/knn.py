@@ -235,6 +235,15 @@ def sklearn_out_of_fold(samples, config):
     return result
 
 
+def out_of_fold(samples, config, device=None):
+    """Each stage's out-of-fold labels on all layers and test folds, {stage: (labels, folds) or
+    None}: the predictions behind the probe's F1 (incremental for p 1 or 2, else sklearn)."""
+    if config.p not in SUPPORTED_P:
+        return sklearn_out_of_fold(samples, config)
+    return {stage: None if rows is None else (rows["predicted"], rows["fold"])
+            for stage, rows in layer_f1(samples, config, device or knn_device()).items()}
+
+
 def layer_f1(samples, config, device="cpu"):
     """{'useful': {'single': [mean F1 per layer], 'cumulative': [...], 'overall': (mean, std) of
     the last cumulative row, as cross_validated_f1 gives them, 'predicted': each sample's
