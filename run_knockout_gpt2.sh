@@ -4,6 +4,7 @@
 # probe's predicted useful / noise statements, the leaves or the root; at every layer and per
 # layer window. Edit the variables below, or set them in the environment.
 set -euo pipefail
+set -f   # no filename expansion: $EXTRA is split into flags, never matched against files
 cd "$(dirname "$0")"
 
 FINETUNED=${FINETUNED:-runs/finetune-tiny}  # run_finetune_gpt2.sh's OUT: models in $FINETUNED/<task>/model
