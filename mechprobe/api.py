@@ -11,6 +11,7 @@ your own, look at the result, save it. The command-line scripts call the same fu
 
 from dataclasses import replace
 
+from mechprobe.attention.record import record
 from mechprobe.cli import ConfigError, require
 from mechprobe.outputs import output_dir
 from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model, probe_numbers
@@ -18,7 +19,7 @@ from mechprobe.probing.pipeline import ProbeResult, ReadConfig, RunConfig, load_
 from mechprobe.probing.text import TextConfig, load_questions, probe_questions
 from mechprobe.tasks.jsonl import JsonlTask, from_rows
 
-__all__ = ["ConfigError", "KSmallestConfig", "ProbeResult", "ReadConfig", "RunConfig", "TextConfig", "load_model",
+__all__ = ["ConfigError", "KSmallestConfig", "record", "ProbeResult", "ReadConfig", "RunConfig", "TextConfig", "load_model",
            "load_questions", "probe", "probe_ksmallest", "probe_task", "save"]
 
 

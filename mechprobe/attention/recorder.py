@@ -126,6 +126,12 @@ class Capture:
     def wants(self, layer):
         return self.rows is not None and (self.layers is None or layer in self.layers)
 
+    def rows_for(self, batch, n_keys, device):
+        """The (batch, R) rows of this forward: given, or (record()) resolved against its length."""
+        if callable(self.rows):
+            return self.rows(batch, n_keys, device)
+        return self.rows.to(device)
+
 
 def row_attention(query, key, mask, rows, scaling, softcap=None, sinks=None):
     """softmax(q k^T * scaling + mask) for the query rows `rows` only, in float32.
@@ -200,7 +206,8 @@ def recording_attention(module, query, key, value, attention_mask, dropout=0.0, 
                         f"{capture.keys} of prefix and prompt: its cache drops keys; run the "
                         "prompts whole (extract(..., reuse_prefix=False))")
     if capture.wants(layer):
-        weights = row_attention(query, key, attention_mask, capture.rows, scaling, softcap, sinks)
+        rows = capture.rows_for(query.shape[0], key.shape[2], query.device)
+        weights = row_attention(query, key, attention_mask, rows, scaling, softcap, sinks)
         capture.recorded[layer] = weights if capture.per_head else weights.mean(dim=1)
     if capture.head_mask is not None:
         keep = capture.head_mask[layer].to(output.device, output.dtype)
@@ -358,7 +365,8 @@ class Recorder:
             if weights is None or not capture.wants(layer):
                 return None
             batch, heads, n_queries, n_keys = weights.shape
-            rows = capture.rows.to(weights.device) - (n_keys - n_queries)   # among the queries
+            # among the queries
+            rows = capture.rows_for(batch, n_keys, weights.device) - (n_keys - n_queries)
             picked = weights.gather(2, rows[:, None, :, None].expand(batch, heads, rows.shape[1], n_keys))
             picked = picked.float()
             capture.recorded[layer] = picked if capture.per_head else picked.mean(dim=1)
