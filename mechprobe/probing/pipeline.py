@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from mechprobe import seeds
 from mechprobe.cli import DEVICE_MAPS, UserError, format_table, require, whole
 from mechprobe.attention.features import POOLS, extract, shared_prefix
 from mechprobe.models import input_device, load_pretrained, resolve_device, resolve_dtype
@@ -265,7 +266,7 @@ def load_model(name, device="auto", dtype="auto", placement=None):
 def twin_seed(seed):
     """The random twin's initialisation seed: derived from --seed but not equal to it, so that a
     model which is itself a random init from that seed (make_data.py llama) is not its own twin."""
-    return int(np.random.default_rng([seed, 5]).integers(2**31))
+    return int(seeds.rng(seed, seeds.TWIN).integers(2**31))
 
 
 def random_twin(model, seed):
