@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from mechprobe import seeds
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, format_table
 from mechprobe.attention.last_token import accuracy_with_heads_masked, by_rank, last_token_attention
@@ -22,6 +23,7 @@ from mechprobe.parallel import is_main_process, my_share, summed, world_size
 from mechprobe.plots import heatmap, save_figure
 from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
 from mechprobe.attention.recorder import Recorder
+from mechprobe.models import input_device
 
 FRACTIONS = [round(0.1 * i, 1) for i in range(1, 10)]
 CASE_FRACTION = 0.4
@@ -64,7 +66,7 @@ def pruning_curves(accuracy_of, position_entropy, size_entropy, repeats, seed):
     for fraction in FRACTIONS:
         n_pruned = int(round(fraction * n_heads))
         runs = [accuracy_of(random_mask(position_entropy.shape, n_pruned,
-                                        np.random.default_rng([seed, 2, repeat])))
+                                        seeds.rng(seed, seeds.PRUNING, repeat)))
                 for repeat in range(repeats)]
         curves["random"].append({"fraction": fraction, "n_pruned": n_pruned,
                                  "accuracy": float(np.mean(runs)), "accuracy_std": float(np.std(runs)),
@@ -111,7 +113,7 @@ def place_smallest(indices, positions):
 def attention_flow(recorder, ids, head_mask, batch_size):
     """(layers, L, L): head-mean attention of every position, over the heads left unpruned,
     averaged over examples; [l, i, j] = how much position i attends to j in layer l."""
-    device = next(recorder.model.parameters()).device
+    device = input_device(recorder.model)
     keep = torch.as_tensor(head_mask, dtype=torch.float32)
     n = len(ids)
     ids = torch.as_tensor(ids)[my_share(n)]       # this process's share; the sums are combined

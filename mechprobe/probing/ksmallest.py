@@ -10,7 +10,7 @@ import numpy as np
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, count, require, whole
 from mechprobe.attention.features import Example, extract, normalise_by_max, segment_tokens
-from mechprobe.models import check_fits, read_task_file
+from mechprobe.models import check_fits, input_device, read_task_file
 from mechprobe.outputs import write_lines
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.pipeline import (ProbeResult, accuracy, chance_check, extract_pair,
@@ -246,7 +246,7 @@ def probe_numbers(model, tokenizer, task, numbers, run, config, cache=None):
             "per_head": read.per_head, "query_pool": read.query_pool,
             "statement_pool": read.statement_pool, "normalise": "max per example",
             "probe": {"neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds},
-            "seed": run.seed, "device": str(next(model.parameters()).device),
+            "seed": run.seed, "device": str(input_device(model)),
             "features_cached": extracted.cached, "world_size": world_size()}
     return ProbeResult(meta, settings)
 
