@@ -8,7 +8,7 @@ ProbeResult, whose save() writes results.json and the figures.
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -145,10 +145,6 @@ class RunConfig:
     def knn(self, default_p):
         return ProbeConfig(neighbors=self.neighbors, p=self.p or default_p, folds=self.folds,
                            seed=self.seed)
-
-    def to_json(self):
-        return {"model": self.model, "seed": self.seed, **asdict(self.read),
-                "probe": {"neighbors": self.neighbors, "p": self.p, "folds": self.folds}}
 
 
 @dataclass
