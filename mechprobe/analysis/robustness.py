@@ -185,7 +185,7 @@ def run(config, run_config, out):
     rng = seeds.rng(run_config.seed, seeds.CORRUPTIONS)
     versions = {kind: [corrupt(q, kind, rng) for q in questions] for kind in CORRUPTIONS}
 
-    model, tokenizer, _ = load_model(run_config.model, run_config.device, run_config.dtype,
+    model, tokenizer = load_model(run_config.model, run_config.device, run_config.dtype,
                                    run_config.placement())
     layers = parse_layers(run_config.read.layers, model.config.get_text_config().num_hidden_layers)
     read = run_config.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)

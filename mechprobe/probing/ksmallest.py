@@ -73,16 +73,22 @@ def resolve_task(config, saved=None):
 
 
 def load_task_model(run, config, multi_token=False):
-    """The model, its tokenizer, the task (config, then the model's task.json) and number set.
+    """The model, its tokenizer, the task (config, then the model's task.json) and number set."""
+    model, tokenizer = load_model(run.model, run.device, run.dtype, run.placement())
+    return (model, tokenizer, *task_of_model(model, tokenizer, config, run.model, multi_token))
+
+
+def task_of_model(model, tokenizer, config, name, multi_token=False):
+    """(task, number set) of a loaded model: the config first, then the task.json in its folder
+    `name`.
 
     With multi_token, a tokenizer with fewer than num_set single-token numbers (LLaMA, SmolLM2:
     digits) gets the numbers 0..S-1 written as several tokens each (ksmallest.MultiTokenNumbers).
     """
-    model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
-    saved = saved_task(run.model)
+    saved = saved_task(name)
     task = resolve_task(config, saved)
     if saved.get("num_set") is not None and task.num_set != saved["num_set"]:
-        raise UserError(f"--num-set {task.num_set}: {run.model} was fine-tuned on {saved['num_set']} "
+        raise UserError(f"--num-set {task.num_set}: {name} was fine-tuned on {saved['num_set']} "
                         f"numbers (its task.json), and knows only those: drop --num-set or pass "
                         f"{saved['num_set']}")
     try:
@@ -100,12 +106,12 @@ def load_task_model(run, config, multi_token=False):
               f"0..{task.num_set - 1} are written as several tokens each, each number a statement "
               "of its tokens (pooled by --statement-pool)")
     if "numbers" in saved and list(saved["numbers"]) != list(numbers.numbers):
-        raise UserError(f"{run.model}/task.json lists other numbers than this tokenizer's number "
+        raise UserError(f"{name}/task.json lists other numbers than this tokenizer's number "
                         "set: the file belongs to another model; fine-tune again, or delete it "
                         "and pass --k/--list-len/--num-set")
     if isinstance(numbers, ksmallest.NumberSet):
         check_fits(model, len(numbers.prefix) + task.list_len)
-    return model, tokenizer, task, numbers
+    return task, numbers
 
 
 def to_examples(numbers, indices):

@@ -530,7 +530,7 @@ def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
         dump_examples(dump_path, questions, data.SUFFIX)
         return None
     train = data.load(config.data, "train") if config.icl else []
-    model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
+    model, tokenizer = load_model(run.model, run.device, run.dtype, run.placement())
     parse_layers(run.read.layers, model.config.get_text_config().num_hidden_layers)
     if dump_path:   # every question, each with the prompt it is (or would be) probed with
         dump_shots = shots_for(questions, train, config.icl, config.shots, run.seed)
