@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 from conftest import refused
@@ -152,3 +154,11 @@ def test_the_same_rows_through_datasets_give_the_same_scores(generated, tmp_path
             "--dump-examples", tmp_path / "d.jsonl", words=["splits", "--split"])
     refused("probe", "--task", "jsonl", "--data", "hf:nobody/nothing", "--dump-examples",
             tmp_path / "e.jsonl", words=["hf download nobody/nothing --repo-type dataset"])
+
+
+def test_importing_the_figures_leaves_a_notebooks_matplotlib_backend_alone():
+    code = ("import matplotlib; matplotlib.use('svg'); import mechprobe.plots, mechprobe.analysis.causal, "
+            "mechprobe.analysis.robustness, mechprobe.analysis.compare; "
+            "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

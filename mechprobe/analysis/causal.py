@@ -10,7 +10,6 @@ import os
 import time
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -20,7 +19,7 @@ from mechprobe.cli import UserError, format_table
 from mechprobe.attention.last_token import accuracy_with_heads_masked, by_rank, last_token_attention
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.parallel import is_main_process, my_share, summed, world_size
-from mechprobe.plots import heatmap, save_figure
+from mechprobe.plots import heatmap, save_figure, subplots
 from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
 from mechprobe.attention.recorder import Recorder
 from mechprobe.models import input_device
@@ -79,7 +78,7 @@ def pruning_curves(accuracy_of, position_entropy, size_entropy, repeats, seed):
 
 
 def pruning_figure(curves, unpruned, title):
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = subplots(figsize=(5.5, 3.8))
     x = [row["fraction"] for row in curves["random"]]
     mean = np.array([row["accuracy"] for row in curves["random"]])
     std = np.array([row["accuracy_std"] for row in curves["random"]])
@@ -146,7 +145,7 @@ def flow_figure(flow, sources, title, threshold=0.05):
     """Positions across, layers up; grey lines: attention above threshold; coloured: the part of
     it that carries information from each source position."""
     n_layers, length, _ = flow.shape
-    fig, ax = plt.subplots(figsize=(8, 1.2 * n_layers + 1.5))
+    fig, ax = subplots(figsize=(8, 1.2 * n_layers + 1.5))
     for layer in range(n_layers):
         for i in range(length):
             for j in range(i + 1):

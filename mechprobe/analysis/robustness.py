@@ -13,7 +13,6 @@ import os
 import time
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from tqdm.auto import tqdm
@@ -22,7 +21,7 @@ from mechprobe import seeds
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError, format_table
 from mechprobe.outputs import make_dirs, write_json
-from mechprobe.plots import save_figure
+from mechprobe.plots import save_figure, subplots
 from mechprobe.probing.knn import Samples, compare
 from mechprobe.models import position_limit
 from mechprobe.probing.text import (fitting_prompts, prompt_answer_ids, shot_record, shots_for,
@@ -129,7 +128,7 @@ def summarise(subsets):
 
 
 def figure(sp2, changes, out):
-    fig, axes = plt.subplots(1, len(CORRUPTIONS), figsize=(4 * len(CORRUPTIONS), 3.4), sharey=True)
+    fig, axes = subplots(1, len(CORRUPTIONS), figsize=(4 * len(CORRUPTIONS), 3.4), sharey=True)
     for ax, kind in zip(axes, CORRUPTIONS):
         ax.scatter(sp2, changes[kind], s=8, alpha=0.5)
         ax.axhline(0, color="grey", linewidth=0.8)
