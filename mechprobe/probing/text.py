@@ -19,7 +19,6 @@ from sklearn.metrics import balanced_accuracy_score
 
 from mechprobe import seeds
 from mechprobe.attention.features import Example, segment_tokens
-from mechprobe.attention.memory import model_bytes
 from mechprobe.cli import UserError, require, whole
 from mechprobe.models import check_fits, input_device, position_limit
 from mechprobe.outputs import write_lines
@@ -465,7 +464,7 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
             "answer_words": words, "answer_token_ids": word_ids, "seed": run.seed,
             "device": str(device),
             "mean_prompt_tokens": float(np.mean([len(e.input_ids) for e in examples])),
-            "memory": {"model_mb": model_bytes(model) / 2**20,
+            "memory": {"model_mb": model.get_memory_footprint(return_buffers=False) / 2**20,
                        "extraction_peak_extra_mb": None if extracted.peak_extra_bytes is None
                        else extracted.peak_extra_bytes / 2**20},
             "features_cached": extracted.cached, "world_size": world_size(),
