@@ -157,8 +157,8 @@ def test_the_same_rows_through_datasets_give_the_same_scores(generated, tmp_path
 
 
 def test_importing_the_figures_leaves_a_notebooks_matplotlib_backend_alone():
-    code = ("import matplotlib; matplotlib.use('svg'); import mechprobe.plots, mechprobe.analysis.causal, "
-            "mechprobe.analysis.robustness, mechprobe.analysis.compare; "
+    code = ("import matplotlib; matplotlib.use('svg'); import mechprobe.plots, "
+            "mechprobe.analysis.causal, mechprobe.analysis.robustness, mechprobe.analysis.compare; "
             "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -518,8 +518,8 @@ def shortcut_controls(model, tokenizer, config, data, buckets, settings, train, 
 
 def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
     """probe.py for a text task: load the data, write the dump (with --dump-examples), probe
-    the model (without a model: only the dump), save and print; `cache_mode` (on, off or strict) keeps
-    features in OUT/features for the next run. Returns the results dict."""
+    the model (without a model: only the dump), save and print; `cache_mode` (on, off or
+    strict) keeps features in OUT/features for the next run. Returns the results dict."""
     started = time.time()
     data, questions = load_questions(config)
     print(bucket_sizes(questions, config.split))

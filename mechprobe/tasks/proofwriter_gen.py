@@ -185,7 +185,8 @@ class Derivation:
 
 def _leaf(node, atom=None):
     text = "NAF" if isinstance(node, tuple) else node
-    return Derivation(text, node, 0, frozenset([node]), frozenset(), frozenset([atom]) if atom else frozenset())
+    return Derivation(text, node, 0, frozenset([node]), frozenset(),
+                      frozenset([atom]) if atom else frozenset())
 
 
 def _graph_depth(nodes, edges):
@@ -221,7 +222,7 @@ class Closure:
 
     known: set                                   # derivable atoms (membership only)
     depth: dict = field(default_factory=dict)    # atom -> rule applications on its shallowest proof
-    proofs: dict = field(default_factory=dict)   # atom -> Derivations, shallowest first (<= MAX_PROOFS)
+    proofs: dict = field(default_factory=dict)   # atom -> Derivations, shallowest (<= MAX_PROOFS)
     derived: list = field(default_factory=list)  # derived (not given) atoms, shallowest first
 
     @property
