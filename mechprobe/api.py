@@ -8,8 +8,8 @@ your own, look at the result, save it. The command-line scripts call the same fu
     result.layerwise()        # per layer, single and cumulative
     result.save("runs/my-probe")
 
-Every probe function takes the loaded model and tokenizer; a RunConfig's device and dtype are
-where load_model put the model, so one that disagrees with the model is refused.
+Every probe function takes the loaded model and tokenizer; a RunConfig's device, dtype and
+device_map say how load_model placed the model, so one that disagrees with the model is refused.
 """
 
 from dataclasses import replace
@@ -26,8 +26,8 @@ __all__ = ["ConfigError", "KSmallestConfig", "ProbeResult", "ReadConfig", "RunCo
 
 
 def run_for_model(model, run):
-    """`run` for this model: its device and dtype (unless auto) must be where the model is, and
-    an unnamed model is recorded by its folder or hub id."""
+    """`run` for this model: its device, dtype (unless auto) and device_map must be how the
+    model was loaded, and an unnamed model is recorded by its folder or hub id."""
     run = run or RunConfig()
     if run.device != "auto":
         wanted, there = resolve_device(run.device), input_device(model)
@@ -38,6 +38,9 @@ def run_for_model(model, run):
         require(resolve_dtype(run.dtype, input_device(model)) == model.dtype,
                 f"RunConfig.dtype is {run.dtype} but the model is {model.dtype}: convert the "
                 "model, or leave dtype at auto")
+    require(run.device_map is None or getattr(model, "hf_device_map", None),
+            f"RunConfig.device_map is {run.device_map} but the model sits on one device: load it "
+            "with load_model(name, placement=run.placement())")
     return run if run.model else replace(run, model=model.name_or_path)
 
 
