@@ -54,8 +54,8 @@ def probe(model, tokenizer, rows, run=None, icl=0, shots=None, n_examples=1024):
             f"depth; docs/DATA.md), got {type(rows).__name__}")
     require(shots is None or isinstance(shots, (list, tuple)), "shots must be a list of dicts "
             f"or None, got {type(shots).__name__}")
-    run = run_for_model(model, run)
     config = TextConfig(task="jsonl", data="rows", icl=icl, n_examples=n_examples)
+    run = run_for_model(model, run)
     task = JsonlTask("rows")
     records = from_rows(enumerate(rows, 1), "rows", task)
     train = from_rows(enumerate(shots, 1), "shots") if shots else records
