@@ -27,7 +27,8 @@ import shutil
 
 from mechprobe.cli import FORCE_HELP, SEED, ArgumentParser, count, format_table, run
 from mechprobe.outputs import atomic_path, output_dir, save_pretrained_into
-from mechprobe.tasks.proofwriter_gen import DEPTHS, write_release
+from mechprobe.tasks.proofwriter import DEPTHS
+from mechprobe.tasks.proofwriter_gen import write_release
 
 ARC_RECORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "arc_offline")
 # Generated files are held in memory one split at a time; this keeps that well inside a laptop's

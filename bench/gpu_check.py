@@ -40,7 +40,7 @@ sys.path[:0] = [ROOT, HERE]
 from extract import old_features, proofwriter_like  # noqa: E402
 
 from mechprobe.attention.features import extract  # noqa: E402
-from mechprobe.attention.memory import PeakMemory, model_bytes  # noqa: E402
+from mechprobe.attention.memory import PeakMemory  # noqa: E402
 from mechprobe.attention.recorder import Recorder  # noqa: E402
 
 # LLaMA-7B (the paper's model) and a small stand-in for CPU dry runs.
@@ -137,8 +137,9 @@ def throughput(device, sizes, n_new, n_old, length, cap, batch):
     _, plain2_s, _ = timed(device, lambda: run(False, examples))     # plain again: drift check
     diff = max(float(np.abs(a - b).max()) for a, b in zip(old, new[:n_old], strict=True))
     plain_s = min(plain_s, plain2_s)
-    return {"model_GB": model_bytes(model) / 1e9, "init_s": built, "length": length,
-            "cap_tokens": cap, "batch": batch, "old_prompts": n_old, "new_prompts": n_new,
+    return {"model_GB": model.get_memory_footprint(return_buffers=False) / 1e9, "init_s": built,
+            "length": length, "cap_tokens": cap, "batch": batch, "old_prompts": n_old,
+            "new_prompts": n_new,
             "old_prompts_per_s": n_old / old_s, "plain_prompts_per_s": n_new / plain_s,
             "new_prompts_per_s": n_new / new_s,
             "old_over_new": (n_new / new_s) / (n_old / old_s), "new_over_plain": new_s / plain_s,

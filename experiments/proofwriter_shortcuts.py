@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from tqdm.auto import tqdm
 
 from mechprobe.cli import UserError, format_table
+from mechprobe.tasks import proofwriter
 from mechprobe.tasks import proofwriter_gen as gen
 from mechprobe.tasks.shortcuts import facts_of, negated, word_in_facts, word_rule
 from mechprobe.training.proofwriter import SHORT, training_questions
@@ -75,7 +76,7 @@ def is_negated(text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--theories", type=int, default=2000)
-    parser.add_argument("--depth", type=int, default=0, choices=gen.DEPTHS)
+    parser.add_argument("--depth", type=int, default=0, choices=proofwriter.DEPTHS)
     parser.add_argument("--max-facts", type=int, default=4)
     parser.add_argument("--max-rules", type=int, default=2)
     parser.add_argument("--balanced", action="store_true")

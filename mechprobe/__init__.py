@@ -8,7 +8,7 @@ The library behind the command-line scripts at the repository root, one concept 
 - `probing/`: the kNN probes, the pipeline over a model and its random twin, the task runners;
 - `training/`: the fine-tuning loop and the k-th smallest and ProofWriter set-ups;
 - `analysis/`: attention maps, causal head pruning, robustness;
-- `api`: load a model, probe it, save the result, from a notebook;
+- `api`: load a model and probe it from a notebook (the result saves itself);
 - `models`, `pretrained` (loading and converting models), `outputs` (safe files and folders),
   `cli` (flags and one-line errors), `plots`, `jsonfiles`.
 """
@@ -17,8 +17,8 @@ __version__ = "0.2.0"
 
 # The notebook API (mechprobe/api.py), imported on first use: the data generators import this
 # package too and should start without loading torch.
-_API = {"ConfigError", "KSmallestConfig", "record", "ProbeResult", "ReadConfig", "RunConfig", "TextConfig", "load_model",
-        "load_questions", "probe", "probe_ksmallest", "probe_task", "save"}
+_API = {"ConfigError", "KSmallestConfig", "ProbeResult", "ReadConfig", "RunConfig", "TextConfig",
+        "load_model", "load_questions", "probe", "probe_ksmallest", "probe_task", "record"}
 
 
 def __getattr__(name):

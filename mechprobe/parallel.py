@@ -41,17 +41,22 @@ def finish_processes():
 
 
 def my_share(n):
-    """This process's examples out of n: one contiguous piece (all of them for one process)."""
+    """This process's examples out of n, as indices (which `gathered` puts back in order): one
+    contiguous piece, cut by accelerate's split_between_processes (all of them for one process)."""
+    indices = list(range(n))
     state = processes()
     if state is None:
-        return list(range(n))
-    return [int(i) for i in np.array_split(np.arange(n), state.num_processes)[state.process_index]]
+        return indices
+    with state.split_between_processes(indices) as share:
+        return share
 
 
 def gathered(share, columns, n):
     """Every process's share of per-example columns, on every process, in example order.
     `share`: this process's example indices; `columns`: lists (or arrays) with one entry per
-    example of the share, or None. Returns the columns over all n examples (arrays stay arrays)."""
+    example of the share, or None. Returns the columns over all n examples (arrays stay arrays).
+    Ours around accelerate's gather_object, which joins flat lists: the columns are regrouped by
+    example, in example order, and a lost example is caught."""
     if processes() is None:
         return columns
     from accelerate.utils import gather_object

@@ -1,14 +1,21 @@
-"""Figures, each saved as PNG and PDF side by side."""
+"""Figures, each saved as PNG and PDF side by side.
+
+Built as matplotlib Figure objects, not through pyplot: pyplot would need a backend chosen for
+the whole process (a notebook's own included) and keeps every figure open until closed.
+"""
 
 import os
 
-import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # no display on servers or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from mechprobe.outputs import atomic_path
 
-from mechprobe.outputs import atomic_path  # noqa: E402
+
+def subplots(*grid, figsize, **kwargs):
+    """(figure, axes) as pyplot.subplots gives them, without pyplot."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kwargs)
 
 
 def save_figure(fig, out_dir, name):
@@ -19,13 +26,12 @@ def save_figure(fig, out_dir, name):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
         paths.append(path)
-    plt.close(fig)
     return paths
 
 
 def line_plot(series, xlabel, ylabel, title):
     """series: {label: (xs, ys)} -> a figure with one line per label."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = subplots(figsize=(5, 3.5))
     for label, (xs, ys) in series.items():
         ax.plot(xs, ys, label=label, marker="o" if len(xs) < 30 else None, markersize=3)
     ax.set_xlabel(xlabel)
@@ -47,7 +53,7 @@ LAYERWISE_STAGES = {"useful": "usefulness", "depth": "depth"}
 def layerwise_plot(rows, title):
     """Layer-wise probing rows (layer, mode, f1_<stage>, f1_random_<stage>) -> one panel per
     stage, single and cumulative lines for the model and its random twin."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(10, 3.6), sharey=True)
     for ax, (stage, label) in zip(axes, LAYERWISE_STAGES.items()):
         ax.set_title(label)
         ax.set_xlabel("layer (0-based)")
@@ -85,7 +91,7 @@ def heatmap(matrix, xlabel, ylabel, title, xticks=None, yticks=None, cbar="atten
             vmin=None, vmax=None):
     """A matrix as an image, row 0 at the bottom (layer 0 low, as in the paper's figures)."""
     rows, cols = len(matrix), len(matrix[0])
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * cols + 2), max(2.5, 0.35 * rows + 1.5)))
+    fig, ax = subplots(figsize=(max(4.0, 0.35 * cols + 2), max(2.5, 0.35 * rows + 1.5)))
     image = ax.imshow(matrix, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
     ax.set_xticks(range(cols), xticks if xticks is not None else range(cols))
     ax.set_yticks(range(rows), yticks if yticks is not None else range(rows))

@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 from conftest import refused
@@ -97,6 +99,19 @@ def test_rows_without_buckets_are_one_setting_and_ids_must_be_unique():
     assert mechprobe.RunConfig().knn(default_p=1).p == 1
 
 
+def test_probe_ksmallest_takes_the_loaded_model_and_reads_its_task_json(small_finetuned, tmp_path):
+    model, tokenizer = mechprobe.load_model(str(small_finetuned / "model"), "cpu")
+    result = mechprobe.probe_ksmallest(model, tokenizer, mechprobe.KSmallestConfig(n_examples=40),
+                                       mechprobe.RunConfig(folds=2, device="cpu"))
+    assert list(result.settings) == ["min01"] and result.meta["model"] == model.name_or_path
+    result.save(str(tmp_path / "out"))
+    assert (tmp_path / "out" / "results.json").is_file()
+    with pytest.raises(UserError, match="did not write"):   # the command line's safety
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "notes.txt").write_text("mine")
+        result.save(str(tmp_path / "mine"))
+
+
 def test_the_same_rows_through_datasets_give_the_same_scores(generated, tmp_path):
     """--task jsonl reads what `datasets` reads: the dump as parquet, a save_to_disk folder (with
     splits) and csv give the records the .jsonl gives, and the same scores."""
@@ -139,3 +154,11 @@ def test_the_same_rows_through_datasets_give_the_same_scores(generated, tmp_path
             "--dump-examples", tmp_path / "d.jsonl", words=["splits", "--split"])
     refused("probe", "--task", "jsonl", "--data", "hf:nobody/nothing", "--dump-examples",
             tmp_path / "e.jsonl", words=["hf download nobody/nothing --repo-type dataset"])
+
+
+def test_importing_the_figures_leaves_a_notebooks_matplotlib_backend_alone():
+    code = ("import matplotlib; matplotlib.use('svg'); import mechprobe.plots, "
+            "mechprobe.analysis.causal, mechprobe.analysis.robustness, mechprobe.analysis.compare; "
+            "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

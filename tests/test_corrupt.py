@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 from conftest import refused, run_ok
 
+from mechprobe import seeds
 from mechprobe.tasks import proofwriter
 from mechprobe.analysis.robustness import (CORRUPTIONS, binned, correct_answers, correlation, corrupt,
                                counterfactual, inner_words, summarise)
@@ -99,7 +100,7 @@ def test_corrupt_end_to_end(generated, tmp_path):
         "noise_counterfactual", "useful_counterfactual", "shuffle"}
     for row in results["subsets"]:
         # the size drawn from the subset's own generator, the accuracies shares of its questions
-        size_rng = np.random.default_rng([0, 7, row["repeat"]])
+        size_rng = seeds.rng(0, seeds.SUBSETS, row["repeat"])
         assert 8 <= row["size"] == int(size_rng.integers(8, min(10, results["n_questions"]) + 1)) <= 10
         for accuracy in [row["accuracy"]] + [row["accuracy"] + row[f"change_{k}"] for k in CORRUPTIONS]:
             assert accuracy * row["size"] == pytest.approx(round(accuracy * row["size"]), abs=1e-9)

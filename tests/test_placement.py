@@ -7,6 +7,7 @@ import pytest
 from conftest import run_ok
 
 from mechprobe.attention.features import Example
+from mechprobe.models import input_device
 from mechprobe.probing.pipeline import ReadConfig, features_of, load_model, random_twin
 
 # GPT-2's modules, the second block kept on disk (accelerate loads it for each forward).
@@ -25,10 +26,10 @@ def examples():
 
 @pytest.mark.parametrize("twin", [False, True])
 def test_split_over_cpu_and_disk_equals_the_whole_model(bpe_gpt2_dir, tmp_path, twin):
-    whole, _, _ = load_model(bpe_gpt2_dir, "cpu", "float32")
-    split, _, device = load_model(bpe_gpt2_dir, "cpu", "float32",
-                                  {"device_map": LAYOUT, "offload_folder": str(tmp_path / "off")})
-    assert split.hf_device_map["transformer.h.1"] == "disk" and device.type == "cpu"
+    whole, _ = load_model(bpe_gpt2_dir, "cpu", "float32")
+    split, _ = load_model(bpe_gpt2_dir, "cpu", "float32",
+                          {"device_map": LAYOUT, "offload_folder": str(tmp_path / "off")})
+    assert split.hf_device_map["transformer.h.1"] == "disk" and input_device(split).type == "cpu"
     if twin:   # the random twin is laid out like the model and initialised from the same seed
         whole, split = random_twin(whole, 3), random_twin(split, 3)
     read = ReadConfig(batch_size=2, query_pool="mean", per_head=True)

@@ -13,6 +13,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.neighbors import KNeighborsClassifier
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from mechprobe import seeds
 from mechprobe.tasks import ksmallest
 from mechprobe.probing.pipeline import twin_seed
 
@@ -74,7 +75,7 @@ def test_probe_results_match_an_independent_recomputation(small_finetuned, tmp_p
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     task = ksmallest.Task(k=1)
-    indices = ksmallest.generate(task, N, [0, 1])
+    indices = ksmallest.generate(task, N, seeds.rng(0, seeds.PROBE_EXAMPLES))
     numbers = ksmallest.number_set(tokenizer, task.num_set)
     ids = numbers.encode(indices).tolist()
     useful, depth = ksmallest.reasoning_tree(task, indices)

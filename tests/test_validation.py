@@ -156,6 +156,14 @@ def test_probe_refuses_rows_that_are_not_rows():
         mechprobe.probe(Untouchable(), Untouchable(), [ROW], icl=-2)
 
 
+def test_a_run_config_that_disagrees_with_the_loaded_model_is_refused(bpe_gpt2_dir):
+    import mechprobe
+
+    model, tokenizer = mechprobe.load_model(bpe_gpt2_dir, "cpu", "float32")
+    with pytest.raises(mechprobe.ConfigError, match="RunConfig.dtype"):
+        mechprobe.probe(model, tokenizer, [ROW], mechprobe.RunConfig(dtype="bfloat16"))
+
+
 def test_the_command_line_names_flags_not_fields(tmp_path, small_finetuned):
     afile = tmp_path / "afile"
     afile.write_text("x")

@@ -10,18 +10,19 @@ import os
 import time
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from mechprobe import seeds
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, format_table
 from mechprobe.attention.last_token import accuracy_with_heads_masked, by_rank, last_token_attention
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.parallel import is_main_process, my_share, summed, world_size
-from mechprobe.plots import heatmap, save_figure
+from mechprobe.plots import heatmap, save_figure, subplots
 from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
 from mechprobe.attention.recorder import Recorder
+from mechprobe.models import input_device
 
 FRACTIONS = [round(0.1 * i, 1) for i in range(1, 10)]
 CASE_FRACTION = 0.4
@@ -64,7 +65,7 @@ def pruning_curves(accuracy_of, position_entropy, size_entropy, repeats, seed):
     for fraction in FRACTIONS:
         n_pruned = int(round(fraction * n_heads))
         runs = [accuracy_of(random_mask(position_entropy.shape, n_pruned,
-                                        np.random.default_rng([seed, 2, repeat])))
+                                        seeds.rng(seed, seeds.PRUNING, repeat)))
                 for repeat in range(repeats)]
         curves["random"].append({"fraction": fraction, "n_pruned": n_pruned,
                                  "accuracy": float(np.mean(runs)), "accuracy_std": float(np.std(runs)),
@@ -77,7 +78,7 @@ def pruning_curves(accuracy_of, position_entropy, size_entropy, repeats, seed):
 
 
 def pruning_figure(curves, unpruned, title):
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = subplots(figsize=(5.5, 3.8))
     x = [row["fraction"] for row in curves["random"]]
     mean = np.array([row["accuracy"] for row in curves["random"]])
     std = np.array([row["accuracy_std"] for row in curves["random"]])
@@ -111,7 +112,7 @@ def place_smallest(indices, positions):
 def attention_flow(recorder, ids, head_mask, batch_size):
     """(layers, L, L): head-mean attention of every position, over the heads left unpruned,
     averaged over examples; [l, i, j] = how much position i attends to j in layer l."""
-    device = next(recorder.model.parameters()).device
+    device = input_device(recorder.model)
     keep = torch.as_tensor(head_mask, dtype=torch.float32)
     n = len(ids)
     ids = torch.as_tensor(ids)[my_share(n)]       # this process's share; the sums are combined
@@ -144,7 +145,7 @@ def flow_figure(flow, sources, title, threshold=0.05):
     """Positions across, layers up; grey lines: attention above threshold; coloured: the part of
     it that carries information from each source position."""
     n_layers, length, _ = flow.shape
-    fig, ax = plt.subplots(figsize=(8, 1.2 * n_layers + 1.5))
+    fig, ax = subplots(figsize=(8, 1.2 * n_layers + 1.5))
     for layer in range(n_layers):
         for i in range(length):
             for j in range(i + 1):

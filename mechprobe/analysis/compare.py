@@ -73,9 +73,9 @@ def figure(runs, settings):
     """Layer-wise S_P1 and S_P2 (single layers) of every run and shared setting, overlaid."""
     from matplotlib.ticker import MaxNLocator
 
-    from mechprobe.plots import plt
+    from mechprobe.plots import subplots
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(10, 3.6), sharey=True)
     for ax, (stage, label) in zip(axes, (("useful", "S_P1 (usefulness)"),
                                          ("depth", "S_P2 (depth class)"))):
         ax.set_title(label)

@@ -13,7 +13,6 @@ import os
 import time
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
@@ -22,13 +21,14 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from mechprobe.probing.bootstrap import draws as bootstrap_draws, mean_interval
+from mechprobe import seeds
 from mechprobe.attention.features import (batches_by_length, extract, normalise_by_max,
                                           shared_prefix)
 from mechprobe.attention.recorder import Knockout, Recorder
 from mechprobe.cli import UserError, format_table
 from mechprobe.models import input_device
 from mechprobe.outputs import write_json
-from mechprobe.plots import save_figure
+from mechprobe.plots import save_figure, subplots
 from mechprobe.probing.knn import Samples, out_of_fold
 from mechprobe.probing.pipeline import parse_layers
 
@@ -88,7 +88,7 @@ def drawn(pool, n, rng):
 def hidden_statements(scored, predicted, seed):
     """{condition: per example the statement indices hidden}; the tree conditions only where
     the trees have two depth classes or more (a root alone has no leaves)."""
-    rng = np.random.default_rng([seed, 31])
+    rng = seeds.rng(seed, seeds.KNOCKOUT_NOISE)
     sets = {name: [] for name in CONDITIONS}
     classes = len(np.unique(np.concatenate([s.depth[s.useful] for s in scored])))
     for item, guess in zip(scored, predicted):
@@ -249,7 +249,7 @@ def span_label(layers):
 
 def figure(body, title):
     """Left: accuracy drop per condition at the chosen layers; right: per layer window."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.3]})
+    fig, (left, right) = subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.3]})
     rows = body["conditions"]
     colours = {name: f"C{i}" for i, name in enumerate(CONDITIONS)}
     drops = np.array([r["accuracy_drop"] for r in rows])
@@ -400,7 +400,7 @@ def run_text(config, text_config, run, out, only_buckets=None):
                             f"{text_config.split} split; it has {', '.join(buckets)}")
         buckets = {name: members for name, members in buckets.items() if name in only_buckets}
     train = data.load(text_config.data, "train") if text_config.icl else []
-    model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
+    model, tokenizer = load_model(run.model, run.device, run.dtype, run.placement())
     recorder = Recorder(model)
     layer_plan(config, recorder.n_layers)
     flat = [q for members in buckets.values() for q in members]

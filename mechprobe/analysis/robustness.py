@@ -13,15 +13,15 @@ import os
 import time
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from tqdm.auto import tqdm
 
+from mechprobe import seeds
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError, format_table
 from mechprobe.outputs import make_dirs, write_json
-from mechprobe.plots import save_figure
+from mechprobe.plots import save_figure, subplots
 from mechprobe.probing.knn import Samples, compare
 from mechprobe.models import position_limit
 from mechprobe.probing.text import (fitting_prompts, prompt_answer_ids, shot_record, shots_for,
@@ -128,7 +128,7 @@ def summarise(subsets):
 
 
 def figure(sp2, changes, out):
-    fig, axes = plt.subplots(1, len(CORRUPTIONS), figsize=(4 * len(CORRUPTIONS), 3.4), sharey=True)
+    fig, axes = subplots(1, len(CORRUPTIONS), figsize=(4 * len(CORRUPTIONS), 3.4), sharey=True)
     for ax, kind in zip(axes, CORRUPTIONS):
         ax.scatter(sp2, changes[kind], s=8, alpha=0.5)
         ax.axhline(0, color="grey", linewidth=0.8)
@@ -172,7 +172,7 @@ def run(config, run_config, out):
         raise UserError("--min-subset and --max-subset must satisfy 1 <= min <= max")
     questions = [q for q in proofwriter.load(config.data, config.split) if q.qdep == 1]
     if len(questions) > config.n_examples:     # the pool the subsets are drawn from, in file order
-        rng = np.random.default_rng([run_config.seed, 9])
+        rng = seeds.rng(run_config.seed, seeds.CORRUPT_POOL)
         keep = np.sort(rng.choice(len(questions), config.n_examples, replace=False))
         questions = [questions[i] for i in keep]
     if len(questions) < config.min_subset:
@@ -181,10 +181,10 @@ def run(config, run_config, out):
     train = proofwriter.load(config.data, "train") if config.icl else []
     shots = shots_for(questions, train, config.icl, config.shots, run_config.seed)
     # A corrupted question keeps its clean version's shots.
-    rng = np.random.default_rng([run_config.seed, 6])
+    rng = seeds.rng(run_config.seed, seeds.CORRUPTIONS)
     versions = {kind: [corrupt(q, kind, rng) for q in questions] for kind in CORRUPTIONS}
 
-    model, tokenizer, _ = load_model(run_config.model, run_config.device, run_config.dtype,
+    model, tokenizer = load_model(run_config.model, run_config.device, run_config.dtype,
                                    run_config.placement())
     layers = parse_layers(run_config.read.layers, model.config.get_text_config().num_hidden_layers)
     read = run_config.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
@@ -235,7 +235,7 @@ def run(config, run_config, out):
               [q.group for q in questions])
     subsets = []
     for repeat in tqdm(range(config.repeats), desc="subsets", unit="subset", leave=False):
-        sub_rng = np.random.default_rng([run_config.seed, 7, repeat])
+        sub_rng = seeds.rng(run_config.seed, seeds.SUBSETS, repeat)
         size = int(sub_rng.integers(config.min_subset, min(config.max_subset, len(questions)) + 1))
         chosen = np.sort(sub_rng.choice(len(questions), size=size, replace=False))
 

@@ -13,11 +13,12 @@ import torch
 from tqdm.auto import tqdm
 
 from mechprobe.parallel import gathered, my_share, summed
+from mechprobe.models import input_device
 
 
 def last_token_attention(recorder, ids, batch_size, desc="attention"):
     """(n, layers, heads, L): every head's attention from the last token to each position."""
-    device = next(recorder.model.parameters()).device
+    device = input_device(recorder.model)
     ids = torch.as_tensor(ids)
     share = my_share(len(ids))
     mine = ids[share]
@@ -40,7 +41,7 @@ def by_rank(attention, indices):
 
 def accuracy_with_heads_masked(recorder, ids, targets, head_mask, batch_size):
     """Next-token accuracy at the last position with the heads where head_mask is 0 zeroed."""
-    device = next(recorder.model.parameters()).device
+    device = input_device(recorder.model)
     n = len(ids)
     share = my_share(n)
     ids, targets = torch.as_tensor(ids)[share], np.asarray(targets)[share]

@@ -44,7 +44,3 @@ class PeakMemory:
             else:
                 self.extra_bytes = _status("VmHWM") - self.before
         return False
-
-
-def model_bytes(model):
-    return sum(p.numel() * p.element_size() for p in model.parameters())

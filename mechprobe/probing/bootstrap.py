@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from mechprobe import seeds
 from mechprobe.probing.knn import probing_score
 from mechprobe.probing.predictions import NO_LABEL
 from mechprobe.probing.tree_recovery import recovered
@@ -28,7 +29,7 @@ LEVEL = 0.95
 
 def draws(n_units, replicates, seed):
     """(replicates, units): how often each replicate draws each unit (sums to n_units)."""
-    rng = np.random.default_rng([seed, 6])
+    rng = seeds.rng(seed, seeds.BOOTSTRAP)
     return rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=replicates)
 
 

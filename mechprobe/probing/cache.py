@@ -19,7 +19,6 @@ import numpy as np
 from mechprobe.cli import UserError
 from mechprobe.outputs import atomic_path, make_dirs
 
-MODES = ("on", "off", "strict")   # strict: a damaged cache file is an error, not a recomputation
 VERSION = 1                       # bump when what is stored changes
 
 

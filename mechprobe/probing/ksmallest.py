@@ -10,7 +10,7 @@ import numpy as np
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, count, require, whole
 from mechprobe.attention.features import Example, extract, normalise_by_max, segment_tokens
-from mechprobe.models import check_fits, read_task_file
+from mechprobe.models import check_fits, input_device, read_task_file
 from mechprobe.outputs import write_lines
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.pipeline import (ProbeResult, accuracy, chance_check, extract_pair,
@@ -73,16 +73,22 @@ def resolve_task(config, saved=None):
 
 
 def load_task_model(run, config, multi_token=False):
-    """The model, its tokenizer, the task (config, then the model's task.json) and number set.
+    """The model, its tokenizer, the task (config, then the model's task.json) and number set."""
+    model, tokenizer = load_model(run.model, run.device, run.dtype, run.placement())
+    return (model, tokenizer, *task_of_model(model, tokenizer, config, run.model, multi_token))
+
+
+def task_of_model(model, tokenizer, config, name, multi_token=False):
+    """(task, number set) of a loaded model: the config first, then the task.json in its folder
+    `name`.
 
     With multi_token, a tokenizer with fewer than num_set single-token numbers (LLaMA, SmolLM2:
     digits) gets the numbers 0..S-1 written as several tokens each (ksmallest.MultiTokenNumbers).
     """
-    model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
-    saved = saved_task(run.model)
+    saved = saved_task(name)
     task = resolve_task(config, saved)
     if saved.get("num_set") is not None and task.num_set != saved["num_set"]:
-        raise UserError(f"--num-set {task.num_set}: {run.model} was fine-tuned on {saved['num_set']} "
+        raise UserError(f"--num-set {task.num_set}: {name} was fine-tuned on {saved['num_set']} "
                         f"numbers (its task.json), and knows only those: drop --num-set or pass "
                         f"{saved['num_set']}")
     try:
@@ -100,12 +106,12 @@ def load_task_model(run, config, multi_token=False):
               f"0..{task.num_set - 1} are written as several tokens each, each number a statement "
               "of its tokens (pooled by --statement-pool)")
     if "numbers" in saved and list(saved["numbers"]) != list(numbers.numbers):
-        raise UserError(f"{run.model}/task.json lists other numbers than this tokenizer's number "
+        raise UserError(f"{name}/task.json lists other numbers than this tokenizer's number "
                         "set: the file belongs to another model; fine-tune again, or delete it "
                         "and pass --k/--list-len/--num-set")
     if isinstance(numbers, ksmallest.NumberSet):
         check_fits(model, len(numbers.prefix) + task.list_len)
-    return model, tokenizer, task, numbers
+    return task, numbers
 
 
 def to_examples(numbers, indices):
@@ -246,7 +252,7 @@ def probe_numbers(model, tokenizer, task, numbers, run, config, cache=None):
             "per_head": read.per_head, "query_pool": read.query_pool,
             "statement_pool": read.statement_pool, "normalise": "max per example",
             "probe": {"neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds},
-            "seed": run.seed, "device": str(next(model.parameters()).device),
+            "seed": run.seed, "device": str(input_device(model)),
             "features_cached": extracted.cached, "world_size": world_size()}
     return ProbeResult(meta, settings)
 

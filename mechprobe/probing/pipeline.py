@@ -8,15 +8,16 @@ ProbeResult, whose save() writes results.json and the figures.
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
+from mechprobe import seeds
 from mechprobe.cli import DEVICE_MAPS, UserError, format_table, require, whole
 from mechprobe.attention.features import POOLS, extract, shared_prefix
 from mechprobe.models import input_device, load_pretrained, resolve_device, resolve_dtype
-from mechprobe.outputs import make_dirs, write_json, write_lines
+from mechprobe.outputs import make_dirs, output_dir, write_json, write_lines
 from mechprobe.parallel import gathered, my_share, processes, world_size
 from mechprobe.plots import layerwise_plot, save_figure
 from mechprobe.probing.bootstrap import bootstrap
@@ -145,10 +146,6 @@ class RunConfig:
         return ProbeConfig(neighbors=self.neighbors, p=self.p or default_p, folds=self.folds,
                            seed=self.seed)
 
-    def to_json(self):
-        return {"model": self.model, "seed": self.seed, **asdict(self.read),
-                "probe": {"neighbors": self.neighbors, "p": self.p, "folds": self.folds}}
-
 
 @dataclass
 class ProbeResult:
@@ -181,9 +178,16 @@ class ProbeResult:
             results.update(next(iter(self.settings.values())))
         return results
 
-    def save(self, out):
+    def save(self, out, force=False):
         """OUT/results.json, OUT/predictions.jsonl, OUT/report.html and
-        OUT/layerwise_<setting>.{png,pdf}; returns the results dict."""
+        OUT/layerwise_<setting>.{png,pdf}, with probe.py's safety: a folder of files this tool
+        did not write is refused unless force, nothing is left half-written. Returns the results
+        dict."""
+        with output_dir(out, force, flag="out", command="probe.py"):
+            return self.write(out)
+
+    def write(self, out):
+        """save's files, into a folder the caller already holds (the runners' output_dir)."""
         make_dirs(out)
         for name, result in self.settings.items():
             layerwise_figure(name, result["layerwise"], out)
@@ -250,8 +254,9 @@ def check_model_name(name):
 
 
 def load_model(name, device="auto", dtype="auto", placement=None):
-    """The probed model, its tokenizer and its input device: a hub id or local folder, in eval
-    mode. `placement` (RunConfig.placement()) spreads a large model over several devices."""
+    """The probed model and its tokenizer (a hub id or local folder), in eval mode; where inputs
+    go is models.input_device(model). `placement` (RunConfig.placement()) spreads a large model
+    over several devices."""
     check_model_name(name)
     state = processes()
     # Several processes: each on its own device (accelerate knows which), unless one was named.
@@ -259,13 +264,13 @@ def load_model(name, device="auto", dtype="auto", placement=None):
     model, tokenizer = load_pretrained(name, dtype=resolve_dtype(dtype, device), placement=placement)
     if not placement:
         model = model.to(device)
-    return model.eval(), tokenizer, input_device(model)
+    return model.eval(), tokenizer
 
 
 def twin_seed(seed):
     """The random twin's initialisation seed: derived from --seed but not equal to it, so that a
     model which is itself a random init from that seed (make_data.py llama) is not its own twin."""
-    return int(np.random.default_rng([seed, 5]).integers(2**31))
+    return int(seeds.rng(seed, seeds.TWIN).integers(2**31))
 
 
 def random_twin(model, seed):
@@ -487,7 +492,7 @@ def report(out, meta, settings, started, predictions=None):
     the results dict."""
     result = ProbeResult({**meta, "seconds": round(time.time() - started, 2)}, settings,
                          predictions or {})
-    results = result.save(out)
+    results = result.write(out)
     print(result.report())
     print(f"results: {os.path.join(out, 'results.json')}")
     return results

@@ -29,12 +29,11 @@ BROWSER_EXAMPLES = 200
 
 def figure_uri(rows, name):
     """The setting's layer-wise figure as a PNG data URI."""
-    from mechprobe.plots import layerwise_plot, plt
+    from mechprobe.plots import layerwise_plot
 
     fig = layerwise_plot(rows, f"{name}: layer-wise probing")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 

@@ -13,6 +13,7 @@ from collections import Counter
 
 import numpy as np
 
+from mechprobe import seeds
 from mechprobe.attention.features import extract
 from mechprobe.attention.recorder import Recorder
 
@@ -29,7 +30,7 @@ def hard_questions(pool, probed, answerer_name, answerers, limit, seed):
         answers = answerers(pool)[answerer_name]
     wrong = [q for q, a in zip(pool, answers) if a != q.target]
     if len(wrong) > limit:
-        rng = np.random.default_rng([seed, 7])
+        rng = seeds.rng(seed, seeds.SHORTCUT_SAMPLE)
         wrong = [wrong[i] for i in sorted(rng.choice(len(wrong), size=limit, replace=False))]
     return wrong
 

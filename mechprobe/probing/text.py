@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
+from mechprobe import seeds
 from mechprobe.attention.features import Example, segment_tokens
-from mechprobe.attention.memory import model_bytes
 from mechprobe.cli import UserError, require, whole
-from mechprobe.models import check_fits, position_limit
+from mechprobe.models import check_fits, input_device, position_limit
 from mechprobe.outputs import write_lines
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.knn import Samples, mean_of, probe_stages
@@ -113,7 +113,7 @@ def draw_shots(pools, n_shots, rng, exclude=None):
 
 def choose_shots(train, n_shots, seed):
     """One fixed set of n_shots training questions (--shots fixed), balanced over the answers."""
-    return draw_shots(shot_pools(train), n_shots, np.random.default_rng([seed, 3]))
+    return draw_shots(shot_pools(train), n_shots, seeds.rng(seed, seeds.SHOTS))
 
 
 def shots_for(questions, train, n_shots, mode, seed):
@@ -126,7 +126,7 @@ def shots_for(questions, train, n_shots, mode, seed):
     if mode == "fixed":
         return [choose_shots(train, n_shots, seed)] * len(questions)
     pools = shot_pools(train)
-    return [draw_shots(pools, n_shots, np.random.default_rng([seed, 3, zlib.crc32(q.id.encode())]),
+    return [draw_shots(pools, n_shots, seeds.rng(seed, seeds.SHOTS, zlib.crc32(q.id.encode())),
                        exclude=q.id) for q in questions]
 
 
@@ -252,7 +252,7 @@ def bucket_sizes(questions, split):
 
 def sample_buckets(questions, per_bucket, seed):
     """{bucket: questions}, at most per_bucket each, sampled without replacement, in file order."""
-    rng = np.random.default_rng([seed, 4])
+    rng = seeds.rng(seed, seeds.BUCKETS)
     buckets = by_bucket(questions)
     order = list(buckets)
     sampled = {}
@@ -379,7 +379,7 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
                         f"{config.data}: {data.HOW_TO_GET}")
     flat = [q for bucket in buckets.values() for q in bucket]
     shots = shots_for(flat, train, config.icl, config.shots, run.seed)
-    device = next(model.parameters()).device
+    device = input_device(model)
     layers = parse_layers(run.read.layers, model.config.get_text_config().num_hidden_layers)
     read = run.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
     examples = [to_example(tokenizer, q, these, data.SUFFIX, config.prompt)
@@ -464,7 +464,7 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
             "answer_words": words, "answer_token_ids": word_ids, "seed": run.seed,
             "device": str(device),
             "mean_prompt_tokens": float(np.mean([len(e.input_ids) for e in examples])),
-            "memory": {"model_mb": model_bytes(model) / 2**20,
+            "memory": {"model_mb": model.get_memory_footprint(return_buffers=False) / 2**20,
                        "extraction_peak_extra_mb": None if extracted.peak_extra_bytes is None
                        else extracted.peak_extra_bytes / 2**20},
             "features_cached": extracted.cached, "world_size": world_size(),
@@ -518,8 +518,8 @@ def shortcut_controls(model, tokenizer, config, data, buckets, settings, train, 
 
 def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
     """probe.py for a text task: load the data, write the dump (with --dump-examples), probe
-    the model (without a model: only the dump), save and print; `cache_mode` (cache.MODES) keeps
-    features in OUT/features for the next run. Returns the results dict."""
+    the model (without a model: only the dump), save and print; `cache_mode` (on, off or
+    strict) keeps features in OUT/features for the next run. Returns the results dict."""
     started = time.time()
     data, questions = load_questions(config)
     print(bucket_sizes(questions, config.split))
@@ -529,7 +529,7 @@ def run(config, run=None, out=None, dump_path=None, cache_mode="off"):
         dump_examples(dump_path, questions, data.SUFFIX)
         return None
     train = data.load(config.data, "train") if config.icl else []
-    model, tokenizer, _ = load_model(run.model, run.device, run.dtype, run.placement())
+    model, tokenizer = load_model(run.model, run.device, run.dtype, run.placement())
     parse_layers(run.read.layers, model.config.get_text_config().num_hidden_layers)
     if dump_path:   # every question, each with the prompt it is (or would be) probed with
         dump_shots = shots_for(questions, train, config.icl, config.shots, run.seed)

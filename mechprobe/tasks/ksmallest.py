@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mechprobe import seeds
 from mechprobe.cli import UserError
 
 TASK_PATTERN = re.compile(r"^min(\d{2})$")
@@ -147,9 +148,9 @@ def generate(task, n_examples, seed):
 
 
 def probe_examples(task, n_examples, seed):
-    """Examples for probing and analysis: the random stream [seed, 1], which fine-tuning (whose
+    """Examples for probing and analysis: the stream seeds.PROBE_EXAMPLES, which fine-tuning (whose
     splits come from [seed]) never draws from."""
-    return generate(task, n_examples, [seed, 1])
+    return generate(task, n_examples, seeds.rng(seed, seeds.PROBE_EXAMPLES))
 
 
 def ranks(indices):

@@ -15,7 +15,7 @@ from mechprobe.cli import UserError
 from mechprobe.jsonfiles import check_unique_ids, read_by_depth, read_jsonl
 from mechprobe.tasks.trees import CycleError, ProofSyntaxError, depth_classes, parse_proofs
 
-DEPTHS = (0, 1, 2, 3, 5)
+DEPTHS = (0, 1, 2, 3, 5)   # the release's depth-N folders, as the paper uses them (no depth-4)
 SPLITS = ("train", "dev", "test")
 BUCKETS = (2, 4, 8, 12, 16, 20, 24)   # depth-1 questions by statement count m (paper's buckets)
 # "exact": the paper keeps depth-1 questions whose theory has exactly m statements; "upto": each

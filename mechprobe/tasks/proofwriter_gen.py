@@ -22,8 +22,9 @@ import random
 from dataclasses import dataclass, field
 
 from mechprobe.outputs import atomic_path
+from mechprobe.tasks.proofwriter import DEPTHS  # the release's folders, which the generator writes
+from mechprobe.tasks.trees import CycleError, heights
 
-DEPTHS = (0, 1, 2, 3, 5)                              # the folders the paper uses (no depth-4)
 SPLITS = (("train", 0.7), ("dev", 0.1), ("test", 0.2))  # roughly the release's proportions
 MAX_PROOFS = 4           # OR alternatives kept per fact, shallowest first
 MAX_ATTEMPTS = 500       # redraws of one theory before giving up (a bug, not bad luck)
@@ -167,7 +168,7 @@ def _ground(pattern, value):
 
 
 @dataclass(frozen=True)
-class Proof:
+class Derivation:
     """One proof tree, rendered in the release's grammar, with what QDep/QLen and checks need."""
 
     text: str                # "triple3", "((triple4) -> rule1)", "NAF"
@@ -184,7 +185,8 @@ class Proof:
 
 def _leaf(node, atom=None):
     text = "NAF" if isinstance(node, tuple) else node
-    return Proof(text, node, 0, frozenset([node]), frozenset(), frozenset([atom]) if atom else frozenset())
+    return Derivation(text, node, 0, frozenset([node]), frozenset(),
+                      frozenset([atom]) if atom else frozenset())
 
 
 def _graph_depth(nodes, edges):
@@ -194,24 +196,9 @@ def _graph_depth(nodes, edges):
     is one node; a proof whose merged graph is cyclic or deeper than its tree would give the
     probing code a different depth than QDep, and is not emitted.
     """
-    successors = {}
-    for premise, rule in edges:
-        successors.setdefault(premise, []).append(rule)
-    memo, visiting = {}, set()
-
-    def height(node):
-        if node in memo:
-            return memo[node]
-        if node in visiting:
-            raise ValueError
-        visiting.add(node)
-        memo[node] = max((height(s) + 1 for s in successors.get(node, ())), default=0)
-        visiting.discard(node)
-        return memo[node]
-
     try:
-        return max((height(n) for n in nodes), default=0)
-    except ValueError:
+        return max(heights(nodes, edges).values(), default=0)
+    except CycleError:
         return None
 
 
@@ -226,7 +213,7 @@ def _apply(rule_id, conclusion, items):
     if _graph_depth(nodes, edges) != depth:
         return None
     text = "((" + " ".join(i.text for i in items) + f") -> {rule_id})"
-    return Proof(text, rule_id, depth, nodes, edges, facts | {conclusion})
+    return Derivation(text, rule_id, depth, nodes, edges, facts | {conclusion})
 
 
 @dataclass
@@ -235,7 +222,7 @@ class Closure:
 
     known: set                                   # derivable atoms (membership only)
     depth: dict = field(default_factory=dict)    # atom -> rule applications on its shallowest proof
-    proofs: dict = field(default_factory=dict)   # atom -> Proofs, shallowest first (<= MAX_PROOFS)
+    proofs: dict = field(default_factory=dict)   # atom -> Derivations, shallowest (<= MAX_PROOFS)
     derived: list = field(default_factory=list)  # derived (not given) atoms, shallowest first
 
     @property

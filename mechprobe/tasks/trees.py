@@ -27,7 +27,7 @@ class CycleError(ValueError):
 
 
 @dataclass
-class Proof:
+class ParsedProof:
     """One proof: the statement ids it uses, premise -> conclusion edges, and whether NAF occurs."""
 
     nodes: list = field(default_factory=list)     # ids in order of first appearance
@@ -44,7 +44,7 @@ class Proof:
 
 
 def parse_proofs(text):
-    """A `proofs` string -> list of alternative Proofs; [] for a failure ("[@...]")."""
+    """A `proofs` string -> list of alternative ParsedProofs; [] for a failure ("[@...]")."""
     text = text.strip()
     if not (text.startswith("[") and text.endswith("]")):
         raise ProofSyntaxError(f"a proofs string starts with '[' and ends with ']': {text[:60]!r}")
@@ -80,7 +80,7 @@ class _Parser:
         return token
 
     def proof_tree(self):
-        proof = Proof()
+        proof = ParsedProof()
         self.proof(proof)
         return proof
 

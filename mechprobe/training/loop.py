@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from mechprobe.cli import UserError
 from mechprobe.outputs import load_torch, make_dirs, save_torch
+from mechprobe.models import input_device
 
 # Which parameters each --tune choice trains, by dotted-name component (GPT-2 and LLaMA-style).
 TUNE_PATTERNS = {
@@ -134,7 +135,7 @@ def predict(model, data, batch_size, amp_dtype=torch.float32, candidates=None):
     inputs, targets, *rest = data
     lengths = rest[0] if rest else None
     order = torch.argsort(lengths, stable=True) if lengths is not None else torch.arange(len(inputs))
-    device = next(model.parameters()).device
+    device = input_device(model)
     was_training = model.training
     model.eval()
     correct, losses = torch.zeros(len(inputs)), torch.zeros(len(inputs))
@@ -210,7 +211,7 @@ def finetune(model, train, val, settings, checkpoint_dir, fingerprint, stop_afte
     fingerprint is an error, so two different runs never mix. `stop_after` ends this call after
     that many steps as if interrupted (for chunked runs and the resume test).
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     train_x, train_y, *rest = train
     train_lengths = rest[0] if rest else None
     numpy_lengths = None if train_lengths is None else train_lengths.numpy()

@@ -17,6 +17,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from transformers import set_seed
 
+from mechprobe import seeds
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError, format_table
 from mechprobe.analysis.robustness import COUNTERFACTUAL_WORDS
@@ -81,7 +82,7 @@ def curriculum_phases(questions, steps, fraction, seed):
     if size == 0 or not short:
         raise UserError(f"--curriculum needs training questions from theories of at most {SHORT} "
                         "statements, with True and False depth-0 answers: pass --curriculum 0")
-    rng = np.random.default_rng([seed, 10])
+    rng = seeds.rng(seed, seeds.CURRICULUM)
     balanced = np.sort(np.concatenate([rng.choice(v, size, replace=False) for v in lookup.values()]))
     end = round(steps * fraction)
     return [(max(1, end // 4), balanced), (end, np.array(short))]
@@ -122,11 +123,11 @@ def prepare(config):
     splits = {name: training_questions(config.data, split, config.max_qdep)
               for name, split in (("train", "train"), ("val", "dev"), ("test", "test"))}
     if config.n_train:
-        rng = np.random.default_rng([config.seed, 8])
+        rng = seeds.rng(config.seed, seeds.TRAIN_SUBSET)
         keep = np.sort(rng.permutation(len(splits["train"]))[:config.n_train])
         splits["train"] = [splits["train"][i] for i in keep]
     if len(splits["val"]) > config.n_eval:    # validation runs often: a fixed sample of the dev split
-        rng = np.random.default_rng([config.seed, 11])
+        rng = seeds.rng(config.seed, seeds.VAL_SAMPLE)
         keep = np.sort(rng.choice(len(splits["val"]), config.n_eval, replace=False))
         splits["val"] = [splits["val"][i] for i in keep]
     if config.model == "tiny":
