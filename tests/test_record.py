@@ -1,6 +1,7 @@
 """mechprobe.record, the recorder for a notebook: against eager output_attentions=True, with a
 key/value cache, restoring the model's attention implementation; the README's example runs."""
 
+import inspect
 import re
 from pathlib import Path
 
@@ -41,9 +42,12 @@ def test_record_with_a_key_value_cache():
     with torch.no_grad(), mechprobe.record(model, rows=[-1]) as whole:
         model(input_ids=ids)
     with torch.no_grad():
-        cache = model(input_ids=ids[:, :7], use_cache=True).past_key_values
+        first = model(input_ids=ids[:, :7], use_cache=True)
+        # transformers 5.24 renamed past_key_values to cache
+        name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        cache = getattr(first, "cache", None) or first.past_key_values
         with mechprobe.record(model, rows=[-1]) as resumed:
-            model(input_ids=ids[:, 7:], past_key_values=cache, use_cache=True)
+            model(input_ids=ids[:, 7:], use_cache=True, **{name: cache})
     for layer in whole.layers:
         assert torch.allclose(resumed[layer], whole[layer], atol=1e-5)
 
