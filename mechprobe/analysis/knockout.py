@@ -414,15 +414,8 @@ def run_text(config, text_config, run, out, only_buckets=None):
                              query_pool=read.query_pool, statement_pool=read.statement_pool,
                              pad_id=pad_id, max_tokens=read.max_batch_tokens)
     knn = run.knn(default_p=1)
-    settings, start = {}, 0
-    for bucket, members in buckets.items():
-        span = slice(start, start + len(members))
-        start += len(members)
-        groups = [q.group for q in members]
-        if len(set(groups)) < knn.folds:
-            print(f"skipping bucket {bucket}: {len(members)} examples from {len(set(groups))} "
-                  f"{data.GROUPED_BY}s, fewer than {knn.folds} folds")
-            continue
+    settings = {}
+    for bucket, members, span, groups in text.probed_buckets(buckets, knn.folds, data.GROUPED_BY):
         print(f"\n== bucket {bucket}")
         body = knockout_experiment(recorder, scored[span], features[span], knn, config, run.seed,
                                    read, pad_id, groups)

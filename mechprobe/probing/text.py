@@ -236,6 +236,21 @@ def by_bucket(questions):
     return {b: buckets[b] for b in sorted(buckets, key=bucket_order)}
 
 
+def probed_buckets(buckets, folds, grouped_by):
+    """(bucket, its questions, their span in the flat order, their groups) for each bucket with
+    enough groups for `folds`-fold cross-validation; the others are skipped with a line."""
+    start = 0
+    for bucket, members in buckets.items():
+        span = slice(start, start + len(members))
+        start += len(members)
+        groups = [q.group for q in members]
+        if len(set(groups)) < folds:
+            print(f"skipping bucket {bucket}: {len(members)} examples from {len(set(groups))} "
+                  f"{grouped_by}s, fewer than {folds} folds")
+            continue
+        yield bucket, members, span, groups
+
+
 def bucket_order(name):
     """'m=2' < 'm=12' by number; a user's own bucket names (jsonl) by name, after those."""
     number = name.split("=")[-1]
@@ -415,15 +430,8 @@ def probe_questions(model, tokenizer, questions, run, config, data=None, train=(
 
     knn = run.knn(default_p=1)
     shortcuts = SHORTCUTS.get(config.task, lambda questions: {})
-    settings, start = {}, 0
-    for bucket, members in buckets.items():
-        span = slice(start, start + len(members))
-        start += len(members)
-        groups = [q.group for q in members]
-        if len(set(groups)) < knn.folds:
-            print(f"skipping bucket {bucket}: {len(members)} examples from {len(set(groups))} "
-                  f"{data.GROUPED_BY}s, fewer than {knn.folds} folds")
-            continue
+    settings = {}
+    for bucket, members, span, groups in probed_buckets(buckets, knn.folds, data.GROUPED_BY):
         useful = [np.array(q.useful) for q in members]
         depth = [np.array([-1 if d is None else d for d in q.depth]) for q in members]
         result = probe_setting(features[span], random_features[span], useful, depth, knn, layers,
