@@ -238,3 +238,24 @@ def test_a_missing_hub_id_without_offline_mode_is_one_line(tmp_path, monkeypatch
     refused("probe", "--model", "nobody/no-such-model", "--k", "1", "--out", tmp_path / "o",
             words=["nobody/no-such-model"])
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("wrapper", ["run_finetune_gpt2.sh", "run_probing_gpt2.sh",
+                                     "run_knockout_gpt2.sh"])
+def test_extra_flags_are_passed_as_written(tmp_path, wrapper):
+    """$EXTRA is split into flags but never matched against file names (`*` stays `*`)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    echo = tmp_path / "python"
+    echo.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    echo.chmod(0o755)
+    repo = Path(__file__).parent.parent
+    env = {**os.environ, "PYTHON": str(echo), "EXTRA": "--layers * --note ?", "TASKS": "min01",
+           "OUT": str(tmp_path / "out"), "FINETUNED": str(tmp_path / "ft")}
+    done = subprocess.run(["bash", str(repo / wrapper)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    args = done.stdout.splitlines()
+    assert "*" in args and "?" in args, args
