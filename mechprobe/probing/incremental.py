@@ -37,19 +37,13 @@ BLOCK_PAIRS = 2**24
 SUPPORTED_P = (1, 2)
 
 
-def layerwise_fold_f1(X, y, folds, neighbors, p, device="cpu"):
-    """Macro F1 of the kNN on every single layer and on every prefix of layers, per fold.
+def layerwise_fold_scores(X, y, folds, neighbors, p, device="cpu"):
+    """Macro F1 of the kNN on every single layer and on every prefix of layers, per fold, and
+    from the same pass each sample's out-of-fold label predicted by the kNN on all layers.
 
     X: (samples, layers, per-layer features); y: (samples,) class labels; folds: (train, test)
-    index pairs; device: where the distances are computed (a CUDA device works). Returns two
-    arrays (folds, layers): single, cumulative."""
-    single, cumulative, _ = layerwise_fold_scores(X, y, folds, neighbors, p, device)
-    return single, cumulative
-
-
-def layerwise_fold_scores(X, y, folds, neighbors, p, device="cpu"):
-    """layerwise_fold_f1's two arrays and, from the same pass, each sample's out-of-fold label
-    predicted by the kNN on all layers: (single, cumulative, predicted (samples,))."""
+    index pairs; device: where the distances are computed (a CUDA device works). Returns
+    (single, cumulative: arrays (folds, layers), predicted: (samples,))."""
     y = np.asarray(y)
     single = np.zeros((len(folds), X.shape[1]))
     cumulative = np.zeros((len(folds), X.shape[1]))
@@ -76,7 +70,7 @@ def as_float64(X, device="cpu"):
 
 def all_layers_fold_f1(X, y, folds, neighbors, p, device="cpu"):
     """Macro F1 per fold of the kNN on all layers together: the last cumulative row of
-    layerwise_fold_f1 (the same distance sums, so the same numbers), without the other rows."""
+    layerwise_fold_scores (the same distance sums, so the same numbers), without the other rows."""
     y = np.asarray(y)
     X = as_float64(X, device)
     last = X.shape[1] - 1

@@ -176,14 +176,10 @@ def overall_layerwise_predictions(model, random, config, layer_names, device=Non
     def overall(f1):
         return {stage: None if rows is None else rows["overall"] for stage, rows in f1.items()}
 
-    def out_of_fold(f1):
-        return {stage: None if rows is None else (rows["predicted"], rows["fold"])
-                for stage, rows in f1.items()}
-
     rows = [layer_row(layer, mode, at(trained, mode, position), at(untrained, mode, position))
             for mode in ("single", "cumulative") for position, layer in enumerate(layer_names)]
     return (as_comparison(overall(trained), overall(untrained)), rows,
-            {"model": out_of_fold(trained), "random": out_of_fold(untrained)})
+            {"model": predictions_of(trained), "random": predictions_of(untrained)})
 
 
 def as_comparison(trained, untrained):
@@ -240,8 +236,13 @@ def out_of_fold(samples, config, device=None):
     None}: the predictions behind the probe's F1 (incremental for p 1 or 2, else sklearn)."""
     if config.p not in SUPPORTED_P:
         return sklearn_out_of_fold(samples, config)
+    return predictions_of(layer_f1(samples, config, device or knn_device()))
+
+
+def predictions_of(f1):
+    """layer_f1's per-stage out-of-fold (labels, folds), None where a stage did not run."""
     return {stage: None if rows is None else (rows["predicted"], rows["fold"])
-            for stage, rows in layer_f1(samples, config, device or knn_device()).items()}
+            for stage, rows in f1.items()}
 
 
 def layer_f1(samples, config, device="cpu"):
