@@ -10,13 +10,13 @@ and position that receive the most attention.
 
 from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
 from mechprobe.outputs import output_dir
-from mechprobe.probing.ksmallest import add_task_args
+from mechprobe.flags import add_ksmallest_args
 
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None)
-    add_task_args(parser)
+    add_ksmallest_args(parser)
     parser.add_argument("--random-init", action="store_true",
                         help="use the model's architecture and tokenizer, randomly initialised "
                         "(the 'original' model for the tiny GPT-2)")
@@ -25,7 +25,7 @@ def main(argv=None):
         parser.error("--model is required: a fine-tuned model folder (finetune_gpt2.py's OUT/model)")
     quiet_libraries()
     from mechprobe.analysis.attention_maps import AttentionMapsConfig, run as attn_visual
-    from mechprobe.probing.pipeline import RunConfig
+    from mechprobe.probing.config import RunConfig
 
     with output_dir(args.out, args.force, command="attn_visual.py"):
         attn_visual(AttentionMapsConfig.from_args(args), RunConfig.from_args(args), args.out)

@@ -14,13 +14,13 @@ import contextlib
 
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
 from mechprobe.outputs import output_dir
-from mechprobe.probing.ksmallest import add_task_args
+from mechprobe.flags import add_ksmallest_args
 
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None)
-    add_task_args(parser)
+    add_ksmallest_args(parser)
     parser.add_argument("--random-repeats", type=count(1, 10**4), default=10,
                         help="random pruning draws per level (mean and spread are reported)")
     parser.add_argument("--case-examples", type=count(1, 10**6), default=256,
@@ -31,7 +31,7 @@ def main(argv=None):
     quiet_libraries()
     from mechprobe.analysis.causal import CausalConfig, run as causal
     from mechprobe.parallel import finish_processes, is_main_process
-    from mechprobe.probing.pipeline import RunConfig
+    from mechprobe.probing.config import RunConfig
 
     # Several processes (accelerate launch, torchrun): each runs the model on its share of the
     # examples; the main one alone writes.

@@ -11,7 +11,7 @@ import contextlib
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
 from mechprobe.attention.features import POOLS
 from mechprobe.outputs import output_dir
-from mechprobe.probing.text import add_prompt_args
+from mechprobe.flags import add_prompt_args
 
 
 def main(argv=None):
@@ -40,7 +40,7 @@ def main(argv=None):
     quiet_libraries()
     from mechprobe.analysis.robustness import RobustnessConfig, run as corrupt
     from mechprobe.parallel import finish_processes, is_main_process
-    from mechprobe.probing.pipeline import RunConfig
+    from mechprobe.probing.config import RunConfig
 
     # Several processes (accelerate launch, torchrun): each runs the model on its share of the
     # prompts; the main one alone probes and writes.

@@ -13,7 +13,7 @@ resumes from OUT/checkpoint/ when rerun with the same arguments.
 import argparse
 
 from mechprobe.cli import ArgumentParser, add_common_args, count, number, quiet_libraries, run
-from mechprobe.models import TINY_TEXT, TinyConfig
+from mechprobe.tiny_models import TINY_TEXT, TinyConfig
 from mechprobe.outputs import output_dir
 from mechprobe.training.loop import TUNE_CHOICES
 

@@ -17,8 +17,7 @@ drop per condition and per window; text tasks: knockout_<bucket>.{png,pdf}) and 
 from mechprobe.attention.features import POOLS
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
 from mechprobe.outputs import output_dir
-from mechprobe.probing.ksmallest import add_task_args
-from mechprobe.probing.text import add_prompt_args
+from mechprobe.flags import add_ksmallest_args, add_prompt_args
 
 
 def main(argv=None):
@@ -28,7 +27,7 @@ def main(argv=None):
                         choices=["ksmallest", "proofwriter", "arc", "jsonl"],
                         help="as probe.py: the k-th smallest (a fine-tuned model's task.json), or "
                         "a text task with --data")
-    add_task_args(parser)
+    add_ksmallest_args(parser)
     parser.add_argument("--data", help="text tasks: the data, as probe.py --data")
     parser.add_argument("--shots-data", metavar="FILE",
                         help="jsonl with --icl: the file in-context shots come from")
@@ -68,9 +67,7 @@ def main(argv=None):
                      "or for a text task a hub id or folder")
     quiet_libraries()
     from mechprobe.analysis.knockout import KnockoutConfig, run_ksmallest, run_text
-    from mechprobe.probing.ksmallest import KSmallestConfig
-    from mechprobe.probing.pipeline import RunConfig
-    from mechprobe.probing.text import TextConfig
+    from mechprobe.probing.config import KSmallestConfig, RunConfig, TextConfig
 
     with output_dir(args.out, args.force, command="knockout.py"):
         config = RunConfig.from_args(args)

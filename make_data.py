@@ -61,7 +61,7 @@ def make_llama(args):
     from mechprobe.tasks import arc
     from mechprobe.tasks import proofwriter
     from mechprobe.cli import quiet_libraries
-    from mechprobe.models import build_word_llama
+    from mechprobe.tiny_models import build_word_llama
 
     quiet_libraries()
     is_arc = any(os.path.isfile(os.path.join(args.data, f"reasoning_annotated_{s}.jsonl"))

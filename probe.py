@@ -18,17 +18,17 @@ from contextlib import ExitStack
 from mechprobe.cli import ArgumentParser, add_common_args, count, path_text, quiet_libraries, run
 from mechprobe.attention.features import POOLS
 from mechprobe.outputs import check_output_file, output_dir, removed_on_failure
-from mechprobe.probing.ksmallest import add_task_args
-from mechprobe.probing.text import add_prompt_args
+from mechprobe.flags import add_ksmallest_args, add_prompt_args
+from mechprobe.tasks.base import TASKS, task_names
 
 
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None, out_required=False)  # --dump-examples needs no --out
-    parser.add_argument("--task", default="ksmallest",
-                        choices=["ksmallest", "proofwriter", "arc", "jsonl"],
-                        help="jsonl: your own data, one JSON object per line (docs/DATA.md)")
-    add_task_args(parser)
+    parser.add_argument("--task", default="ksmallest", choices=task_names(),
+                        help="jsonl: your own data, one JSON object per line (docs/DATA.md); "
+                        "a task of your own: docs/ADD_A_TASK.md")
+    add_ksmallest_args(parser)
     parser.add_argument("--data", help="ProofWriter: the release root, its CWA folder, or the "
                         "folder of the paper's preprocessed {train,dev,test}.json; ARC: the folder "
                         "of STREET's reasoning_annotated_*.jsonl or the preprocessed files; either: "
@@ -39,13 +39,13 @@ def main(argv=None):
     parser.add_argument("--shots-data", metavar="FILE",
                         help="jsonl with --icl: the file in-context shots come from (default: the "
                         "same file's other lines)")
-    parser.add_argument("--buckets", default="exact", choices=["exact", "upto"],
+    parser.add_argument("--buckets", choices=["exact", "upto"],
                         help="ProofWriter depth-1 buckets m=2,4,...,24: 'exact' keeps questions whose "
                         "theory has exactly m statements (the paper), 'upto' puts each in the "
                         "smallest bucket >= m (the earlier grouping)")
-    parser.add_argument("--split", default="test", choices=["train", "dev", "test"],
+    parser.add_argument("--split", choices=["train", "dev", "test"],
                         help="split probed (in-context shots always come from train)")
-    parser.add_argument("--icl", type=count(0, 64), default=0,
+    parser.add_argument("--icl", type=count(0, 64),
                         help="ProofWriter/ARC: in-context examples before each question (0 = the "
                         "fine-tuned-model setting)")
     add_prompt_args(parser)
@@ -57,16 +57,16 @@ def main(argv=None):
                         help="one feature per head instead of the head mean")
     parser.add_argument("--query-pool", choices=POOLS,
                         help="pooling over query tokens (default: max with --icl, else mean)")
-    parser.add_argument("--statement-pool", default="mean", choices=POOLS,
-                        help="pooling over a statement's tokens")
-    parser.add_argument("--max-batch-tokens", type=count(1, 2**24), default=1024,
-                        help="cap on padded tokens per forward pass (memory; raise it on a GPU); "
-                        "--batch-size caps examples")
-    parser.add_argument("--neighbors", type=count(1, 10**6), default=8, help="kNN neighbours")
+    parser.add_argument("--statement-pool", choices=POOLS,
+                        help="pooling over a statement's tokens (default: mean)")
+    parser.add_argument("--max-batch-tokens", type=count(1, 2**24),
+                        help="cap on padded tokens per forward pass (default 1024; memory: raise "
+                        "it on a GPU); --batch-size caps examples")
+    parser.add_argument("--neighbors", type=count(1, 10**6), help="kNN neighbours (default 8)")
     parser.add_argument("--p", type=int, choices=[1, 2],
                         help="kNN distance: 2 Euclidean, 1 Manhattan (default: the task's)")
-    parser.add_argument("--folds", type=count(2, 1000), default=5,
-                        help="cross-validation folds, grouped by example (ProofWriter: by theory, "
+    parser.add_argument("--folds", type=count(2, 1000),
+                        help="cross-validation folds (default 5), grouped by example (ProofWriter: by theory, "
                         "since its questions share the context)")
     parser.add_argument("--feature-cache", default="on", choices=["on", "off", "strict"],
                         help="keep the features in OUT/features and reuse them when model, examples "
@@ -79,9 +79,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.model is not None and args.out is None:
         parser.error("--out DIR is required when a model is probed")
-    if args.shots_data and args.task != "jsonl":
-        parser.error(f"--shots-data goes with --task jsonl; --task {args.task} takes its shots "
-                     "from the train split of --data")
     if args.out and args.feature_cache != "off" and os.path.lexists(
             os.path.join(args.out, "features")) and not os.path.isdir(
             os.path.join(args.out, "features")):
@@ -91,11 +88,15 @@ def main(argv=None):
     if args.dump_examples:
         check_output_file(args.dump_examples, "--dump-examples", args.force,
                           inputs=[("--data", args.data), ("--shots-data", args.shots_data)])
-    from mechprobe.probing import ksmallest, text
     from mechprobe.parallel import finish_processes, is_main_process
-    from mechprobe.probing.pipeline import RunConfig
+    from mechprobe.probing.config import KSmallestConfig, RunConfig, TextConfig
+    from mechprobe.probing.ksmallest import KSmallestPart
+    from mechprobe.probing.run import run_command
+    from mechprobe.probing.text import TextPart
 
     run_config = RunConfig.from_args(args) if args.model else None
+    part = (KSmallestPart(KSmallestConfig.from_args(args), args.seed)
+            if TASKS[args.task].family == "numbers" else TextPart(TextConfig.from_args(args)))
     if not is_main_process():   # started as several processes: the main one alone writes
         args.dump_examples = None
     with ExitStack() as guards:
@@ -103,12 +104,7 @@ def main(argv=None):
             guards.enter_context(output_dir(args.out, args.force, command="probe.py"))
         if args.dump_examples:
             guards.enter_context(removed_on_failure(args.dump_examples))
-        if args.task == "ksmallest":
-            ksmallest.run(ksmallest.KSmallestConfig.from_args(args), run_config, args.out,
-                          args.dump_examples, args.seed, args.feature_cache)
-        else:
-            text.run(text.TextConfig.from_args(args), run_config, args.out, args.dump_examples,
-                     args.feature_cache)
+        run_command(part, run_config, args.out, args.dump_examples, args.feature_cache)
     finish_processes()
 
 

@@ -71,7 +71,7 @@ SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hi
 def build_model(kind, attn):
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from mechprobe.models import build_tiny
+    from mechprobe.tiny_models import build_tiny
 
     torch.manual_seed(0)
     if kind == "tiny":

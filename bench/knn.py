@@ -9,7 +9,7 @@ layer-wise rows (incremental distances) against the sklearn reference, side by s
 Features are random, shaped like the paper's largest run: per-head (32 heads) attention features
 of 24 statements per question, 32 layers, 1,024 questions in each of 8 buckets, ProofWriter's
 probe (Manhattan, 8 neighbours, 5 folds). Per bucket, on the model's and the random twin's
-features, the library (mechprobe/probing/pipeline.py probe_setting) fits both stages on all layers
+features, the library (mechprobe/probing/run.py probe_setting) fits both stages on all layers
 and the layer-wise rows: every layer alone and every prefix of layers. It takes both from one
 pass of mechprobe/probing/incremental.py (`overall_and_layerwise`): a fold's distances on a
 layer, computed once (torch.cdist), serve the single row and are added to the running sum that

@@ -43,7 +43,7 @@ QUICK = {"a": {"n": 256}, "b": {"n": 4}}
 def build(kind):
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from mechprobe.models import build_tiny
+    from mechprobe.tiny_models import build_tiny
 
     torch.manual_seed(0)
     if kind == "tiny":

@@ -39,8 +39,8 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from mechprobe.cli import format_table
-from mechprobe.models import TINY_TEXT as TINY
-from mechprobe.models import build_word_llama
+from mechprobe.tiny_models import TINY_TEXT as TINY
+from mechprobe.tiny_models import build_word_llama
 from mechprobe.tasks import proofwriter
 from mechprobe.tasks import proofwriter_gen as gen
 from mechprobe.training.loop import Settings, lr_factor, padded_hidden

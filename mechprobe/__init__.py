@@ -17,8 +17,9 @@ __version__ = "0.2.0"
 
 # The notebook API (mechprobe/api.py), imported on first use: the data generators import this
 # package too and should start without loading torch.
-_API = {"ConfigError", "KSmallestConfig", "ProbeResult", "ReadConfig", "RunConfig", "TextConfig",
-        "load_model", "load_questions", "probe", "probe_ksmallest", "probe_task", "record"}
+_API = {"ConfigError", "KSmallestConfig", "ProbeResult", "Question", "ReadConfig", "RunConfig",
+        "TextConfig", "TextTask", "load_model", "load_questions", "probe", "probe_ksmallest",
+        "probe_task", "record", "register"}
 
 
 def __getattr__(name):

@@ -16,14 +16,18 @@ from dataclasses import replace
 
 from mechprobe.attention.record import record
 from mechprobe.cli import ConfigError, require
-from mechprobe.models import input_device, resolve_device, resolve_dtype
-from mechprobe.probing.ksmallest import KSmallestConfig, probe_numbers, task_of_model
-from mechprobe.probing.pipeline import ProbeResult, ReadConfig, RunConfig, load_model
-from mechprobe.probing.text import TextConfig, load_questions, probe_questions
+from mechprobe.models import input_device, load_model, resolve_device, resolve_dtype
+from mechprobe.probing.config import KSmallestConfig, ReadConfig, RunConfig, TextConfig
+from mechprobe.probing.ksmallest import KSmallestPart
+from mechprobe.probing.result import ProbeResult
+from mechprobe.probing.run import probe_model
+from mechprobe.probing.text import TextPart, load_questions
+from mechprobe.tasks.base import Question, TextTask, register
 from mechprobe.tasks.jsonl import JsonlTask, from_rows
 
-__all__ = ["ConfigError", "KSmallestConfig", "ProbeResult", "ReadConfig", "RunConfig", "TextConfig",
-           "load_model", "load_questions", "probe", "probe_ksmallest", "probe_task", "record"]
+__all__ = ["ConfigError", "KSmallestConfig", "ProbeResult", "Question", "ReadConfig", "RunConfig",
+           "TextConfig", "TextTask", "load_model", "load_questions", "probe", "probe_ksmallest",
+           "probe_task", "record", "register"]
 
 
 def run_for_model(model, run):
@@ -57,24 +61,21 @@ def probe(model, tokenizer, rows, run=None, icl=0, shots=None, n_examples=1024):
             f"or None, got {type(shots).__name__}")
     config = TextConfig(task="jsonl", data="rows", icl=icl, n_examples=n_examples)
     run = run_for_model(model, run)
-    task = JsonlTask("rows")
+    task = JsonlTask(config)
     records = from_rows(enumerate(rows, 1), "rows", task)
     train = from_rows(enumerate(shots, 1), "shots") if shots else records
-    return probe_questions(model, tokenizer, records, run, config, task, train if icl else ())
+    return probe_model(model, tokenizer, TextPart(config, records, task, train if icl else []),
+                       run)
 
 
 def probe_task(model, tokenizer, config, run=None):
-    """Probe on ProofWriter or ARC (a TextConfig names the task, data folder, split, shots)."""
-    run = run_for_model(model, run)
-    data, questions = load_questions(config)
-    train = data.load(config.data, "train") if config.icl else ()
-    return probe_questions(model, tokenizer, questions, run, config, data, train)
+    """Probe on a text task (a TextConfig names the task, data, split, shots): ProofWriter, ARC,
+    a jsonl file, or a task you registered (mechprobe.register)."""
+    return probe_model(model, tokenizer, TextPart(config), run_for_model(model, run))
 
 
 def probe_ksmallest(model, tokenizer, config=None, run=None):
     """Probe `model` on the k-th smallest task (KSmallestConfig: k, or all_k for every k; unset
     fields from the task.json in the model's folder, model.name_or_path)."""
-    config = config or KSmallestConfig()
-    run = run_for_model(model, run)
-    task, numbers = task_of_model(model, tokenizer, config, model.name_or_path, multi_token=True)
-    return probe_numbers(model, tokenizer, task, numbers, run, config)
+    return probe_model(model, tokenizer, KSmallestPart(config or KSmallestConfig()),
+                       run_for_model(model, run))

@@ -1,18 +1,17 @@
-"""Loading models: devices, dtypes, the embedded tiny GPT-2, and hub ids or local directories."""
+"""Loading models: devices, dtypes, hub ids or local folders checked, the model placed, and its
+randomly initialised twin (the probing score's baseline)."""
 
 import os
 import pickle
 import re
 import sys
 import warnings
-from dataclasses import dataclass
 
 import torch
 
+from mechprobe import seeds
 from mechprobe.cli import UserError
-from mechprobe.jsonfiles import read_json
 
-TASK_FILE = "task.json"  # written beside a fine-tuned model: which task it was trained on
 
 
 def resolve_device(spec):
@@ -45,81 +44,6 @@ def resolve_dtype(spec, device):
     if dtype == torch.float16 and device.type == "cpu":
         raise UserError("--dtype float16 is not supported on the CPU: use float32 or bfloat16")
     return dtype
-
-
-@dataclass(frozen=True)
-class TinyConfig:
-    """Size of the embedded GPT-2 trained from scratch (small enough for a 2-core CPU)."""
-
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 64
-    n_positions: int = 64
-
-
-# The tiny model for ProofWriter (a Llama; see mechprobe/training/proofwriter.py): longer prompts (up to
-# ~250 words) and a harder task than the k-th smallest.
-TINY_TEXT = TinyConfig(n_layer=4, n_head=4, n_embd=128, n_positions=512)
-
-
-def word_tokenizer(words, max_length, split_punctuation=False, specials=("<pad>", "<unk>")):
-    """A word-level tokenizer (the `tokenizers` library) over `words`, in the given order.
-
-    Words are split at whitespace, and also at punctuation with split_punctuation ("Bob is big."
-    -> Bob, is, big, .). Token offsets are exact, so statement spans map to tokens.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {token: i for i, token in enumerate(specials)}
-    for word in words:
-        vocab.setdefault(str(word), len(vocab))
-    word_level = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    word_level.pre_tokenizer = (pre_tokenizers.Whitespace() if split_punctuation
-                                else pre_tokenizers.WhitespaceSplit())
-    word_level.decoder = decoders.WordPiece()  # joins words with spaces when decoding
-    return PreTrainedTokenizerFast(tokenizer_object=word_level, unk_token="<unk>", pad_token="<pad>",
-                                   model_max_length=max_length)
-
-
-def build_tiny(numbers, config=TinyConfig(), seed=0):
-    """A randomly initialised GPT-2 with a word-level tokenizer whose words are `numbers`.
-
-    No dropout: trained from scratch on fresh synthetic data, the model does not overfit, and
-    dropout only slows learning.
-
-    Both are ordinary transformers objects: save_pretrained() writes a directory that
-    AutoModelForCausalLM / AutoTokenizer reload offline.
-    """
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    tokenizer = word_tokenizer(numbers, config.n_positions)
-    gpt2 = GPT2Config(vocab_size=len(tokenizer), n_positions=config.n_positions, n_embd=config.n_embd,
-                      n_layer=config.n_layer, n_head=config.n_head, bos_token_id=0, eos_token_id=0,
-                      pad_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    torch.manual_seed(seed)
-    return GPT2LMHeadModel(gpt2), tokenizer
-
-
-def build_word_llama(texts, hidden=512, layers=8, heads=8, kv_heads=2, intermediate=2048,
-                     max_positions=4096, seed=0):
-    """A randomly initialised Llama-architecture model (grouped-query attention) with a word-level
-    tokenizer over the words of `texts`: a local stand-in for LLaMA to run the ProofWriter and ARC
-    pipelines offline (about 30M parameters at the defaults)."""
-    import re
-
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    words = sorted({w for text in texts for w in re.findall(r"\w+|[^\w\s]+", text)} | {"True", "False"})
-    tokenizer = word_tokenizer(words, max_positions, split_punctuation=True,
-                               specials=("<pad>", "<unk>", "<s>"))
-    tokenizer.bos_token = "<s>"
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
-                         num_hidden_layers=layers, num_attention_heads=heads,
-                         num_key_value_heads=kv_heads, max_position_embeddings=max_positions,
-                         pad_token_id=0, bos_token_id=2, eos_token_id=2, tie_word_embeddings=False)
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config), tokenizer
 
 
 def looks_like_path(name):
@@ -313,15 +237,47 @@ def check_fits(model, lengths, fix="use a shorter --list-len", names=None, skip=
     return fits
 
 
-def read_task_file(model_dir):
-    """The task a fine-tuned model was trained on, or None for other models."""
-    path = os.path.join(model_dir, TASK_FILE)
-    if not os.path.isfile(path):
-        return None
-    task = read_json(path)
-    if not isinstance(task, dict) or not all(
-            isinstance(task.get(key, 0), int) and task.get(key, 0) >= 0
-            for key in ("k", "list_len", "num_set")):
-        raise UserError(f"{path} is not a JSON object naming the task: fine-tune the model again, "
-                        "or delete the file and pass --k/--list-len/--num-set")
-    return task
+def check_model_name(name):
+    """'tiny' names a model to build, not one to probe."""
+    if name == "tiny":
+        raise UserError("--model must name a trained model: fine-tune one first "
+                        "(python finetune_gpt2.py --task min01 --out runs/tiny-min01) and pass "
+                        "--model runs/tiny-min01/model, or pass a hub id / local directory")
+
+
+def load_model(name, device="auto", dtype="auto", placement=None):
+    """The probed model and its tokenizer (a hub id or local folder), in eval mode; where inputs
+    go is models.input_device(model). `placement` (RunConfig.placement()) spreads a large model
+    over several devices."""
+    from mechprobe.parallel import processes
+
+    check_model_name(name)
+    state = processes()
+    # Several processes: each on its own device (accelerate knows which), unless one was named.
+    device = state.device if state is not None and device == "auto" else resolve_device(device)
+    model, tokenizer = load_pretrained(name, dtype=resolve_dtype(dtype, device), placement=placement)
+    if not placement:
+        model = model.to(device)
+    return model.eval(), tokenizer
+
+
+def twin_seed(seed):
+    """The random twin's initialisation seed: derived from --seed but not equal to it, so that a
+    model which is itself a random init from that seed (make_data.py llama) is not its own twin."""
+    return int(seeds.rng(seed, seeds.TWIN).integers(2**31))
+
+
+def random_twin(model, seed):
+    """The same architecture, randomly initialised (the probing score's baseline)."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(twin_seed(seed))
+    twin = AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
+    layout = getattr(model, "hf_device_map", None)
+    if layout and len(set(layout.values())) > 1:
+        from accelerate import dispatch_model
+
+        # The twin's weights are fresh: what the model keeps on disk, the twin keeps in memory.
+        layout = {name: "cpu" if where == "disk" else where for name, where in layout.items()}
+        return dispatch_model(twin, device_map=layout).eval()
+    return twin.to(input_device(model)).eval()

@@ -127,7 +127,7 @@ def learned_min01(tmp_path_factory):
 def generated(tmp_path_factory):
     """Generated ProofWriter data and a small random-init Llama over its words."""
     from mechprobe.tasks import proofwriter
-    from mechprobe.models import build_word_llama
+    from mechprobe.tiny_models import build_word_llama
 
     root = tmp_path_factory.mktemp("pw")
     run_ok("make_data", "proofwriter", "--out", str(root / "data"), "--n-theories", "60")

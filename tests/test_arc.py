@@ -149,7 +149,7 @@ def test_a_record_without_its_answer_unit_is_a_clear_error(tmp_path):
 
 
 def test_dump_and_probe_the_shipped_records(tmp_path):
-    from mechprobe.models import build_word_llama
+    from mechprobe.tiny_models import build_word_llama
 
     texts = [s for split in arc.SPLITS for q in arc.load(SHIPPED, split) for s in q.statements + [q.question]]
     model, tokenizer = build_word_llama(texts, hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64)

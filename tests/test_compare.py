@@ -5,7 +5,7 @@ import json
 from conftest import refused, run_ok
 from test_trees_bootstrap import setting
 
-from mechprobe.probing.pipeline import ProbeResult
+from mechprobe.probing.result import ProbeResult
 
 META = {"task": "ksmallest", "probe": {"neighbors": 5, "p": 2, "folds": 5}, "list_len": 16,
         "num_set": 512, "n_examples": 40}

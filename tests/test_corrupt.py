@@ -9,8 +9,8 @@ from conftest import refused, run_ok
 
 from mechprobe import seeds
 from mechprobe.tasks import proofwriter
-from mechprobe.analysis.robustness import (CORRUPTIONS, binned, correct_answers, correlation, corrupt,
-                               counterfactual, inner_words, summarise)
+from mechprobe.analysis.robustness import binned, correct_answers, correlation, summarise
+from mechprobe.tasks.corruptions import CORRUPTIONS, corrupt, counterfactual, inner_words
 
 
 @pytest.mark.parametrize("statement, expected", [

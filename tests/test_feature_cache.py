@@ -7,7 +7,7 @@ import time
 import pytest
 from conftest import refused, run_cli, run_ok
 
-from mechprobe.probing import pipeline
+from mechprobe.probing import extraction
 
 
 def results(out):
@@ -24,8 +24,8 @@ def test_reprobe_reuses_features_and_equals_a_fresh_run(small_finetuned, tmp_pat
     probe(model, out)
     assert not results(out)["features_cached"] and len(list((out / "features").iterdir())) == 1
     calls = []
-    real = pipeline.features_of
-    monkeypatch.setattr(pipeline, "features_of", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = extraction.features_of
+    monkeypatch.setattr(extraction, "features_of", lambda *a, **k: calls.append(1) or real(*a, **k))
     started = time.perf_counter()
     printed = probe(model, out, "--layers", "1", "--neighbors", "4", "--folds", "3")
     assert "reusing the features" in printed and not calls and time.perf_counter() - started < 30

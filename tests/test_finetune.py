@@ -7,7 +7,7 @@ from conftest import SMALL_TINY, refused, run_ok, run_script
 
 from mechprobe.training import ksmallest as finetune
 from mechprobe.training.ksmallest import TrainConfig
-from mechprobe.models import build_tiny
+from mechprobe.tiny_models import build_tiny
 from mechprobe.training.loop import select_trainable
 
 QUICK = ["--task", "min01", "--n-train", "600", "--n-eval", "64", "--steps", "12",

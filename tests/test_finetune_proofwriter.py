@@ -10,8 +10,8 @@ from conftest import refused, run_ok
 
 from mechprobe.tasks import proofwriter
 from mechprobe.training.proofwriter import accuracy_by_group, build_tiny_model, negated, training_questions
-from mechprobe.models import TinyConfig, build_tiny
-from mechprobe.probing.text import answer_ids
+from mechprobe.tiny_models import TinyConfig, build_tiny
+from mechprobe.tasks.prompts import answer_ids
 from mechprobe.training.loop import batch_indices, last_logits, predict, training_loss
 
 QUICK = ["--task", "proofwriter", "--steps", "16", "--eval-every", "8", "--batch-size", "16",
@@ -112,7 +112,7 @@ def test_finetune_proofwriter_end_to_end(generated, tmp_path):
     groups = {(r["group"], r["value"]) for r in results["test_by_group"]}
     assert {("depth", "0"), ("depth", "1"), ("answer", "True"), ("answer", "False")} <= groups
     # The chance guard, recomputed: the test questions counted from the per-answer rows.
-    from mechprobe.probing.pipeline import near_chance
+    from mechprobe.baselines import near_chance
 
     n_test = sum(r["n"] for r in results["test_by_group"] if r["group"] == "answer")
     assert results["baseline_rate"] == max(results["input_only_rates"].values())

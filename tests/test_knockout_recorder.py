@@ -171,7 +171,7 @@ def test_knockout_after_a_shared_prefix_equals_the_whole_prompt(config_fn):
 def test_knockout_on_a_model_split_over_cpu_and_disk_equals_the_whole_model(bpe_gpt2_dir, tmp_path):
     from test_placement import LAYOUT
 
-    from mechprobe.probing.pipeline import load_model
+    from mechprobe.models import load_model
 
     whole, _ = load_model(bpe_gpt2_dir, "cpu", "float32")
     split, _ = load_model(bpe_gpt2_dir, "cpu", "float32",

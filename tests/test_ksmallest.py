@@ -3,7 +3,7 @@ import pytest
 
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError
-from mechprobe.probing.pipeline import ReadConfig
+from mechprobe.probing.config import ReadConfig
 
 
 def test_parse_task():
@@ -113,7 +113,7 @@ def test_bos_is_kept_in_single_token_prompts():
     """A tokenizer that adds a BOS (OPT, LLaMA) keeps it before the numbers."""
     from tokenizers import processors
 
-    from mechprobe.models import word_tokenizer
+    from mechprobe.tiny_models import word_tokenizer
     from mechprobe.probing.ksmallest import to_examples
 
     tokenizer = word_tokenizer([str(n) for n in range(30)], 64, specials=("<pad>", "<unk>", "<s>"))

@@ -3,7 +3,8 @@ import torch
 
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError
-from mechprobe.models import build_tiny, load_pretrained, resolve_device, resolve_dtype
+from mechprobe.models import load_pretrained, resolve_device, resolve_dtype
+from mechprobe.tiny_models import build_tiny
 
 
 def test_auto_device_and_dtype_on_this_machine():

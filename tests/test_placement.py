@@ -8,7 +8,9 @@ from conftest import run_ok
 
 from mechprobe.attention.features import Example
 from mechprobe.models import input_device
-from mechprobe.probing.pipeline import ReadConfig, features_of, load_model, random_twin
+from mechprobe.probing.config import ReadConfig
+from mechprobe.probing.extraction import features_of
+from mechprobe.models import load_model, random_twin
 
 # GPT-2's modules, the second block kept on disk (accelerate loads it for each forward).
 LAYOUT = {"transformer.wte": "cpu", "transformer.wpe": "cpu", "transformer.h.0": "cpu",

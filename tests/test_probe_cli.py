@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mechprobe import seeds
 from mechprobe.tasks import ksmallest
-from mechprobe.probing.pipeline import twin_seed
+from mechprobe.models import twin_seed
 
 N = 64
 
@@ -124,7 +124,7 @@ def test_all_k_and_layer_subset(small_finetuned, tmp_path):
 def test_chance_guard_compares_with_the_best_input_only_answerer():
     """A model that beats the commonest answer but not copying the last number (an untrained
     GPT-2 with tied embeddings) is near chance, and the guard names the copying."""
-    from mechprobe.probing.pipeline import chance_check, near_chance
+    from mechprobe.baselines import chance_check, near_chance
     from mechprobe.tasks.shortcuts import ksmallest_answers
 
     task = ksmallest.Task(k=2)
@@ -185,7 +185,7 @@ def digit_tokenizer():
     """Numbers split into single digits (as LLaMA and SmolLM2 do) and a BOS added to every text."""
     from tokenizers import processors
 
-    from mechprobe.models import word_tokenizer
+    from mechprobe.tiny_models import word_tokenizer
 
     tokenizer = word_tokenizer([str(d) for d in range(10)], 64, specials=("<pad>", "<unk>", "<s>"))
     backend = tokenizer.backend_tokenizer

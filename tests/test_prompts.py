@@ -10,7 +10,8 @@ from transformers import AutoTokenizer
 
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError
-from mechprobe.probing.text import choose_shots, prompt, sample_buckets, shots_for
+from mechprobe.tasks.prompts import choose_shots, prompt, shots_for
+from mechprobe.probing.buckets import sample_buckets
 
 
 def ids(shot_lists):
@@ -100,7 +101,7 @@ def test_chat_prompt_places_statements_query_and_answers_in_the_template(generat
     """--prompt chat: shots and question as turns of the tokenizer's chat template; statements
     keep their tokens, the query runs to the assistant's opening, answers are scored as the
     assistant's first word (no leading space)."""
-    from mechprobe.probing.text import prompt_answer_ids, to_example
+    from mechprobe.tasks.prompts import prompt_answer_ids, to_example
 
     tokenizer = AutoTokenizer.from_pretrained(bpe_gpt2_dir)
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
@@ -135,7 +136,7 @@ def test_shots_are_dealt_over_the_answers_that_have_questions():
     1 A, 2 B, 1 C, never an error while the split has 4 questions to draw."""
     from types import SimpleNamespace
 
-    from mechprobe.probing.text import shot_counts, shot_pools
+    from mechprobe.tasks.prompts import shot_counts, shot_pools
 
     train = [SimpleNamespace(id=f"{answer}{i}", target=answer, choices=("A", "B", "C", "D"))
              for answer, n in (("A", 1), ("B", 5), ("C", 5)) for i in range(n)]

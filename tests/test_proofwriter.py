@@ -131,7 +131,7 @@ def test_buckets_exact_by_default_upto_on_request(tmp_path):
 
 
 def test_bucket_sizes_line(tmp_path):
-    from mechprobe.probing.text import bucket_sizes
+    from mechprobe.probing.buckets import bucket_sizes
 
     write_release(tmp_path)
     questions = proofwriter.load(str(tmp_path), "test")
@@ -200,7 +200,8 @@ def test_dump_examples_of_a_release_record(tmp_path):
     rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     q3 = rows["RelNeg-CWA-D2-7-Q3"]
     assert set(q3) == {"id", "statements", "question", "answer", "useful", "depth", "qdep", "bucket",
-                       "choices", "group", "suffix"}   # the jsonl task's schema: a dump reads back
+                       "choices", "group", "suffix", "kinds"}   # the jsonl schema: a dump reads back
+    assert q3["kinds"] == ["fact"] * 10 + ["rule"] * 3
     assert q3["useful"] == [0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1]
     assert q3["depth"] == [None, None, None, 0, None, None, 0, None, None, None, None, None, 1]
     assert q3["qdep"] == 1 and q3["bucket"] == "m=16" and q3["answer"] == "True"
@@ -267,7 +268,7 @@ def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
     assert results["buckets"] == "exact" and results["cv_groups"] == "theory"
     assert results["query_pool"] == ("max" if icl else "mean")
     assert "m=1" in results["settings"]
-    from mechprobe.probing.pipeline import near_chance
+    from mechprobe.baselines import near_chance
 
     for name, setting in results["settings"].items():
         n = setting["n_examples"]
@@ -286,7 +287,7 @@ def test_probe_proofwriter_end_to_end(generated, tmp_path, icl):
 def test_prompt_spans(generated):
     from transformers import AutoTokenizer
 
-    from mechprobe.probing.text import to_example
+    from mechprobe.tasks.prompts import to_example
     from mechprobe.tasks.proofwriter import SUFFIX
 
     tokenizer = AutoTokenizer.from_pretrained(generated / "model")
@@ -304,7 +305,7 @@ def test_prompt_spans(generated):
 
 def test_text_control_and_chance_warning(generated, tmp_path):
     """The untrained model answers at chance: the probe says so, and prints the text-only control."""
-    from mechprobe.probing.text import text_features
+    from mechprobe.probing.text_control import text_features
 
     q = next(q for q in proofwriter.load(str(generated / "data"), "test") if q.qdep == 1)
     features = text_features(q)
@@ -352,7 +353,7 @@ def test_hard_questions_are_those_the_answerer_gets_wrong():
 
 
 def test_near_chance():
-    from mechprobe.probing.pipeline import near_chance
+    from mechprobe.baselines import near_chance
 
     assert near_chance(0.55, 0.5, 100) and not near_chance(0.75, 0.5, 100)
     assert near_chance(0.8, 0.8, 1000) and not near_chance(0.95, 0.8, 200)

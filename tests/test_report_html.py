@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from test_trees_bootstrap import setting
 
-from mechprobe.probing.pipeline import ProbeResult
+from mechprobe.probing.result import ProbeResult
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -10,7 +10,8 @@ from test_knn_incremental import bucket
 
 from mechprobe.probing.bootstrap import bootstrap, draws, fold_mean_f1, point_scores
 from mechprobe.probing.knn import ProbeConfig
-from mechprobe.probing.pipeline import ProbeResult, probe_setting
+from mechprobe.probing.result import ProbeResult
+from mechprobe.probing.run import probe_setting
 from mechprobe.probing.predictions import NO_LABEL, SettingPredictions, read_predictions
 from mechprobe.probing.tree_recovery import recovered, tree_recovery
 

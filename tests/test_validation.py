@@ -36,27 +36,29 @@ def test_jsonl_fields_of_the_wrong_kind(tmp_path, change, words):
 
 def test_shots_data_goes_with_jsonl_and_keeps_one_suffix(tmp_path, generated):
     refused("probe", "--task", "proofwriter", "--data", generated / "data", "--shots-data",
-            generated / "data", "--dump-examples", tmp_path / "d.jsonl", words=["--task jsonl"])
+            generated / "data", "--dump-examples", tmp_path / "d.jsonl",
+            words=["--shots-data", "task jsonl"])
+    from mechprobe.probing.config import TextConfig
     from mechprobe.tasks.jsonl import JsonlTask
 
     probed = jsonl(tmp_path, {**ROW, "suffix": " True or False?"})
     shots = jsonl(tmp_path, {**ROW, "suffix": " Answer:"}, name="shots.jsonl")
-    task = JsonlTask(str(probed), str(shots))
-    task.load(str(probed), "test")
+    task = JsonlTask(TextConfig(task="jsonl", data=str(probed), shots_data=str(shots)))
+    task.load("test")
     from mechprobe.cli import UserError
 
     with pytest.raises(UserError, match="--shots-data .* suffix ' Answer:'"):
-        task.load(str(probed), "train")
-    assert task.SUFFIX == " True or False?"
+        task.shots()
+    assert task.suffix == " True or False?"
     folder = tmp_path / "afolder"
     folder.mkdir()
     with pytest.raises(UserError, match="--shots-data"):
-        JsonlTask(str(probed), str(folder)).load(str(probed), "train")
+        JsonlTask(TextConfig(task="jsonl", data=str(probed), shots_data=str(folder))).shots()
 
 
 def test_shots_without_answers_say_so(tmp_path):
     from mechprobe.cli import UserError
-    from mechprobe.probing.text import shots_for
+    from mechprobe.tasks.prompts import shots_for
     from mechprobe.tasks.jsonl import from_rows
 
     plain = {k: v for k, v in ROW.items() if k not in ("answer", "choices")}
@@ -189,7 +191,7 @@ def test_a_chat_template_that_raises_is_one_line(tmp_path, bpe_gpt2_dir):
     from transformers import AutoTokenizer
 
     from mechprobe.cli import UserError
-    from mechprobe.probing.text import chat_frame
+    from mechprobe.tasks.prompts import chat_frame
 
     tokenizer = AutoTokenizer.from_pretrained(bpe_gpt2_dir)
     tokenizer.chat_template = "{{ raise_exception('no system turns') }}"

@@ -15,8 +15,9 @@ from mechprobe.cli import format_table
 from mechprobe.attention.last_token import by_rank, last_token_attention
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.plots import heatmap, save_figure
-from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
-from mechprobe.probing.pipeline import random_twin
+from mechprobe.probing.config import KSmallestConfig
+from mechprobe.probing.ksmallest import load_task_model
+from mechprobe.models import random_twin
 from mechprobe.attention.recorder import Recorder
 
 
@@ -37,10 +38,6 @@ class AttentionMapsConfig(KSmallestConfig):
     """attn_visual.py: which k-th smallest examples, and whether to read a random twin instead."""
 
     random_init: bool = False          # the same architecture, randomly initialised
-
-    @classmethod
-    def from_args(cls, args):
-        return cls(**vars(KSmallestConfig.from_args(args)), random_init=args.random_init)
 
 
 def run(config, run, out):

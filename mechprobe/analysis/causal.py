@@ -20,7 +20,8 @@ from mechprobe.attention.last_token import accuracy_with_heads_masked, by_rank, 
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.parallel import is_main_process, my_share, summed, world_size
 from mechprobe.plots import heatmap, save_figure, subplots
-from mechprobe.probing.ksmallest import KSmallestConfig, load_task_model
+from mechprobe.probing.config import KSmallestConfig
+from mechprobe.probing.ksmallest import load_task_model
 from mechprobe.attention.recorder import Recorder
 from mechprobe.models import input_device
 
@@ -181,11 +182,6 @@ class CausalConfig(KSmallestConfig):
 
     random_repeats: int = 10           # random-pruning draws per fraction
     case_examples: int = 256           # examples of the attention-flow case study
-
-    @classmethod
-    def from_args(cls, args):
-        return cls(**vars(KSmallestConfig.from_args(args)), random_repeats=args.random_repeats,
-                   case_examples=args.case_examples)
 
 
 def run(config, run, out):

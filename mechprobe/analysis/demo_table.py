@@ -8,7 +8,7 @@ import sys
 
 from mechprobe.cli import format_table
 from mechprobe.probing.intervals_table import interval_report
-from mechprobe.probing.pipeline import summary_row
+from mechprobe.probing.result import summary_row
 
 
 def demo_row(train, probe):

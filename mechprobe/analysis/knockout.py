@@ -30,7 +30,8 @@ from mechprobe.models import input_device
 from mechprobe.outputs import write_json
 from mechprobe.plots import save_figure, subplots
 from mechprobe.probing.knn import Samples, out_of_fold
-from mechprobe.probing.pipeline import parse_layers
+from mechprobe.probing.config import parse_layers
+from mechprobe.tasks import prompts
 
 # name -> what is hidden, in the order of the issue's (a)-(e)
 CONDITIONS = {
@@ -196,8 +197,8 @@ def layer_plan(config, n_layers):
     """(layers of the whole-model conditions, layer windows), checked against the model."""
     try:
         layers = parse_layers(config.layers, n_layers)
-    except UserError as err:     # the same rules as --layers, under this flag's name
-        raise UserError(str(err).replace("--layers", "--knockout-layers")) from None
+    except UserError as err:     # the same rules as ReadConfig.layers, under this flag's name
+        raise UserError(str(err).replace("ReadConfig.layers", "--knockout-layers")) from None
     return layers, windows(n_layers, config.window, config.stride)
 
 
@@ -368,11 +369,9 @@ def text_scored(tokenizer, questions, shots, suffix, style):
     """Scored prompts of labelled questions (ProofWriter, ARC, jsonl) and their answer tokens:
     the answer is the question's choice whose first token has the highest logit, as probing
     scores it."""
-    from mechprobe.probing import text
-
-    examples = [text.to_example(tokenizer, q, these, suffix, style) for q, these in zip(questions, shots)]
+    examples = [prompts.to_example(tokenizer, q, these, suffix, style) for q, these in zip(questions, shots)]
     words = list(dict.fromkeys(c for q in questions for c in q.choices))
-    ids = text.prompt_answer_ids(tokenizer, questions[0], shots[0], suffix, words, style)
+    ids = prompts.prompt_answer_ids(tokenizer, questions[0], shots[0], suffix, words, style)
     token = dict(zip(words, ids))
     return [Scored(example, np.array(q.useful, dtype=bool),
                    np.array([-1 if d is None else d for d in q.depth]), int(token[q.target]),
@@ -384,29 +383,30 @@ def run_text(config, text_config, run, out, only_buckets=None):
     """knockout.py on a text task: per bucket (ProofWriter's m, ARC's depth) the same conditions
     as the k-th smallest run, folds grouped as probing groups them (ProofWriter: by theory);
     `only_buckets`: the names of the buckets to run (None: all)."""
-    from mechprobe.probing import text
-    from mechprobe.probing.pipeline import load_model
+    from mechprobe.models import load_model
+    from mechprobe.probing.buckets import probed_buckets, sample_buckets
+    from mechprobe.probing.text import load_questions
 
     started = time.time()
-    data, questions = text.load_questions(text_config)
+    task, questions = load_questions(text_config)
     if not all(q.target is not None and q.choices for q in questions):
         raise UserError(f"{text_config.data}: knockout scores answers, and some questions have "
                         "none: give every line a target and its choices (docs/DATA.md)")
-    buckets = text.sample_buckets(questions, text_config.n_examples, run.seed)
+    buckets = sample_buckets(questions, text_config.n_examples, run.seed)
     if only_buckets:
         unknown = sorted(set(only_buckets) - set(buckets))
         if unknown:
             raise UserError(f"--only-buckets {','.join(unknown)}: no such bucket in the "
                             f"{text_config.split} split; it has {', '.join(buckets)}")
         buckets = {name: members for name, members in buckets.items() if name in only_buckets}
-    train = data.load(text_config.data, "train") if text_config.icl else []
+    train = task.shots() if text_config.icl else []
     model, tokenizer = load_model(run.model, run.device, run.dtype, run.placement())
     recorder = Recorder(model)
     layer_plan(config, recorder.n_layers)
     flat = [q for members in buckets.values() for q in members]
-    shots = text.shots_for(flat, train, text_config.icl, text_config.shots, run.seed)
-    scored = text_scored(tokenizer, flat, shots, data.SUFFIX, text_config.prompt)
-    text.fitting_prompts(model, flat, [[s.example] for s in scored], skip_long=False)
+    shots = prompts.shots_for(flat, train, text_config.icl, text_config.shots, run.seed)
+    scored = text_scored(tokenizer, flat, shots, task.suffix, text_config.prompt)
+    prompts.fitting_prompts(model, flat, [[s.example] for s in scored], skip_long=False)
     read = run.read.with_defaults(query_pool="max" if text_config.icl else "mean", batch_size=16)
     pad_id = tokenizer.pad_token_id or 0
     features, _, _ = extract(recorder, [s.example for s in scored],
@@ -415,7 +415,7 @@ def run_text(config, text_config, run, out, only_buckets=None):
                              pad_id=pad_id, max_tokens=read.max_batch_tokens)
     knn = run.knn(default_p=1)
     settings = {}
-    for bucket, members, span, groups in text.probed_buckets(buckets, knn.folds, data.GROUPED_BY):
+    for bucket, members, span, groups in probed_buckets(buckets, knn.folds, task.grouped_by):
         print(f"\n== bucket {bucket}")
         body = knockout_experiment(recorder, scored[span], features[span], knn, config, run.seed,
                                    read, pad_id, groups)
@@ -425,7 +425,7 @@ def run_text(config, text_config, run, out, only_buckets=None):
                                  f"({config.queries} queries)"), out, name)
         settings[bucket] = {"figure": name, **body}
     if not settings:
-        raise UserError(f"every bucket has fewer {data.GROUPED_BY}s than --folds {knn.folds}: "
+        raise UserError(f"every bucket has fewer {task.grouped_by}s than --folds {knn.folds}: "
                         "use more questions (--n-examples) or fewer --folds")
     results = {"task": text_config.task, "model": run.model, "data": text_config.data,
                "split": text_config.split, "icl": text_config.icl,

@@ -8,7 +8,6 @@ once (seeded), so every subset sees the same corrupted versions. Subsets are bin
 8 equal-width bins; Pearson and Spearman correlations relate S_P2 to the accuracy change.
 """
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -24,64 +23,23 @@ from mechprobe.outputs import make_dirs, write_json
 from mechprobe.plots import save_figure, subplots
 from mechprobe.probing.knn import Samples, compare
 from mechprobe.models import position_limit
-from mechprobe.probing.text import (fitting_prompts, prompt_answer_ids, shot_record, shots_for,
-                                    to_example)
+from mechprobe.baselines import chance_check, chance_warning, shortcut_caveat
+from mechprobe.models import load_model
 from mechprobe.parallel import is_main_process, world_size
-from mechprobe.probing.pipeline import (chance_check, chance_warning, features_shared, load_model,
-                                        parse_layers, random_twin, shortcut_caveat)
+from mechprobe.probing.config import FromArgs
+from mechprobe.probing.extraction import answer_scores, extract_pair
+from mechprobe.tasks.corruptions import CORRUPTIONS, corrupt
+from mechprobe.tasks.prompts import (chosen_answers, fitting_prompts, prompt_answer_ids,
+                                     shot_record, shots_for, to_example)
 from mechprobe.tasks.shortcuts import proofwriter_answers
 
-CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
 N_BINS = 8
 
 
-COUNTERFACTUAL_WORDS = ("That", "is", "false")   # what counterfactual() adds to a statement
-OPENERS = {"The", "If", "All", "Something", "Someone", "Everything", "Everyone"}
-
-
-def counterfactual(statement, lower_words=frozenset()):
-    """'The cow is big.' -> 'That the cow is big is false.'
-
-    The first letter is lower-cased unless the first word is a name: a name is a capitalised word
-    that is not a usual opener and never occurs in lower case in `lower_words` (the theory's
-    words past sentence starts), so 'Bob is big.' keeps 'Bob' and 'Big things are red.' does not
-    keep 'Big'.
-    """
-    body = statement.rstrip(". ")
-    first = body.split(" ", 1)[0].rstrip(",")
-    if first in OPENERS or first.lower() in lower_words or not first[:1].isupper():
-        body = body[:1].lower() + body[1:]
-    return f"That {body} is false."
-
-
-def inner_words(texts):
-    """Words of the texts that do not start a sentence."""
-    return frozenset(w.strip(".,?!") for t in texts for w in t.split()[1:])
-
-
-def corrupt(question, kind, rng):
-    """A corrupted copy of the question, or None where the corruption does not apply."""
-    statements = list(question.statements)
-    if kind == "shuffle":
-        order = rng.permutation(len(statements))
-        return dataclasses.replace(
-            question, statements=[statements[i] for i in order],
-            statement_ids=[question.statement_ids[i] for i in order],
-            useful=[question.useful[i] for i in order], depth=[question.depth[i] for i in order])
-    wanted = 1 if kind == "useful_counterfactual" else 0
-    candidates = [i for i, u in enumerate(question.useful) if u == wanted]
-    if not candidates:
-        return None
-    index = candidates[rng.integers(len(candidates))]
-    words = inner_words(statements + [question.question])
-    statements[index] = counterfactual(statements[index], words)
-    return dataclasses.replace(question, statements=statements)
-
-
 def correct_answers(scores, words, questions):
-    """1 where the question's own choice with the highest logit is its answer."""
-    return np.array([max(q.choices, key=lambda c: scores[i, words.index(c)]) == q.target
-                     for i, q in enumerate(questions)], dtype=float)
+    """1 where the model's answer (prompts.chosen_answers) is the question's."""
+    return np.array([a == q.target for a, q in zip(chosen_answers(scores, words, questions),
+                                                   questions)], dtype=float)
 
 
 # Not scipy.stats.binned_statistic: it sums each bin in another order (last-bit differences in
@@ -140,7 +98,7 @@ def figure(sp2, changes, out):
 
 
 @dataclass
-class RobustnessConfig:
+class RobustnessConfig(FromArgs):
     """corrupt.py: the depth-1 questions, prompts and subsets of the robustness experiment."""
 
     data: str                          # ProofWriter data (release root, CWA folder, preprocessed)
@@ -153,12 +111,6 @@ class RobustnessConfig:
     repeats: int = 128                 # subsets drawn (paper: 1024)
     min_subset: int = 64
     max_subset: int = 128
-
-    @classmethod
-    def from_args(cls, args):
-        return cls(data=args.data, split=args.split, icl=args.icl, shots=args.shots,
-                   prompt=args.prompt, skip_long=args.skip_long, n_examples=args.n_examples, repeats=args.repeats,
-                   min_subset=args.min_subset, max_subset=args.max_subset)
 
 
 def run(config, run_config, out):
@@ -186,7 +138,7 @@ def run(config, run_config, out):
 
     model, tokenizer = load_model(run_config.model, run_config.device, run_config.dtype,
                                    run_config.placement())
-    layers = parse_layers(run_config.read.layers, model.config.get_text_config().num_hidden_layers)
+    layers = run_config.layers_of(model)
     read = run_config.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
     pad_id = tokenizer.pad_token_id or 0
 
@@ -214,15 +166,15 @@ def run(config, run_config, out):
                                  config.prompt)
 
     clean = examples_of(questions, every)
-    features, _, scores = features_shared(model, clean, layers, read, pad_id, word_ids, "model")
-    random_features, _, _ = features_shared(random_twin(model, run_config.seed), clean, layers, read, pad_id,
-                                        word_ids, "random model")
+    extracted = extract_pair(model, clean, layers, read, run_config.seed, pad_id, word_ids)
+    features, random_features, scores = (extracted.features, extracted.random_features,
+                                         extracted.scores)
     correct = correct_answers(scores, words, questions)
     corrupted_correct = {}
     for kind in CORRUPTIONS:
         applies = [i for i, v in enumerate(versions[kind]) if v is not None]
-        _, _, kind_scores = features_shared(model, examples_of([versions[kind][i] for i in applies], applies),
-                                        [], read, pad_id, word_ids, kind)
+        kind_scores = answer_scores(model, examples_of([versions[kind][i] for i in applies],
+                                                       applies), read, pad_id, word_ids, kind)
         column = correct.copy()     # where a corruption does not apply, the answer is unchanged
         column[applies] = correct_answers(kind_scores, words, [versions[kind][i] for i in applies])
         corrupted_correct[kind] = column

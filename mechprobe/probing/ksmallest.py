@@ -1,59 +1,20 @@
-"""Probing on the k-th smallest task (METHOD.md, Task 1): one model, one k or every k."""
+"""The probing run's part for the k-th smallest task (docs/METHOD.md, Task 1): one model, one k
+or every k; the task read from the config, then the model's task.json."""
 
-import json
 import os
-import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from mechprobe.tasks import ksmallest
-from mechprobe.cli import UserError, count, require, whole
-from mechprobe.attention.features import Example, extract, normalise_by_max, segment_tokens
-from mechprobe.models import check_fits, input_device, read_task_file
-from mechprobe.outputs import write_lines
-from mechprobe.parallel import is_main_process, world_size
-from mechprobe.probing.pipeline import (ProbeResult, accuracy, chance_check, extract_pair,
-                                        feature_cache, load_model, parse_layers,
-                                        probe_setting, report)
+from mechprobe.attention.features import Example, extract, segment_tokens
 from mechprobe.attention.recorder import Recorder
+from mechprobe.baselines import accuracy, chance_check
+from mechprobe.cli import UserError
+from mechprobe.models import check_fits, load_model
+from mechprobe.probing.dump import dump_numbers
+from mechprobe.probing.run import Reading, Setting
+from mechprobe.tasks import ksmallest
+from mechprobe.tasks.ksmallest import read_task_file
 from mechprobe.tasks.shortcuts import ksmallest_answers
-
-def add_task_args(parser, n_examples=1024):
-    """Flags naming the k-th smallest examples to analyse (shared by probe, attn_visual, causal)."""
-    parser.add_argument("--k", type=count(0, 1023), help="k-th smallest, 0-based (default: the model's task.json)")
-    parser.add_argument("--list-len", type=count(2, 1024), help="numbers per example (default: the model's task)")
-    parser.add_argument("--num-set", type=count(2, 10**6), help="number-set size (default: the model's task)")
-    parser.add_argument("--n-examples", type=count(1, 10**6), default=n_examples,
-                        help="k-th smallest: examples probed (drawn from a stream fine-tuning never "
-                        "uses); ProofWriter: at most this many per bucket")
-    parser.set_defaults(all_k=False)
-
-
-@dataclass
-class KSmallestConfig:
-    """Which k-th smallest examples a run reads (probe.py --task ksmallest, attn_visual, causal);
-    unset fields come from the model's task.json, then the paper's defaults."""
-
-    k: int | None = None               # 0-based: 1 = the second smallest
-    list_len: int | None = None        # numbers per example (paper: 16)
-    num_set: int | None = None         # size of the number set (paper: 512)
-    n_examples: int = 1024             # examples probed, from a stream fine-tuning never uses
-    all_k: bool = False                # probe every k in 0..L/2-1 on the same attention
-
-    def __post_init__(self):
-        for name, low, high in (("k", 0, 1023), ("list_len", 2, 1024), ("num_set", 2, 10**6)):
-            value = getattr(self, name)
-            require(value is None or whole(value, low, high), f"KSmallestConfig.{name} must be a "
-                    f"whole number from {low} to {high:,} or None, got {value!r}")
-        require(whole(self.n_examples, 1, 10**6), "KSmallestConfig.n_examples must be a whole "
-                f"number from 1 to 1,000,000, got {self.n_examples!r}")
-
-    @classmethod
-    def from_args(cls, args):
-        return cls(k=args.k, list_len=args.list_len, num_set=args.num_set,
-                   n_examples=args.n_examples, all_k=args.all_k)
-
 
 def saved_task(model_name):
     """The model's task.json (finetune_gpt2.py writes it beside the weights), or {}."""
@@ -179,17 +140,6 @@ def multi_token_correct(model, tokenizer, numbers, examples, indices, answers, f
     return correct
 
 
-def dump_examples(path, task, values, indices):
-    """One JSON line per example (docs/DATA.md, --dump-examples), written atomically."""
-    useful, depth = ksmallest.reasoning_tree(task, indices)
-    answers = ksmallest.answers(task, indices)
-    write_lines(path, (json.dumps({
-        "id": str(i), "statements": [str(values[j]) for j in row], "question": task.name,
-        "answer": str(values[answers[i]]), "useful": useful[i].astype(int).tolist(),
-        "depth": [int(d) if u else None for u, d in zip(useful[i], depth[i])],
-        "qdep": 1 if task.k > 0 else 0, "bucket": None}) + "\n" for i, row in enumerate(indices)))
-
-
 def browser_details(values, indices, task, correct):
     """Per example what the report's browser shows: the numbers, the answer, whether the model
     gave it, and each number's rank (0 = smallest; ranks below k are the leaves, k the root)."""
@@ -200,82 +150,85 @@ def browser_details(values, indices, task, correct):
             for row, answer, right, r in zip(indices, answers, correct, rank)]
 
 
-def probe_numbers(model, tokenizer, task, numbers, run, config, cache=None):
-    """Probe `model` and its random twin on k-th smallest examples: per k (one, or every k with
-    config.all_k, on the same attention) the F1s, S_P1/S_P2, layer-wise rows, accuracy and the
-    near-chance check against input-only answerers."""
-    if config.n_examples < run.folds:
-        raise UserError(f"--n-examples {config.n_examples} is too few for {run.folds}-fold "
-                        "cross-validation: probe more examples or use fewer --folds")
-    multi_token = isinstance(numbers, ksmallest.MultiTokenNumbers)
-    indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
-    layers = parse_layers(run.read.layers, model.config.get_text_config().num_hidden_layers)
-    if multi_token:
-        examples = multi_token_examples(tokenizer, numbers, indices)
-        # The longest prompt plus the answer's tokens, fed while scoring it.
-        check_fits(model, max(len(e.input_ids) for e in examples) + len(str(numbers.numbers[-1])) + 1)
-    else:
-        examples = to_examples(numbers, indices)
-    # One query token: its pooling changes nothing.
-    read = run.read.with_defaults(query_pool="mean", batch_size=256)
-    pad_id = tokenizer.pad_token_id or 0
-    extracted = extract_pair(model, examples, layers, read, run.seed, pad_id, cache=cache)
-    if not is_main_process():      # the other processes only read attention
-        return None
-    predicted = extracted.predicted
-    # After picking the layers: the same numbers whether or not every layer was read and kept.
-    features = normalise_by_max(extracted.features)
-    random_features = normalise_by_max(extracted.random_features)
+class KSmallestPart:
+    """The k-th smallest task in the probing run (mechprobe/probing/run.py): per k (one, or
+    every k with config.all_k, on the same attention) the tree's labels, accuracy and the chance
+    check against input-only answerers. The task (k, list length, number set) is the config's,
+    then the model's task.json."""
 
-    knn = run.knn(default_p=2)
-    ks = range(task.list_len // 2) if config.all_k else [task.k]
-    settings = {}
-    for k in ks:
-        task_k = ksmallest.Task(k, task.list_len, task.num_set)
-        useful, depth = ksmallest.reasoning_tree(task_k, indices)
-        answers = ksmallest.answers(task_k, indices)
-        if multi_token:
-            correct = multi_token_correct(model, tokenizer, numbers, examples, indices, answers,
-                                          predicted, read, pad_id)
-            task_accuracy = float(correct.mean())
+    task_name = "ksmallest"
+    grouped_by = "example"
+    default_p = 2                      # kNN Euclidean distance (the paper's, for this task)
+
+    def __init__(self, config, seed=0):
+        self.config, self.seed, self.task, self.numbers = config, seed, None, None
+
+    def load(self):
+        """Nothing to read: the examples are drawn from the task's number stream."""
+
+    def attach(self, model, tokenizer, run):
+        """The task and number set of this model (task_of_model), the run's seed."""
+        self.model, self.tokenizer, self.seed = model, tokenizer, run.seed
+        if self.task is None:
+            self.task, self.numbers = task_of_model(model, tokenizer, self.config,
+                                                    run.model or model.name_or_path,
+                                                    multi_token=True)
+
+    def dump(self, path, tokenizer=None):
+        """The probed examples with their trees; without a model, over the tiny model's number
+        set 0..S-1 (no tokenizer needed for it)."""
+        task = self.task or resolve_task(self.config)
+        values = self.numbers.numbers if self.numbers is not None else np.arange(task.num_set)
+        dump_numbers(path, task, values,
+                     ksmallest.probe_examples(task, self.config.n_examples, self.seed))
+
+    def reading(self, model, tokenizer, run):
+        """The prompts: one token per number (a statement each) where the tokenizer has enough
+        single-token numbers, else each number a statement of its tokens."""
+        self.attach(model, tokenizer, run)
+        config, task, numbers = self.config, self.task, self.numbers
+        if config.n_examples < run.folds:
+            raise UserError(f"--n-examples {config.n_examples} is too few for {run.folds}-fold "
+                            "cross-validation: probe more examples or use fewer --folds")
+        self.multi_token = isinstance(numbers, ksmallest.MultiTokenNumbers)
+        self.indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
+        if self.multi_token:
+            self.examples = multi_token_examples(tokenizer, numbers, self.indices)
+            # The longest prompt plus the answer's tokens, fed while scoring it.
+            check_fits(model, max(len(e.input_ids) for e in self.examples)
+                       + len(str(numbers.numbers[-1])) + 1)
         else:
-            correct = np.asarray(predicted) == np.asarray(numbers.later_ids[answers])
-            task_accuracy = accuracy(predicted, numbers.later_ids[answers])
-        result = probe_setting(features, random_features, list(useful), list(depth), knn, layers,
-                               details=browser_details(numbers.numbers, indices, task_k, correct))
-        settings[task_k.name] = {"k": k, "accuracy": task_accuracy,
-                                 **chance_check(task_accuracy, answers, ksmallest_answers(indices)),
-                                 **result}
-    meta = {"task": "ksmallest", "model": run.model, "list_len": task.list_len,
-            "numbers": "multi-token" if multi_token else "single-token",
-            "num_set": task.num_set, "n_examples": config.n_examples, "layers": layers,
-            "per_head": read.per_head, "query_pool": read.query_pool,
-            "statement_pool": read.statement_pool, "normalise": "max per example",
-            "probe": {"neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds},
-            "seed": run.seed, "device": str(input_device(model)),
-            "features_cached": extracted.cached, "world_size": world_size()}
-    return ProbeResult(meta, settings)
+            self.examples = to_examples(numbers, self.indices)
+        # One query token: its pooling changes nothing.
+        self.read = run.read.with_defaults(query_pool="mean", batch_size=256)
+        self.pad_id = tokenizer.pad_token_id or 0
+        return Reading(self.examples, self.read, normalise=True)
 
+    def settings(self, extracted, knn):
+        task, numbers, indices = self.task, self.numbers, self.indices
+        predicted = extracted.predicted
+        for k in range(task.list_len // 2) if self.config.all_k else [task.k]:
+            task_k = ksmallest.Task(k, task.list_len, task.num_set)
+            useful, depth = ksmallest.reasoning_tree(task_k, indices)
+            answers = ksmallest.answers(task_k, indices)
+            if self.multi_token:
+                correct = multi_token_correct(self.model, self.tokenizer, numbers, self.examples,
+                                              indices, answers, predicted, self.read, self.pad_id)
+                task_accuracy = float(correct.mean())
+            else:
+                correct = np.asarray(predicted) == np.asarray(numbers.later_ids[answers])
+                task_accuracy = accuracy(predicted, numbers.later_ids[answers])
+            yield Setting(task_k.name, slice(None), list(useful), list(depth),
+                          details=browser_details(numbers.numbers, indices, task_k, correct),
+                          scores={"k": k, "accuracy": task_accuracy,
+                                  **chance_check(task_accuracy, answers,
+                                                 ksmallest_answers(indices))})
 
-def run(config, run=None, out=None, dump_path=None, seed=0, cache_mode="off"):
-    """probe.py --task ksmallest: probe the model (and write the dump with --dump-examples);
-    without a model, only the dump (drawn with `seed`). Returns the results dict."""
-    started = time.time()
-    if run is None:
-        if not dump_path:
-            raise UserError("pass --model DIR (a fine-tuned model) or --dump-examples FILE")
-        task = resolve_task(config)
-        indices = ksmallest.probe_examples(task, config.n_examples, seed)
-        # The tiny model's number set is 0..S-1; no tokenizer is needed for it.
-        dump_examples(dump_path, task, np.arange(task.num_set), indices)
-        print(f"wrote {config.n_examples} examples to {dump_path}")
-        return None
-    model, tokenizer, task, numbers = load_task_model(run, config, multi_token=True)
-    if dump_path:
-        dump_examples(dump_path, task, numbers.numbers,
-                      ksmallest.probe_examples(task, config.n_examples, run.seed))
-    result = probe_numbers(model, tokenizer, task, numbers, run, config,
-                           feature_cache(out, cache_mode))
-    if result is None:          # another process than the main one: nothing to write
-        return None
-    return report(out, result.meta, result.settings, started, result.predictions)
+    def add_controls(self, settings):
+        """No further control for this task."""
+
+    def meta(self):
+        task = self.task
+        return {"list_len": task.list_len,
+                "numbers": "multi-token" if self.multi_token else "single-token",
+                "num_set": task.num_set, "n_examples": self.config.n_examples}

@@ -16,6 +16,7 @@ import numpy as np
 from mechprobe import seeds
 from mechprobe.attention.features import extract
 from mechprobe.attention.recorder import Recorder
+from mechprobe.tasks.prompts import chosen_answers
 
 
 def hard_questions(pool, probed, answerer_name, answerers, limit, seed):
@@ -40,8 +41,8 @@ def answered(model, questions, examples, words, word_ids, batch_size, pad_id, ma
     accuracy probe_questions computes, without recording attention)."""
     _, _, scores = extract(Recorder(model), examples, [], batch_size, pad_id=pad_id,
                            logit_ids=word_ids, max_tokens=max_tokens, desc="shortcut control")
-    return np.array([max(q.choices, key=lambda c: scores[i, words.index(c)]) == q.target
-                     for i, q in enumerate(questions)])
+    return np.array([a == q.target for a, q in zip(chosen_answers(scores, words, questions),
+                                                   questions)])
 
 
 def shortcut_control(model, everything, buckets, settings, answerers, prompts, fits, words,

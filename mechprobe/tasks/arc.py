@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from mechprobe.tasks import dataroot
 from mechprobe.cli import UserError
 from mechprobe.jsonfiles import check_unique_ids, read_by_depth, read_jsonl
-from mechprobe.tasks.proofwriter import Question, id_order
+from mechprobe.tasks.base import Question, TextTask, register
+from mechprobe.tasks.proofwriter import id_order
 from mechprobe.tasks.trees import depth_classes
 
 SPLITS = ("train", "dev", "test")
@@ -26,19 +27,20 @@ HOW_TO_GET = ("download STREET's ARC files (reasoning_annotated_{train,dev,test}
 ANSWER_UNIT = re.compile(r"\bthe answer is\b", re.IGNORECASE)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ArcQuestion(Question):
-    choices: tuple = ()          # option letters, e.g. ("A", "B", "C", "D")
+    """An ARC question: answer and choices are option letters; statements are facts."""
 
-    @property
-    def bucket(self):
-        """None for trees deeper than the paper keeps, and for records with no step among the
-        statements (every premise feeds the answer directly): nothing there to probe."""
-        return f"depth={self.qdep}" if any(self.useful) and self.qdep <= MAX_DEPTH else None
+    statement_ids: list                # the logical units' keys
+    proofs: str = ""                   # the preprocessed files' flat proof string
+    qdep: int = 0                      # the tree's depth
 
-    @property
-    def target(self):
-        return self.answer
+    def __post_init__(self):
+        super().__post_init__()
+        # No bucket for trees deeper than the paper keeps, nor for records with no step among
+        # the statements (every premise feeds the answer directly): nothing there to probe.
+        self.bucket = (f"depth={self.qdep}" if any(self.useful) and self.qdep <= MAX_DEPTH
+                       else None)
 
 
 def checked(question):
@@ -75,7 +77,9 @@ def tree_labels(statement_ids, edges, where):
         raise UserError(f"{where}: {err}: fix the record") from None
     useful = [int(s in classes) for s in statement_ids]
     depth = [classes.get(s) for s in statement_ids]
-    return useful, depth, max(classes.values(), default=0)
+    position = {s: i for i, s in enumerate(statement_ids)}
+    return useful, depth, max(classes.values(), default=0), [[position[p], position[c]]
+                                                              for p, c in inner]
 
 
 def street_question(record, where):
@@ -101,13 +105,15 @@ def street_question(record, where):
                                     "which it does not have: fix or re-download the record")
                 if answer_key not in (premise, conclusion):
                     edges.append((premise, conclusion))
-        useful, depth, tree_depth = tree_labels(statement_ids, edges, f"{where} ({record['id']})")
+        useful, depth, tree_depth, positions = tree_labels(statement_ids, edges,
+                                                           f"{where} ({record['id']})")
         return checked(ArcQuestion(
             id=record["id"], statement_ids=statement_ids,
             statements=[units[k] for k in statement_ids],
             question=f"{record['question']} {' '.join(record['options'])}",
-            answer=record["answer"].strip()[0], proofs="", qdep=tree_depth, source=where,
-            useful=useful, depth=depth, choices=letters(record["options"])))
+            answer=record["answer"].strip()[0], qdep=tree_depth, source=where,
+            useful=useful, depth=depth, choices=letters(record["options"]), edges=positions,
+            kinds=["fact"] * len(statement_ids)))
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
         raise UserError(f"{where}: not a STREET ARC record (missing or bad field {err}): "
                         f"{HOW_TO_GET}") from None
@@ -135,13 +141,14 @@ def preprocessed_questions(path, split):
         try:
             statement_ids = sorted(map(str, record["triples"]), key=id_order)
             edges = parse_flat_proof(record["proof"])
-            useful, depth, tree_depth = tree_labels(statement_ids, edges, where)
+            useful, depth, tree_depth, positions = tree_labels(statement_ids, edges, where)
             out.append(checked(ArcQuestion(
                 id=f"{split}-{file_depth}-{index}", statement_ids=statement_ids,
                 statements=[record["triples"][k] for k in statement_ids],
                 question=record["question"], answer=record["answer"].strip()[0],
                 proofs=record["proof"], qdep=tree_depth, source=where, useful=useful, depth=depth,
-                choices=letters(record["options"]))))
+                choices=letters(record["options"]), edges=positions,
+                kinds=["fact"] * len(statement_ids))))
         except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
             raise UserError(f"{where}: not a preprocessed ARC record (missing or bad field "
                             f"{err}): {HOW_TO_GET}") from None
@@ -161,3 +168,18 @@ def load(root, split):
     if os.path.isfile(preprocessed):
         return preprocessed_questions(preprocessed, split)
     raise UserError(f"no ARC files for split '{split}' under {root}: {HOW_TO_GET}")
+
+
+@register
+class Arc(TextTask):
+    """ARC with STREET's trees in the task contract: questions by tree depth, each record its
+    own cross-validation group. No input-only answerer: the options are too varied for a cheap
+    rule to mean much."""
+
+    name = "arc"
+    suffix = SUFFIX
+    grouped_by = GROUPED_BY
+    how_to_get = HOW_TO_GET
+
+    def load(self, split):
+        return load(self.config.data, split)

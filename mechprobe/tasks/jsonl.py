@@ -12,18 +12,20 @@ statement: does the answer need it) and `depth` (per statement its depth class, 
 null where not useful). Optional: `answer` with `choices` (scored like ProofWriter/ARC: the
 choice whose first token the model rates highest), `group` (questions that share context share a
 cross-validation fold; default: the id), `bucket` (probed separately; default: one setting
-"all"), `id` (default: the line number), `suffix` (what follows the question in the prompt, the
+"all"), `kinds` (per statement "fact", "rule" or "statement": what the text-only control reads
+as its kind; default "statement"), `id` (default: the line number), `suffix` (what follows the question in the prompt, the
 same for every line). This is the schema `probe.py --dump-examples` writes, so a dump of any task
 reads back as this task.
 
 The prompt is the statements joined by spaces, a space, then the question and the suffix: the
-same as for ProofWriter and ARC (mechprobe/probing/text.py).
+same as for ProofWriter and ARC (mechprobe/tasks/prompts.py).
 """
 
 from dataclasses import dataclass, field
 
 from mechprobe.cli import UserError
 from mechprobe.jsonfiles import check_unique_ids, read_jsonl
+from mechprobe.tasks.base import KINDS, Question, TextTask, register
 
 HOW_TO_GET = ("write one JSON object per line with statements, question, useful and depth "
               "(docs/DATA.md), e.g. from `probe.py --task proofwriter --dump-examples FILE`")
@@ -31,39 +33,14 @@ GROUPED_BY = "group"
 ALL = "all"   # the one setting of a file without buckets
 
 
-@dataclass
-class Record:
-    """One line of the file, with the attributes the text pipeline reads from a question."""
+@dataclass(kw_only=True)
+class Record(Question):
+    """One line of the file: the task contract's Question, with the line's other keys kept."""
 
-    id: str
-    statements: list
-    question: str
-    useful: list
-    depth: list
-    answer: str | None = None
-    choices: tuple = ()
-    group: str = ""
-    bucket: str | None = None
-    source: str = ""
     extra: dict = field(default_factory=dict)
 
-    @property
-    def target(self):
-        return self.answer
-
-    @property
-    def context(self):
-        return " ".join(self.statements)
-
-    @property
-    def statement_ids(self):
-        # The text-only control counts rules by their id; a user's statements have no kinds.
-        return [f"statement{i}" for i in range(len(self.statements))]
-
     def dump(self):
-        return {"id": self.id, "statements": self.statements, "question": self.question,
-                "answer": self.answer, "choices": list(self.choices), "useful": self.useful,
-                "depth": self.depth, "group": self.group, "bucket": self.bucket, **self.extra}
+        return {**super().dump(), **self.extra}
 
 
 def _problem(where, message):
@@ -102,46 +79,55 @@ def record(row, where, default_id):
             raise _problem(where, f"choices {choices} name one answer twice: list each once")
         if not isinstance(answer, str) or answer not in choices:
             raise _problem(where, f"answer must be one of the choices {choices}")
+    kinds = row.get("kinds")
+    if kinds is not None and not (isinstance(kinds, list) and len(kinds) == len(statements)
+                                  and all(k in KINDS for k in kinds)):
+        raise _problem(where, f"kinds must name one of {', '.join(KINDS)} for each of the "
+                       f"{len(statements)} statements")
     for key in ("suffix", "id", "group", "bucket"):
         value = row.get(key)
         allowed = str if key == "suffix" else (str, int)   # ids may be numbers
         if value is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
             raise _problem(where, f"{key} must be a string")
     known = {"id", "statements", "question", "useful", "depth", "answer", "choices", "group",
-             "bucket"}
+             "bucket", "kinds"}
     identifier = str(row.get("id", default_id))
     bucket = row.get("bucket")
     return Record(id=identifier, statements=statements, question=row["question"], useful=useful,
                   depth=depth, answer=answer, choices=tuple(choices or ()),
                   group=str(row.get("group") or identifier),
-                  bucket=None if bucket is None else str(bucket), source=where,
+                  bucket=None if bucket is None else str(bucket), source=where, kinds=kinds,
                   extra={k: v for k, v in row.items() if k not in known})
 
 
-class JsonlTask:
-    """The task interface of mechprobe/probing/text.py (load, SUFFIX, GROUPED_BY, HOW_TO_GET) over
-    one file; `shots_path` names where in-context shots come from (default: the same file)."""
+@register
+class JsonlTask(TextTask):
+    """A file of the schema above as a task (the config's data; shots from its shots_data, by
+    default the same file). The probed file's suffix is the prompt's."""
 
-    GROUPED_BY = GROUPED_BY
-    HOW_TO_GET = HOW_TO_GET
+    name = "jsonl"
+    grouped_by = GROUPED_BY
+    how_to_get = HOW_TO_GET
+    options = ("shots_data",)
 
-    def __init__(self, path, shots_path=None):
-        self.shots_path, self.split = shots_path or path, "test"
-        # The probed file's suffix is the prompt's; a shots file with another one is refused.
-        self.SUFFIX, self.SUFFIX_SET = "", False
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.split = "test"
+        self.suffix_set = False    # set by the probed rows; a shots file must then agree
 
-    def load(self, root, split="test"):
-        """Every row of the data (`split` "train" reads the shots source instead); a folder or
-        hub dataset with several splits gives `split` (the shots: the probed split's rows)."""
-        if split != "train":
-            self.split = split
-            return from_file(root, self, "--data", split)
-        suffix = self.SUFFIX
-        shots = from_file(self.shots_path, None, "--shots-data", self.split)
-        others = {row_suffix(r) for r in shots} - {suffix}
-        if self.SUFFIX_SET and others:
-            raise UserError(f"--shots-data {self.shots_path}: its suffix {sorted(others)[0]!r} is "
-                            f"not the probed file's {suffix!r}: shots and questions must share "
+    def load(self, split):
+        """Every row of the data; a folder or hub dataset with several splits gives `split`."""
+        self.split = split
+        return from_file(self.config.data, self, "--data", split)
+
+    def shots(self):
+        """The shots file's rows (the probed split's, where it has several)."""
+        path = self.config.shots_data or self.config.data
+        shots = from_file(path, None, "--shots-data", self.split)
+        others = {row_suffix(r) for r in shots} - {self.suffix}
+        if self.suffix_set and others:
+            raise UserError(f"--shots-data {path}: its suffix {sorted(others)[0]!r} is "
+                            f"not the probed file's {self.suffix!r}: shots and questions must share "
                             "one prompt format")
         return shots
 
@@ -157,8 +143,8 @@ def from_rows(rows, where="rows", task=None):
     if len(suffixes) > 1:
         raise UserError(f"{where}: the lines have different suffixes {sorted(suffixes)}: a file is "
                         "one task, with one prompt format")
-    if task is not None and not task.SUFFIX_SET:
-        task.SUFFIX, task.SUFFIX_SET = suffixes.pop(), True
+    if task is not None and not task.suffix_set:
+        task.suffix, task.suffix_set = suffixes.pop(), True
     check_unique_ids(records, "jsonl")
     if all(r.bucket is None for r in records):
         for r in records:
@@ -170,7 +156,7 @@ def row_suffix(record):
     return record.extra.get("suffix", "")
 
 
-LIST_FIELDS = ("statements", "useful", "depth", "choices")
+LIST_FIELDS = ("statements", "useful", "depth", "choices", "kinds")
 TABLE_FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".arrow": "arrow"}
 
 

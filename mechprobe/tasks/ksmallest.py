@@ -5,6 +5,7 @@ k-th smallest (0-based k) as the next token. Numbers are handled as indices into
 which is sorted ascending, so comparing indices compares values.
 """
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -12,6 +13,10 @@ import numpy as np
 
 from mechprobe import seeds
 from mechprobe.cli import UserError
+from mechprobe.jsonfiles import read_json
+from mechprobe.tasks import base
+
+TASK_FILE = "task.json"  # written beside a fine-tuned model: which task it was trained on
 
 TASK_PATTERN = re.compile(r"^min(\d{2})$")
 # How far to look for single-token numbers before giving up (GPT-2 has about 1,600 below 10^4).
@@ -191,3 +196,26 @@ def make_splits(task, n_train, n_eval, seed):
                         f"{n_train}, {n_eval} for validation and test): raise --n-train")
     pool = generate(task, n_train + 2 * n_eval, seed)
     return Splits(pool[:n_train], pool[n_train:n_train + n_eval], pool[n_train + n_eval:])
+
+
+def read_task_file(model_dir):
+    """The task a fine-tuned model was trained on (its task.json), or None for other models."""
+    path = os.path.join(model_dir, TASK_FILE)
+    if not os.path.isfile(path):
+        return None
+    task = read_json(path)
+    if not isinstance(task, dict) or not all(
+            isinstance(task.get(key, 0), int) and task.get(key, 0) >= 0
+            for key in ("k", "list_len", "num_set")):
+        raise UserError(f"{path} is not a JSON object naming the task: fine-tune the model again, "
+                        "or delete the file and pass --k/--list-len/--num-set")
+    return task
+
+
+@base.register
+class KSmallest(base.Task):
+    """The k-th smallest task in the registry: its examples are number lists, drawn here rather
+    than loaded (mechprobe/probing/ksmallest.py reads them)."""
+
+    name = "ksmallest"
+    family = "numbers"

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from mechprobe.tasks import dataroot
 from mechprobe.cli import UserError
+from mechprobe.tasks.base import TextTask, register
+from mechprobe.tasks.shortcuts import proofwriter_answers
 from mechprobe.jsonfiles import check_unique_ids, read_by_depth, read_jsonl
 from mechprobe.tasks.trees import CycleError, ProofSyntaxError, depth_classes, parse_proofs
 
@@ -30,6 +32,10 @@ HOW_TO_GET = ("download the ProofWriter release V2020.12.3 (CWA/depth-N/meta-*.j
 
 @dataclass
 class Question:
+    """A ProofWriter question. It keeps the task contract (mechprobe/tasks/base.py) with
+    ProofWriter's own fields: answer is a bool (target the word), and bucket, kinds and edges
+    follow from the theory and its proof string."""
+
     id: str
     statement_ids: list          # triple/rule ids, facts first, in id order
     statements: list             # their texts
@@ -73,10 +79,26 @@ class Question:
     def context(self):
         return " ".join(self.statements)
 
+    @property
+    def kinds(self):
+        """Per statement "fact" or "rule": the release names them triple<N> and rule<N>."""
+        return ["rule" if sid.startswith("rule") else "fact" for sid in self.statement_ids]
+
+    @property
+    def edges(self):
+        """The first proof's (premise, conclusion) pairs as statement positions (the gold tree
+        the report draws); [] for a question with no proof."""
+        if not self.proofs.startswith("[("):
+            return []
+        position = {sid: i for i, sid in enumerate(self.statement_ids)}
+        proof = parse_proofs(self.proofs)[0]
+        return [[position[a], position[b]] for a, b in proof.edges
+                if a in position and b in position]
+
     def dump(self):
         return {"id": self.id, "statements": self.statements, "question": self.question,
                 "answer": self.answer, "useful": self.useful, "depth": self.depth,
-                "qdep": self.qdep, "bucket": self.bucket}
+                "kinds": self.kinds, "qdep": self.qdep, "bucket": self.bucket}
 
 
 def id_order(key):
@@ -230,3 +252,30 @@ def load(root, split, everything=False, buckets="exact"):
     for q in questions:
         q.bucketing = buckets
     return questions
+
+
+@register
+class ProofWriter(TextTask):
+    """ProofWriter in the task contract: questions by bucket (m=1, then depth-1 by statement
+    count), grouped by theory for cross-validation."""
+
+    name = "proofwriter"
+    suffix = SUFFIX
+    grouped_by = GROUPED_BY
+    how_to_get = HOW_TO_GET
+    options = ("buckets",)
+
+    def load(self, split):
+        return load(self.config.data, split, buckets=self.config.buckets)
+
+    def shots(self):
+        return load(self.config.data, "train")
+
+    def everything(self, split):
+        try:
+            return load(self.config.data, split, everything=True, buckets=self.config.buckets)
+        except UserError:     # the paper's preprocessed files hold probed questions only
+            return None
+
+    def shortcuts(self, questions):
+        return proofwriter_answers(questions)

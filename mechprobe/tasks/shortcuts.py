@@ -34,7 +34,7 @@ def binding_value(question):
 
 
 def facts_of(question):
-    return " ".join(s for i, s in zip(question.statement_ids, question.statements) if i.startswith("triple"))
+    return " ".join(s for kind, s in zip(question.kinds, question.statements) if kind == "fact")
 
 
 def proofwriter_answers(questions):

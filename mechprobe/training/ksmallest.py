@@ -9,8 +9,8 @@ from transformers import set_seed
 
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, format_table
-from mechprobe.models import (TASK_FILE, TinyConfig, build_tiny, check_fits, load_pretrained, resolve_device,
-                     resolve_dtype)
+from mechprobe.models import check_fits, load_pretrained, resolve_device, resolve_dtype
+from mechprobe.tiny_models import TinyConfig, build_tiny
 from mechprobe.outputs import atomic_path, discard, make_dirs, write_json
 from mechprobe.plots import line_plot, save_figure
 from mechprobe.training.loop import CHECKPOINT_FILES, Settings, evaluate, finetune, select_trainable
@@ -100,7 +100,7 @@ def save_model(model, tokenizer, out, task_info):
     with atomic_path(os.path.join(out, "model"), folder=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json(os.path.join(tmp, TASK_FILE), task_info)
+        write_json(os.path.join(tmp, ksmallest.TASK_FILE), task_info)
 
 
 def save_curves(outcome, out, title):

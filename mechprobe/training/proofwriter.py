@@ -20,13 +20,14 @@ from transformers import set_seed
 from mechprobe import seeds
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError, format_table
-from mechprobe.analysis.robustness import COUNTERFACTUAL_WORDS
+from mechprobe.tasks.corruptions import COUNTERFACTUAL_WORDS
 from mechprobe.training.ksmallest import fill_defaults, make_settings, run_summary, save_curves, save_model, train
-from mechprobe.models import TINY_TEXT as TINY
-from mechprobe.models import build_word_llama, check_fits, load_pretrained, resolve_device, resolve_dtype
+from mechprobe.tiny_models import TINY_TEXT as TINY
+from mechprobe.models import check_fits, load_pretrained, resolve_device, resolve_dtype
+from mechprobe.tiny_models import build_word_llama
 from mechprobe.outputs import discard, write_json
-from mechprobe.probing.text import answer_ids, prompt
-from mechprobe.probing.pipeline import chance_check, chance_warning
+from mechprobe.baselines import chance_check, chance_warning
+from mechprobe.tasks.prompts import answer_ids, prompt
 from mechprobe.tasks.shortcuts import binding_value, negated, proofwriter_answers
 from mechprobe.training.loop import CHECKPOINT_FILES, predict, select_trainable
 
