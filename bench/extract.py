@@ -45,7 +45,7 @@ import torch
 
 from mechprobe.cli import format_table  # noqa: E402
 from mechprobe.attention.features import Example, batches_by_length, example_features, extract  # noqa: E402
-from mechprobe.attention.memory import PeakMemory  # noqa: E402
+from mechprobe.memory import PeakMemory  # noqa: E402
 from mechprobe.attention.recorder import Recorder  # noqa: E402
 
 CASES = {

@@ -40,7 +40,7 @@ sys.path[:0] = [ROOT, HERE]
 from extract import old_features, proofwriter_like  # noqa: E402
 
 from mechprobe.attention.features import extract  # noqa: E402
-from mechprobe.attention.memory import PeakMemory  # noqa: E402
+from mechprobe.memory import PeakMemory  # noqa: E402
 from mechprobe.attention.recorder import Recorder  # noqa: E402
 
 # LLaMA-7B (the paper's model) and a small stand-in for CPU dry runs.

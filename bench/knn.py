@@ -37,7 +37,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mechprobe.attention.memory import PeakMemory
+from mechprobe.memory import PeakMemory
 from mechprobe.cli import format_table
 from mechprobe.probing.knn import (
     ProbeConfig,

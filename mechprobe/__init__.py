@@ -2,15 +2,17 @@
 
 The library behind the command-line scripts at the repository root, one concept per module:
 
-- `tasks/`: the k-th smallest task, ProofWriter and ARC (loaders, generator, reasoning trees,
-  input-only answerers);
+- `tasks/`: the task contract and registry (base, registry), the k-th smallest task, ProofWriter,
+  ARC and jsonl files (loaders, generator, reasoning trees, prompts, input-only answerers);
 - `attention/`: recording attention rows during a forward pass, per-statement features;
-- `probing/`: the kNN probes, the pipeline over a model and its random twin, the task runners;
+- `probing/`: the kNN probes, the one run over a model and its random twin (run) with each
+  task's part (ksmallest, text), configs, the result, intervals and report;
 - `training/`: the fine-tuning loop and the k-th smallest and ProofWriter set-ups;
-- `analysis/`: attention maps, causal head pruning, robustness;
+- `analysis/`: attention maps, causal head pruning, knockout, robustness, runs compared;
 - `api`: load a model and probe it from a notebook (the result saves itself);
-- `models`, `pretrained` (loading and converting models), `outputs` (safe files and folders),
-  `cli` (flags and one-line errors), `plots`, `jsonfiles`.
+- `models` (loading, placing, the random twin), `tiny_models`, `pretrained` (SmolLM2
+  conversion), `baselines` (the near-chance check), `outputs` (safe files and folders), `cli`
+  and `flags` (one-line errors, shared flags), `plots`, `jsonfiles`, `memory`, `seeds`.
 """
 
 __version__ = "0.2.0"

@@ -11,7 +11,7 @@ from scipy.stats import entropy as scipy_entropy
 from mechprobe.analysis import causal
 
 from mechprobe.tasks import ksmallest
-from mechprobe.attention.last_token import by_rank
+from mechprobe.analysis.last_token import by_rank
 
 FIGURES_ATTN = ["attention_by_rank", "attention_by_position"]
 FIGURES_CAUSAL = ["entropy_position", "entropy_size", "pruning", "attention_flow"]
@@ -141,7 +141,7 @@ def test_pruning_the_case_study_heads_lowers_accuracy(learned_min01):
     pruning them costs at least 0.3 of accuracy on a model that learned the task (measured: 0.88
     unpruned, 0.33 pruned). Masking no head is the plain model, to the example."""
     from mechprobe.analysis.causal import CASE_FRACTION, lowest_first_mask
-    from mechprobe.attention.last_token import accuracy_with_heads_masked, last_token_attention
+    from mechprobe.analysis.last_token import accuracy_with_heads_masked, last_token_attention
     from mechprobe.attention.recorder import Recorder
 
     model, tokenizer = load_eager(learned_min01 / "model")

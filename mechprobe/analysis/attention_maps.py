@@ -12,7 +12,7 @@ import numpy as np
 
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import format_table
-from mechprobe.attention.last_token import by_rank, last_token_attention
+from mechprobe.analysis.last_token import by_rank, last_token_attention
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.plots import heatmap, save_figure
 from mechprobe.probing.config import KSmallestConfig

@@ -16,7 +16,7 @@ import torch
 from mechprobe import seeds
 from mechprobe.tasks import ksmallest
 from mechprobe.cli import UserError, format_table
-from mechprobe.attention.last_token import accuracy_with_heads_masked, by_rank, last_token_attention
+from mechprobe.analysis.last_token import accuracy_with_heads_masked, by_rank, last_token_attention
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.parallel import is_main_process, my_share, summed, world_size
 from mechprobe.plots import heatmap, save_figure, subplots

@@ -17,13 +17,11 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
 from sklearn.metrics import f1_score
-from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from mechprobe.probing.bootstrap import draws as bootstrap_draws, mean_interval
 from mechprobe import seeds
-from mechprobe.attention.features import (batches_by_length, extract, normalise_by_max,
-                                          shared_prefix)
+from mechprobe.attention.features import extract, forward_batches, normalise_by_max
 from mechprobe.attention.recorder import Knockout, Recorder
 from mechprobe.cli import UserError, format_table
 from mechprobe.models import input_device
@@ -119,33 +117,19 @@ def answer_scores(recorder, scored, hidden=None, layers=None, queries="question"
     """Per example: is the answer right, and the gold answer's log-probability, with the
     statements `hidden[i]` cut from its queries at `layers` (hidden None: the plain model).
 
-    Returns (correct (n,) bool, logprob (n,) float64). Batches as features.extract: similar
-    lengths together, right padding, a shared beginning run once.
+    Returns (correct (n,) bool, logprob (n,) float64). Batched by features.forward_batches, as
+    the probe's reading is: similar lengths together, right padding, a shared beginning once.
     """
-    device = input_device(recorder.model)
-    examples = [s.example for s in scored]
-    start = shared_prefix(examples) if examples else 0
-    prefix = None
-    if start:
-        prefix = recorder.encode_prefix(
-            torch.tensor([examples[0].input_ids[:start]], dtype=torch.long, device=device))
-        start = start if prefix is not None else 0
+    def knockout(batch, width):
+        if hidden is None:
+            return None
+        return batch_knockout([scored[i] for i in batch], [hidden[i] for i in batch], width,
+                              layers, queries)
+
     correct = np.zeros(len(scored), dtype=bool)
     logprob = np.zeros(len(scored))
-    for batch in tqdm(batches_by_length(examples, batch_size, max_tokens), desc=desc,
-                      unit="batch", leave=False):
-        group = [examples[i] for i in batch]
-        ids = pad_sequence([torch.tensor(e.input_ids[start:], dtype=torch.long) for e in group],
-                           batch_first=True, padding_value=pad_id)
-        mask = pad_sequence([torch.ones(len(e.input_ids) - start, dtype=torch.long) for e in group],
-                            batch_first=True)
-        last = start + mask.sum(dim=1) - 1
-        knockout = None
-        if hidden is not None:
-            knockout = batch_knockout([scored[i] for i in batch], [hidden[i] for i in batch],
-                                      start + ids.shape[1], layers, queries)
-        logits, _ = recorder.forward(ids.to(device), mask.to(device), logits_at=last.to(device),
-                                     prefix=prefix, knockout=knockout)
+    for batch, _, logits, _ in forward_batches(recorder, [s.example for s in scored], batch_size,
+                                               max_tokens, pad_id, desc=desc, knockout=knockout):
         logits = torch.log_softmax(logits, dim=-1).cpu()
         for j, i in enumerate(batch):
             item = scored[i]

@@ -1,1 +1,1 @@
-"""Reading attention: the recorder, per-statement features, last-token views, memory."""
+"""Reading attention: the recorder (with head masking and key knockout), per-statement features, and mechprobe.record for a notebook."""

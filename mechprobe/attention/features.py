@@ -98,18 +98,17 @@ def shared_prefix(examples, min_length=MIN_PREFIX):
     return length if length >= min_length else 0
 
 
-def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="mean",
-            statement_pool="mean", pad_id=0, logit_ids=None, max_tokens=1024, desc="attention",
-            reuse_prefix=True):
-    """Features of every example and its next-token prediction at the last position.
+def forward_batches(recorder, examples, batch_size, max_tokens=1024, pad_id=0, layers=None,
+                    per_head=False, desc="attention", reuse_prefix=True, knockout=None):
+    """Run the examples in batches; yield per batch (its indices, its examples, the next-token
+    logits at each one's last position (batch, vocab), the recorded rows {layer: weights}).
 
-    Returns (list of (S_i, len(layers), heads or 1) float32 arrays, (n,) argmax token ids, and
-    (n, len(logit_ids)) logits of the tokens `logit_ids` or None).
-    Batches are right-padded: a real token never attends to a pad, so results equal unpadded runs.
-    With no layers nothing is recorded (predictions only) and the features are None.
-    reuse_prefix: tokens every example begins with (fixed in-context shots) run once, their keys
-    and values reused by every batch (the same numbers up to float rounding).
-    """
+    Batches hold similar lengths (batches_by_length) and are right-padded: a real token never
+    attends to a pad, so results equal unpadded runs. With layers, each example's query rows are
+    recorded. reuse_prefix: tokens every example begins with (fixed in-context shots) run once,
+    their keys and values reused by every batch (the same numbers up to float rounding).
+    knockout(batch indices, width): the batch's Knockout (recorder.py) or None, `width` its
+    positions counted from the prompt's start."""
     device = input_device(recorder.model)
     start = shared_prefix(examples) if reuse_prefix and examples else 0
     prefix = None
@@ -117,25 +116,43 @@ def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="
         prefix = recorder.encode_prefix(
             torch.tensor([examples[0].input_ids[:start]], dtype=torch.long, device=device))
         start = start if prefix is not None else 0
-    features = [None] * len(examples)
-    predicted = np.zeros(len(examples), dtype=np.int64)
-    chosen = None if logit_ids is None else np.zeros((len(examples), len(logit_ids)), np.float32)
-    batches = batches_by_length(examples, batch_size, max_tokens)
-    for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+    for batch in tqdm(batches_by_length(examples, batch_size, max_tokens), desc=desc,
+                      unit="batch", leave=False):
         group = [examples[i] for i in batch]
         ids = pad_sequence([torch.tensor(e.input_ids[start:], dtype=torch.long) for e in group],
                            batch_first=True, padding_value=pad_id)
         mask = pad_sequence([torch.ones(len(e.input_ids) - start, dtype=torch.long) for e in group],
                             batch_first=True)
-        n_rows = max(len(e.query) for e in group)
-        # Unused row slots repeat the last query row; example_features ignores them.
-        rows = torch.tensor([e.query + [e.query[-1]] * (n_rows - len(e.query)) for e in group],
-                            dtype=torch.long)
+        rows = None
+        if layers:
+            n_rows = max(len(e.query) for e in group)
+            # Unused row slots repeat the last query row; example_features ignores them.
+            rows = torch.tensor([e.query + [e.query[-1]] * (n_rows - len(e.query)) for e in group],
+                                dtype=torch.long).to(device)
         last = start + mask.sum(dim=1) - 1
-        batch_logits, recorded = recorder.forward(ids.to(device), mask.to(device),
-                                                  rows=rows.to(device) if layers else None,
-                                                  layers=layers, per_head=per_head,
-                                                  logits_at=last.to(device), prefix=prefix)
+        logits, recorded = recorder.forward(
+            ids.to(device), mask.to(device), rows=rows, layers=layers, per_head=per_head,
+            logits_at=last.to(device), prefix=prefix,
+            knockout=None if knockout is None else knockout(batch, start + ids.shape[1]))
+        yield batch, group, logits, recorded
+
+
+def extract(recorder, examples, layers, batch_size, per_head=False, query_pool="mean",
+            statement_pool="mean", pad_id=0, logit_ids=None, max_tokens=1024, desc="attention",
+            reuse_prefix=True):
+    """Features of every example and its next-token prediction at the last position.
+
+    Returns (list of (S_i, len(layers), heads or 1) float32 arrays, (n,) argmax token ids, and
+    (n, len(logit_ids)) logits of the tokens `logit_ids` or None).
+    With no layers nothing is recorded (predictions only) and the features are None.
+    Batching, padding and the shared prefix: forward_batches.
+    """
+    features = [None] * len(examples)
+    predicted = np.zeros(len(examples), dtype=np.int64)
+    chosen = None if logit_ids is None else np.zeros((len(examples), len(logit_ids)), np.float32)
+    for batch, group, batch_logits, recorded in forward_batches(
+            recorder, examples, batch_size, max_tokens, pad_id, layers, per_head, desc,
+            reuse_prefix):
         if layers:
             # (batch, layers, heads, R, N); head-mean recordings get a heads axis of 1
             # .cpu() per layer: with a device map the layers' rows live on different devices.

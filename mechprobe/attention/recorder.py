@@ -244,7 +244,6 @@ class Recorder:
     def __init__(self, model, mode="auto"):
         self.model = model
         self.n_layers = model.config.get_text_config().num_hidden_layers
-        self.n_heads = model.config.get_text_config().num_attention_heads
         self.mode = None
         if mode in ("auto", "interface"):
             try:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 from mechprobe.attention.features import POOLS
 from mechprobe.cli import DEVICE_MAPS, ConfigError, require, whole
 from mechprobe.probing.knn import ProbeConfig
-from mechprobe.tasks.base import TASKS, task_names
+from mechprobe.tasks.base import TASKS
+from mechprobe.tasks.registry import task_names
 from mechprobe.tasks.prompts import PROMPT_STYLES, SHOT_MODES
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mechprobe.attention.features import extract, shared_prefix
-from mechprobe.attention.memory import PeakMemory
+from mechprobe.memory import PeakMemory
 from mechprobe.attention.recorder import Recorder
 from mechprobe.models import input_device, random_twin
 from mechprobe.parallel import gathered, my_share, world_size

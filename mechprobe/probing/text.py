@@ -17,7 +17,8 @@ from mechprobe.probing.dump import dump_questions
 from mechprobe.probing.run import Reading, Setting
 from mechprobe.probing.shortcut_control import shortcut_control
 from mechprobe.probing.text_control import text_features
-from mechprobe.tasks.base import check_questions, task_named
+from mechprobe.tasks.base import check_questions
+from mechprobe.tasks.registry import task_named
 from mechprobe.tasks.prompts import (chosen_answers, fitting_prompts, prompt_answer_ids,
                                      shot_record, shots_for, to_example)
 

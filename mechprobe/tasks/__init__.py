@@ -1,1 +1,1 @@
-"""Tasks: the data, reasoning trees and prompts of k-th smallest, ProofWriter, ARC."""
+"""Tasks: the task contract and registry, the data, reasoning trees and prompts of the k-th smallest task, ProofWriter, ARC and a jsonl file."""

@@ -15,7 +15,8 @@ nothing else, so a new task is one subclass of TextTask (docs/ADD_A_TASK.md):
                              choices=("True", "False"), bucket="all")]
 
 The k-th smallest task is in the registry too (family "numbers"): its examples are lists of
-numbers, read by mechprobe/probing/ksmallest.py rather than as text prompts.
+numbers, read by mechprobe/probing/ksmallest.py rather than as text prompts. The shipped tasks
+register when mechprobe/tasks/registry.py is imported, which looks tasks up by name.
 """
 
 from dataclasses import dataclass, field
@@ -137,18 +138,3 @@ def register(task_class):
         raise TypeError("register() takes a Task subclass with a name")
     TASKS[task_class.name] = task_class
     return task_class
-
-
-def task_named(name, config=None):
-    """The registered task `name`, made for `config` (a TextConfig, or None)."""
-    from mechprobe.tasks import registry   # noqa: F401  (registers the shipped tasks)
-
-    if name not in TASKS:
-        raise UserError(f"unknown task {name!r}: use one of {', '.join(TASKS)}")
-    return TASKS[name](config)
-
-
-def task_names():
-    from mechprobe.tasks import registry   # noqa: F401
-
-    return list(TASKS)
