@@ -139,9 +139,9 @@ def run(main, resumable=False):
         main()
     except UserError as err:
         message = str(err)
-        if isinstance(err, ConfigError):   # the library names fields; the command line, flags
-            message = re.sub(r"\b[A-Z]\w*Config\.(\w+)",
-                             lambda m: "--" + m.group(1).replace("_", "-"), message)
+        # The library names config fields (TextConfig.icl); the command line, flags (--icl).
+        message = re.sub(r"\b[A-Z]\w*Config\.(\w+)",
+                         lambda m: "--" + m.group(1).replace("_", "-"), message)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -21,16 +21,17 @@ def resolve_device(spec):
     try:
         device = torch.device(spec)
     except RuntimeError:
-        raise UserError(f"unknown --device '{spec}': use auto, cpu, cuda or cuda:N") from None
+        raise UserError(f"unknown RunConfig.device '{spec}': use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"--device {spec} asked for CUDA but torch sees no CUDA device "
-                            "(no GPU or a CPU-only torch build): use --device cpu or auto")
+            raise UserError(f"RunConfig.device {spec} asked for CUDA but torch sees no CUDA "
+                            "device (no GPU or a CPU-only torch build): use RunConfig.device cpu "
+                            "or auto")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s); "
+            raise UserError(f"RunConfig.device {spec}: only {torch.cuda.device_count()} CUDA device(s); "
                             "use an index below that")
     elif device.type != "cpu":
-        raise UserError(f"unsupported --device '{spec}': use auto, cpu, cuda or cuda:N")
+        raise UserError(f"unsupported RunConfig.device '{spec}': use auto, cpu, cuda or cuda:N")
     return device
 
 

@@ -17,14 +17,14 @@ def test_auto_device_and_dtype_on_this_machine():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_requested_without_cuda_names_the_fix():
-    with pytest.raises(UserError, match="use --device cpu or auto"):
+    with pytest.raises(UserError, match="use RunConfig.device cpu or auto"):
         resolve_device("cuda")
-    with pytest.raises(UserError, match="use --device cpu or auto"):
+    with pytest.raises(UserError, match="use RunConfig.device cpu or auto"):
         resolve_device("cuda:1")
 
 
 def test_unknown_device():
-    with pytest.raises(UserError, match="unknown --device"):
+    with pytest.raises(UserError, match="unknown RunConfig.device"):
         resolve_device("gpu")
 
 

@@ -61,7 +61,7 @@ def test_over_long_prompts_stop_before_any_forward_pass_or_are_skipped(generated
     flags = ["--task", "proofwriter", "--data", str(generated / "data"), "--model", str(model),
              "--n-examples", "12", "--layers", "0", "--folds", "2", "--device", "cpu", "--out", str(out)]
     with pytest.raises(UserError, match=rf"the longest question \S+, of \d+ tokens exceed the "
-                       rf"model's {limit} positions: .*--skip-long") as err:
+                       rf"model's {limit} positions: .*TextConfig.skip_long") as err:
         run_entry(monkeypatch, "probe", *flags)
     assert "\n" not in str(err.value) and not out.exists()
 
@@ -127,7 +127,7 @@ def test_chat_prompt_places_statements_query_and_answers_in_the_template(generat
     assert tokenizer.decode([true_id])[0] == "T" and tokenizer.decode([false_id])[0] == "F"
 
     tokenizer.chat_template = None
-    with pytest.raises(UserError, match="--prompt plain"):
+    with pytest.raises(UserError, match="TextConfig.prompt plain"):
         to_example(tokenizer, question, shots, proofwriter.SUFFIX, "chat")
 
 
@@ -146,5 +146,5 @@ def test_shots_are_dealt_over_the_answers_that_have_questions():
     assert shot_counts(pools, 4, exclude="A0") == {"A": 0, "B": 2, "C": 2}
     two = {a: [SimpleNamespace(id=f"{a}{i}") for i in range(9)] for a in ("True", "False")}
     assert shot_counts(two, 3) == {"True": 2, "False": 1}      # as evenly as before
-    with pytest.raises(UserError, match="fewer than --icl 12"):
+    with pytest.raises(UserError, match="fewer than TextConfig.icl 12"):
         shot_counts(pools, 12)

@@ -195,7 +195,7 @@ def test_a_chat_template_that_raises_is_one_line(tmp_path, bpe_gpt2_dir):
 
     tokenizer = AutoTokenizer.from_pretrained(bpe_gpt2_dir)
     tokenizer.chat_template = "{{ raise_exception('no system turns') }}"
-    with pytest.raises(UserError, match="--prompt plain"):
+    with pytest.raises(UserError, match="TextConfig.prompt plain"):
         chat_frame(tokenizer, [], "?")
 
 

@@ -26,8 +26,9 @@ def resolve_task(config, saved=None):
     saved = saved or {}
     k = config.k if config.k is not None else saved.get("k")
     if k is None and not config.all_k:
-        raise UserError("no k: this model has no task.json from finetune_gpt2.py; pass --k "
-                        "(0-based, e.g. --k 1 for the second smallest) or --all-k")
+        raise UserError("no k: this model has no task.json from finetune_gpt2.py; pass "
+                        "KSmallestConfig.k (0-based, e.g. 1 for the second smallest) or "
+                        "KSmallestConfig.all_k")
     list_len = config.list_len or saved.get("list_len", 16)
     num_set = config.num_set or saved.get("num_set", 512)
     return ksmallest.parse_task(f"min{k or 0:02d}", list_len, num_set)
@@ -49,8 +50,9 @@ def task_of_model(model, tokenizer, config, name, multi_token=False):
     saved = saved_task(name)
     task = resolve_task(config, saved)
     if saved.get("num_set") is not None and task.num_set != saved["num_set"]:
-        raise UserError(f"--num-set {task.num_set}: {name} was fine-tuned on {saved['num_set']} "
-                        f"numbers (its task.json), and knows only those: drop --num-set or pass "
+        raise UserError(f"KSmallestConfig.num_set {task.num_set}: {name} was fine-tuned on "
+                        f"{saved['num_set']} numbers (its task.json), and knows only those: drop "
+                        "KSmallestConfig.num_set or pass "
                         f"{saved['num_set']}")
     try:
         numbers = ksmallest.number_set(tokenizer, task.num_set)
@@ -69,7 +71,8 @@ def task_of_model(model, tokenizer, config, name, multi_token=False):
     if "numbers" in saved and list(saved["numbers"]) != list(numbers.numbers):
         raise UserError(f"{name}/task.json lists other numbers than this tokenizer's number "
                         "set: the file belongs to another model; fine-tune again, or delete it "
-                        "and pass --k/--list-len/--num-set")
+                        "and pass KSmallestConfig.k, KSmallestConfig.list_len and "
+                        "KSmallestConfig.num_set")
     if isinstance(numbers, ksmallest.NumberSet):
         check_fits(model, len(numbers.prefix) + task.list_len)
     return task, numbers
@@ -188,8 +191,9 @@ class KSmallestPart:
         self.attach(model, tokenizer, run)
         config, task, numbers = self.config, self.task, self.numbers
         if config.n_examples < run.folds:
-            raise UserError(f"--n-examples {config.n_examples} is too few for {run.folds}-fold "
-                            "cross-validation: probe more examples or use fewer --folds")
+            raise UserError(f"KSmallestConfig.n_examples {config.n_examples} is too few for "
+                            f"{run.folds}-fold cross-validation: probe more examples or use fewer "
+                            "RunConfig.folds")
         self.multi_token = isinstance(numbers, ksmallest.MultiTokenNumbers)
         self.indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
         if self.multi_token:

@@ -107,8 +107,9 @@ def probe_model(model, tokenizer, part, run, cache=None, layers=None):
             result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
         settings[setting.name] = {**setting.scores, **result}
     if not settings:
-        raise UserError(f"every bucket has fewer {part.grouped_by}s than --folds {knn.folds}: "
-                        "probe more examples (--n-examples) or use fewer --folds")
+        raise UserError(f"every bucket has fewer {part.grouped_by}s than RunConfig.folds "
+                        f"{knn.folds}: probe more examples (TextConfig.n_examples) or use fewer "
+                        "RunConfig.folds")
     part.add_controls(settings)
     meta = {"task": part.task_name, "model": run.model, **part.meta(),
             **reading_meta(model, reading, extracted, layers, knn, run)}

@@ -27,7 +27,7 @@ def load_questions(config):
     """(task, the probed split's labelled questions) of a TextConfig; one line per problem."""
     task = task_named(config.task, config)
     if config.data is None:
-        raise UserError(f"--task {config.task} needs --data: {task.how_to_get}")
+        raise UserError(f"task {config.task} needs TextConfig.data: {task.how_to_get}")
     questions = check_questions(task.load(config.split), config.task)
     if not questions:
         raise UserError(f"the {config.split} split of {config.data} holds no question that can be "
@@ -97,13 +97,14 @@ class TextPart:
         self.skipped = len(flat) - len(fits)
         if self.skipped:
             print(f"skipped {self.skipped} of {len(flat)} prompts longer than the model's "
-                  f"{position_limit(model)} positions (--skip-long)")
+                  f"{position_limit(model)} positions (TextConfig.skip_long)")
             kept = {flat[i].id for i in fits}
             buckets = {b: [q for q in members if q.id in kept] for b, members in buckets.items()}
             buckets = {b: members for b, members in buckets.items() if members}
             if not buckets:
                 raise UserError(f"every prompt is longer than the model's {position_limit(model)} "
-                                "positions: use fewer --icl shots or a model with more positions")
+                                "positions: use fewer shots (TextConfig.icl) or a model with "
+                                "more positions")
             flat, examples = [flat[i] for i in fits], [examples[i] for i in fits]
             shots = [shots[i] for i in fits]
         # Accuracy needs answers: a user's jsonl file may have none (then only the probes run).

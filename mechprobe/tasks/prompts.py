@@ -40,10 +40,10 @@ def shot_counts(pools, n_shots, exclude=None):
     room = {a: len(pool) - sum(q.id == exclude for q in pool) for a, pool in pools.items()}
     if not pools:
         raise UserError("the questions shots would come from have no answers (a shot shows its "
-                        "answer): add answer and choices to them, or use --icl 0")
+                        "answer): add answer and choices to them, or set TextConfig.icl to 0")
     if sum(room.values()) < n_shots:
         raise UserError(f"the train split has {sum(room.values())} questions to draw shots from, "
-                        f"fewer than --icl {n_shots}: use fewer shots")
+                        f"fewer than TextConfig.icl {n_shots}: use fewer shots")
     counts = dict.fromkeys(pools, 0)
     answers = [a for _ in range(n_shots) for a in pools]     # a, b, ..., a, b, ...
     for answer in answers:
@@ -102,8 +102,9 @@ def fitting_prompts(model, questions, examples, skip_long):
     """Indices of the questions whose prompts (all of `examples[i]` for question i) fit the
     model's positions; over-long ones are an error, or skipped with --skip-long."""
     longest = [max(len(e.input_ids) for e in group) for group in examples]
-    return check_fits(model, longest, "use fewer --icl shots or a model with more positions, or "
-                      "pass --skip-long to leave the long prompts out (counted)",
+    return check_fits(model, longest, "use fewer shots (TextConfig.icl) or a model with more "
+                      "positions, or set TextConfig.skip_long to leave the long prompts out "
+                      "(counted)",
                       names=[f"question {q.id}" for q in questions], skip=skip_long)
 
 
@@ -115,8 +116,8 @@ def chat_frame(tokenizer, shots, suffix):
     user turn answered by an assistant turn, then the question's user turn and the assistant's
     opening."""
     if not getattr(tokenizer, "chat_template", None):
-        raise UserError("--prompt chat needs a tokenizer with a chat template (an instruct "
-                        "model's); this one has none: use --prompt plain")
+        raise UserError("TextConfig.prompt chat needs a tokenizer with a chat template (an "
+                        "instruct model's); this one has none: use TextConfig.prompt plain")
     turns = []
     for shot in shots:
         turns += [{"role": "user", "content": prompt(shot, suffix)},
@@ -127,11 +128,11 @@ def chat_frame(tokenizer, shots, suffix):
     except Exception as err:   # the template is the model's own code (jinja2): any error
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise UserError(f"the tokenizer's chat template fails on these turns ({type(err).__name__}: "
-                        f"{first[:150]}): use --prompt plain, or fix chat_template in its "
+                        f"{first[:150]}): use TextConfig.prompt plain, or fix chat_template in its "
                         "tokenizer_config.json") from None
     if text.count(_PLACE) != 1:
         raise UserError("the tokenizer's chat template does not show the user's turn as given: "
-                        "use --prompt plain")
+                        "use TextConfig.prompt plain")
     before, after = text.split(_PLACE)
     return before, after
 
