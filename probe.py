@@ -19,7 +19,8 @@ from mechprobe.cli import ArgumentParser, add_common_args, count, path_text, qui
 from mechprobe.attention.features import POOLS
 from mechprobe.outputs import check_output_file, output_dir, removed_on_failure
 from mechprobe.flags import add_ksmallest_args, add_prompt_args
-from mechprobe.tasks.base import TASKS, task_names
+from mechprobe.tasks.base import TASKS
+from mechprobe.tasks.registry import task_names
 
 
 def main(argv=None):
