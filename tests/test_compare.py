@@ -42,3 +42,16 @@ def test_runs_of_another_task_or_way_are_refused(tmp_path):
     refused("compare", a, other_task, words=["task 'proofwriter' against 'ksmallest'"])
     refused("compare", a, tmp_path, words=["no results.json"])
     refused("compare", a, words=["two or more"])
+
+
+def test_an_all_k_run_is_compared_on_the_shared_k(tmp_path):
+    """A fine-tuned model's one k beside an --all-k run (its random-init architecture or a
+    pretrained model): the shared setting is compared, the others named in one line."""
+    one = saved(tmp_path / "min01", 0)
+    result, _, _ = setting(seed=3)
+    every_k = {f"min{k:02d}": {**result, "accuracy": 0.1} for k in range(3)}
+    ProbeResult(META, every_k).save(str(tmp_path / "random-init"))
+    printed = run_ok("compare", one, tmp_path / "random-init")
+    assert [line.split()[:2] for line in printed.splitlines() if line.startswith("min0")] == [
+        ["min01", "min01"], ["min01", "random-init"]]
+    assert "also probed: random-init: min00, min02" in printed

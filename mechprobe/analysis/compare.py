@@ -1,7 +1,8 @@
 """Probing runs side by side: one table and one figure from several probe.py result folders
 (compare.py). Runs are comparable when they probe the same task the same way (the same data or
 number task, the same kNN and folds) and share at least one setting; the table and figure hold
-the shared settings."""
+the shared settings (an --all-k run beside a fine-tuned model's run: its k), and the text names
+the settings left out."""
 
 import json
 import os
@@ -110,10 +111,15 @@ def compare(folders, out=None):
         for run, folder in zip(runs, folders):
             run["run"] = os.path.normpath(folder)
     settings = check_comparable(runs)
+    # An --all-k run beside a one-k run: the shared k is compared, and the rest named.
+    others = [f"{run['run']}: {', '.join(s for s in run['settings'] if s not in settings)}"
+              for run in runs if len(run["settings"]) > len(settings)]
     text = format_table(table_rows(runs, settings), COLUMNS) + (
         "\n_95: 95% bootstrap intervals over examples; tree, tree_rand: share of examples whose "
         "whole tree the probes\nrecover for the model and its random twin (docs/METHOD.md "
-        "section 5); '-': a run written before them.")
+        "section 5); '-': a run written before them.") + (
+        f"\nonly the settings every run has are compared; also probed: {'; '.join(others)}"
+        if others else "")
     if out:
         from mechprobe.outputs import write_lines
         from mechprobe.plots import save_figure
