@@ -89,7 +89,8 @@ def make_random_init(args):
     from transformers import AutoModelForCausalLM
 
     from mechprobe.cli import UserError, quiet_libraries
-    from mechprobe.models import TASK_FILE, load_pretrained
+    from mechprobe.models import load_pretrained
+    from mechprobe.tasks.ksmallest import TASK_FILE
     from mechprobe.outputs import staged_files
 
     if os.path.isdir(args.model) and os.path.samefile(args.model, args.out):

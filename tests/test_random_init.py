@@ -10,7 +10,8 @@ import torch
 from conftest import ROOT, SMALL_TINY, refused, run_ok
 from safetensors.torch import load_file
 
-from mechprobe.models import TinyConfig, build_tiny, load_pretrained
+from mechprobe.models import load_pretrained
+from mechprobe.tiny_models import TinyConfig, build_tiny
 
 
 def test_random_init_keeps_architecture_tokenizer_and_task(small_finetuned, tmp_path):

@@ -368,7 +368,7 @@ def run_text(config, text_config, run, out, only_buckets=None):
     as the k-th smallest run, folds grouped as probing groups them (ProofWriter: by theory);
     `only_buckets`: the names of the buckets to run (None: all)."""
     from mechprobe.models import load_model
-    from mechprobe.probing.buckets import probed_buckets, sample_buckets
+    from mechprobe.probing.buckets import plural, probed_buckets, sample_buckets
     from mechprobe.probing.text import load_questions
 
     started = time.time()
@@ -409,7 +409,7 @@ def run_text(config, text_config, run, out, only_buckets=None):
                                  f"({config.queries} queries)"), out, name)
         settings[bucket] = {"figure": name, **body}
     if not settings:
-        raise UserError(f"every bucket has fewer {task.grouped_by}s than --folds {knn.folds}: "
+        raise UserError(f"every bucket has fewer {plural(task.grouped_by)} than --folds {knn.folds}: "
                         "use more questions (--n-examples) or fewer --folds")
     results = {"task": text_config.task, "model": run.model, "data": text_config.data,
                "split": text_config.split, "icl": text_config.icl,

@@ -23,7 +23,7 @@ def probed_buckets(buckets, folds, grouped_by):
         groups = [q.group for q in members]
         if len(set(groups)) < folds:
             print(f"skipping bucket {bucket}: {len(members)} examples from {len(set(groups))} "
-                  f"{grouped_by}s, fewer than {folds} folds")
+                  f"{plural(grouped_by)}, fewer than {folds} folds")
             continue
         yield bucket, members, span, groups
 
@@ -54,3 +54,8 @@ def sample_buckets(questions, per_bucket, seed):
             pool = [pool[i] for i in sorted(rng.choice(len(pool), size=per_bucket, replace=False))]
         sampled[bucket] = pool
     return sampled
+
+
+def plural(word):
+    """theory -> theories, group -> groups (the cross-validation units named in messages)."""
+    return word[:-1] + "ies" if word.endswith("y") else word + "s"

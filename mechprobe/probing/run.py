@@ -19,6 +19,7 @@ from mechprobe.cli import UserError
 from mechprobe.models import input_device, load_model, position_limit
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.bootstrap import bootstrap
+from mechprobe.probing.buckets import plural
 from mechprobe.probing.extraction import extract_pair, feature_cache
 from mechprobe.probing.knn import (Samples, best_layer, mean_of, neighbors_used,
                                     overall_layerwise_predictions, probe_stages)
@@ -107,7 +108,7 @@ def probe_model(model, tokenizer, part, run, cache=None, layers=None):
             result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
         settings[setting.name] = {**setting.scores, **result}
     if not settings:
-        raise UserError(f"every bucket has fewer {part.grouped_by}s than RunConfig.folds "
+        raise UserError(f"every bucket has fewer {plural(part.grouped_by)} than RunConfig.folds "
                         f"{knn.folds}: probe more examples (TextConfig.n_examples) or use fewer "
                         "RunConfig.folds")
     part.add_controls(settings)
