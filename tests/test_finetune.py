@@ -163,11 +163,11 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, bpe_gpt2_dir, extra,
 def test_short_runs_validate_a_small_sample_rarely(tmp_path, bpe_gpt2_dir, model, steps, expected):
     args = args_for(tmp_path / "out", model=model.format(bpe=bpe_gpt2_dir), steps=steps,
                     n_train=None, n_eval=None, eval_every=None, batch_size=None, list_len=8, num_set=40)
-    _, _, _, _, _, splits, settings = finetune.prepare(args)
+    _, _, _, _, _, splits, settings = finetune.prepare(finetune.with_defaults(args, finetune.DEFAULTS))
     assert (settings.eval_every, len(splits.val), len(splits.test)) == expected
 
 
 def test_explicit_validation_size_and_cadence_are_kept(tmp_path):
     args = args_for(tmp_path / "out", n_train=None, n_eval=5000, steps=20, eval_every=1)
-    _, _, _, _, _, splits, settings = finetune.prepare(args)
+    _, _, _, _, _, splits, settings = finetune.prepare(finetune.with_defaults(args, finetune.DEFAULTS))
     assert (settings.eval_every, len(splits.val)) == (1, 5000)

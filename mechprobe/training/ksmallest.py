@@ -2,7 +2,7 @@
 
 import os
 import platform
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 from transformers import set_seed
@@ -77,7 +77,6 @@ def prepare(config):
     task = ksmallest.parse_task(config.task, config.list_len, config.num_set)
     device = resolve_device(config.device)
     amp_dtype = resolve_dtype(config.dtype, device)
-    fill_defaults(config, DEFAULTS["tiny" if config.model == "tiny" else "pretrained"])
     set_seed(config.seed)
     if config.model == "tiny":
         tiny = TinyConfig(config.tiny_layers or TinyConfig.n_layer, config.tiny_heads or TinyConfig.n_head,
@@ -130,10 +129,12 @@ def validation_size(settings):
     return max(MIN_VAL_SAMPLE, settings.eval_every * settings.batch_size)
 
 
-def fill_defaults(config, defaults):
-    for name, value in defaults.items():
-        if getattr(config, name, None) is None:
-            setattr(config, name, value)
+def with_defaults(config, defaults):
+    """The config with `defaults[model kind]` where the user left a field unset (a new one: the
+    caller's config is not changed)."""
+    chosen = defaults["tiny" if config.model == "tiny" else "pretrained"]
+    return replace(config, **{name: value for name, value in chosen.items()
+                              if getattr(config, name, None) is None})
 
 
 def train(model, data, settings, config, fingerprint, curriculum=(), candidates=None):
@@ -168,6 +169,7 @@ def tensors(task, numbers, indices):
 
 
 def run(config):
+    config = with_defaults(config, DEFAULTS)
     task, device, model, tokenizer, numbers, splits, settings = prepare(config)
     trained = select_trainable(model, config.tune)
     model.to(device)

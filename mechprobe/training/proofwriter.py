@@ -21,7 +21,7 @@ from mechprobe import seeds
 from mechprobe.tasks import proofwriter
 from mechprobe.cli import UserError, format_table
 from mechprobe.tasks.corruptions import COUNTERFACTUAL_WORDS
-from mechprobe.training.ksmallest import fill_defaults, make_settings, run_summary, save_curves, save_model, train
+from mechprobe.training.ksmallest import make_settings, with_defaults, run_summary, save_curves, save_model, train
 from mechprobe.tiny_models import TINY_TEXT as TINY
 from mechprobe.models import check_fits, load_pretrained, resolve_device, resolve_dtype
 from mechprobe.tiny_models import build_word_llama
@@ -119,7 +119,6 @@ def prepare(config):
         raise UserError(f"--task proofwriter needs --data DIR: {proofwriter.HOW_TO_GET}")
     device = resolve_device(config.device)
     amp_dtype = resolve_dtype(config.dtype, device)
-    fill_defaults(config, DEFAULTS["tiny" if config.model == "tiny" else "pretrained"])
     set_seed(config.seed)
     splits = {name: training_questions(config.data, split, config.max_qdep)
               for name, split in (("train", "train"), ("val", "dev"), ("test", "test"))}
@@ -147,6 +146,7 @@ def prepare(config):
 
 
 def run(config):
+    config = with_defaults(config, DEFAULTS)
     device, model, tokenizer, splits, data, word_ids, settings = prepare(config)
     trained = select_trainable(model, config.tune)
     model.to(device)
