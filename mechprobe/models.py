@@ -282,3 +282,9 @@ def random_twin(model, seed):
         layout = {name: "cpu" if where == "disk" else where for name, where in layout.items()}
         return dispatch_model(twin, device_map=layout).eval()
     return twin.to(input_device(model)).eval()
+
+
+def padding_id(tokenizer):
+    """The id padded positions get: the tokenizer's pad token, or 0 where it has none (GPT-2).
+    Padded positions are masked out, so any id in the vocabulary does."""
+    return tokenizer.pad_token_id or 0

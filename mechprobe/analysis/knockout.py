@@ -24,7 +24,7 @@ from mechprobe import seeds
 from mechprobe.attention.features import extract, forward_batches, normalise_by_max
 from mechprobe.attention.recorder import Knockout, Recorder
 from mechprobe.cli import UserError, format_table
-from mechprobe.models import input_device
+from mechprobe.models import input_device, padding_id
 from mechprobe.outputs import write_json
 from mechprobe.plots import save_figure, subplots
 from mechprobe.probing.knn import Samples, out_of_fold
@@ -330,7 +330,7 @@ def run_ksmallest(config, task_config, run, out):
     recorder = Recorder(model)
     layer_plan(config, recorder.n_layers)       # bad layers or windows: refused before any work
     read = run.read.with_defaults(query_pool="mean", batch_size=256)
-    pad_id = tokenizer.pad_token_id or 0
+    pad_id = padding_id(tokenizer)
     all_layers = list(range(recorder.n_layers))
     features, _, _ = extract(recorder, [s.example for s in scored], all_layers, read.batch_size,
                              pad_id=pad_id, max_tokens=read.max_batch_tokens)
@@ -392,7 +392,7 @@ def run_text(config, text_config, run, out, only_buckets=None):
     scored = text_scored(tokenizer, flat, shots, task.suffix, text_config.prompt)
     prompts.fitting_prompts(model, flat, [[s.example] for s in scored], skip_long=False)
     read = run.read.with_defaults(query_pool="max" if text_config.icl else "mean", batch_size=16)
-    pad_id = tokenizer.pad_token_id or 0
+    pad_id = padding_id(tokenizer)
     features, _, _ = extract(recorder, [s.example for s in scored],
                              list(range(recorder.n_layers)), read.batch_size,
                              query_pool=read.query_pool, statement_pool=read.statement_pool,

@@ -22,9 +22,8 @@ from mechprobe.cli import UserError, format_table
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.plots import save_figure, subplots
 from mechprobe.probing.knn import Samples, compare
-from mechprobe.models import position_limit
 from mechprobe.baselines import chance_check, chance_warning, shortcut_caveat
-from mechprobe.models import load_model
+from mechprobe.models import load_model, padding_id, position_limit
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.config import FromArgs
 from mechprobe.probing.extraction import answer_scores, extract_pair
@@ -140,7 +139,7 @@ def run(config, run_config, out):
                                    run_config.placement())
     layers = run_config.layers_of(model)
     read = run_config.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
-    pad_id = tokenizer.pad_token_id or 0
+    pad_id = padding_id(tokenizer)
 
     def examples_of(items, indices):
         return [to_example(tokenizer, item, shots[i], proofwriter.SUFFIX, config.prompt)

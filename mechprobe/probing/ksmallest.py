@@ -9,7 +9,7 @@ from mechprobe.attention.features import Example, extract, segment_tokens
 from mechprobe.attention.recorder import Recorder
 from mechprobe.baselines import accuracy, chance_check
 from mechprobe.cli import UserError
-from mechprobe.models import check_fits, load_model
+from mechprobe.models import check_fits, load_model, padding_id
 from mechprobe.probing.dump import dump_numbers
 from mechprobe.probing.run import Reading, Setting
 from mechprobe.tasks import ksmallest
@@ -205,7 +205,7 @@ class KSmallestPart:
             self.examples = to_examples(numbers, self.indices)
         # One query token: its pooling changes nothing.
         self.read = run.read.with_defaults(query_pool="mean", batch_size=256)
-        self.pad_id = tokenizer.pad_token_id or 0
+        self.pad_id = padding_id(tokenizer)
         return Reading(self.examples, self.read, normalise=True)
 
     def settings(self, extracted, knn):

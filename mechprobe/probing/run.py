@@ -16,7 +16,7 @@ import numpy as np
 
 from mechprobe.attention.features import normalise_by_max
 from mechprobe.cli import UserError
-from mechprobe.models import input_device, load_model, position_limit
+from mechprobe.models import input_device, load_model, padding_id, position_limit
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.bootstrap import bootstrap
 from mechprobe.probing.buckets import plural
@@ -88,7 +88,7 @@ def probe_model(model, tokenizer, part, run, cache=None, layers=None):
     processes read attention; the main one probes)."""
     layers = run.layers_of(model) if layers is None else layers
     reading = part.reading(model, tokenizer, run)
-    pad_id = tokenizer.pad_token_id or 0
+    pad_id = padding_id(tokenizer)
     extracted = extract_pair(model, reading.examples, layers, reading.read, run.seed, pad_id,
                              reading.logit_ids, cache)
     if not is_main_process():      # the other processes only read attention

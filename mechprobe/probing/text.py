@@ -11,7 +11,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from mechprobe.baselines import chance_check
 from mechprobe.cli import UserError
-from mechprobe.models import position_limit
+from mechprobe.models import padding_id, position_limit
 from mechprobe.probing.buckets import bucket_sizes, probed_buckets, sample_buckets
 from mechprobe.probing.dump import dump_questions
 from mechprobe.probing.run import Reading, Setting
@@ -112,10 +112,10 @@ class TextPart:
         self.words = list(dict.fromkeys(c for q in flat for c in q.choices)) if self.scored else []
         self.word_ids = (prompt_answer_ids(tokenizer, flat[0], shots[0], task.suffix, self.words,
                                            config.prompt) if self.scored else None)
-        self.buckets, self.flat, self.shots, self.read = buckets, flat, shots, None
-        read = run.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
-        self.read, self.pad_id = read, tokenizer.pad_token_id or 0
-        return Reading(examples, read, self.word_ids)
+        self.buckets, self.flat, self.shots = buckets, flat, shots
+        self.read = run.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
+        self.pad_id = padding_id(tokenizer)
+        return Reading(examples, self.read, self.word_ids)
 
     def settings(self, extracted, knn):
         """Per bucket with enough groups: labels, the text-only control, accuracy, balanced

@@ -23,7 +23,7 @@ from mechprobe.cli import UserError, format_table
 from mechprobe.tasks.corruptions import COUNTERFACTUAL_WORDS
 from mechprobe.training.ksmallest import make_settings, with_defaults, run_summary, save_curves, save_model, train
 from mechprobe.tiny_models import TINY_TEXT as TINY
-from mechprobe.models import check_fits, load_pretrained, resolve_device, resolve_dtype
+from mechprobe.models import check_fits, load_pretrained, padding_id, resolve_device, resolve_dtype
 from mechprobe.tiny_models import build_word_llama
 from mechprobe.outputs import discard, write_json
 from mechprobe.baselines import chance_check, chance_warning
@@ -137,7 +137,7 @@ def prepare(config):
     else:
         model, tokenizer = load_pretrained(config.model)
     word_ids = answer_ids(tokenizer, prompt(splits["train"][0], proofwriter.SUFFIX), ANSWERS)
-    data = {name: encode(tokenizer, questions, word_ids, tokenizer.pad_token_id or 0)
+    data = {name: encode(tokenizer, questions, word_ids, padding_id(tokenizer))
             for name, questions in splits.items()}
     check_fits(model, max(int(d[2].max()) for d in data.values()),
                "use a model with more positions (or data with smaller theories)")
