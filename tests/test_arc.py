@@ -85,6 +85,10 @@ def test_both_loaders_label_a_record_alike(tmp_path):
     assert street.useful == preprocessed.useful == [1, 1, 0, 0, 0, 0, 0, 0, 0, 1]
     assert street.depth == preprocessed.depth
     assert street.qdep == preprocessed.qdep == 1 and street.bucket == preprocessed.bucket == "depth=1"
+    # The gold tree's edges as statement positions (units 1 and 2 -> 10), the same either way:
+    # what the report's example browser draws.
+    assert sorted(street.edges) == sorted(preprocessed.edges) == [[0, 9], [1, 9]]
+    assert street.kinds == ["fact"] * 10 and street.answer in street.choices
 
 
 def test_a_record_with_no_step_among_its_statements_is_not_probed():
