@@ -6,6 +6,12 @@ once.
 
     part = TextPart(TextConfig(task="arc", data="data/arc_offline"))
     result = probe_model(model, tokenizer, part, RunConfig(folds=3))
+
+A part has: task_name, grouped_by and default_p (the kNN distance); load() (its data, before any
+model), dump(path, tokenizer=None), attach(model, tokenizer, run), reading(model, tokenizer, run)
+-> Reading, settings(extracted, knn) -> Settings, add_controls(settings) and meta() -> dict.
+Text tasks of any kind share TextPart; a task needs its own part only where its examples are not
+statements in a prompt (the k-th smallest task's number lists).
 """
 
 import os
