@@ -85,11 +85,8 @@ def make_llama(args):
 
 
 def make_random_init(args):
-    import torch
-    from transformers import AutoModelForCausalLM
-
     from mechprobe.cli import UserError, quiet_libraries
-    from mechprobe.models import load_pretrained
+    from mechprobe.models import load_pretrained, random_init
     from mechprobe.tasks.ksmallest import TASK_FILE
     from mechprobe.outputs import staged_files
 
@@ -97,8 +94,7 @@ def make_random_init(args):
         raise UserError(f"--out {args.out} is the --model folder: choose another folder")
     quiet_libraries()
     trained, tokenizer = load_pretrained(args.model)   # every check the probe makes on a model
-    torch.manual_seed(args.seed)
-    model = AutoModelForCausalLM.from_config(trained.config, dtype=trained.dtype)
+    model = random_init(trained, args.seed)
     task_file = os.path.join(args.model, TASK_FILE)
     with staged_files(args.out) as tmp:
         model.save_pretrained(tmp)

@@ -268,12 +268,18 @@ def twin_seed(seed):
     return int(seeds.rng(seed, seeds.TWIN).integers(2**31))
 
 
-def random_twin(model, seed):
-    """The same architecture, randomly initialised (the probing score's baseline)."""
+def random_init(model, seed):
+    """`model`'s architecture and dtype with fresh weights drawn from `seed` (on the CPU)."""
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(twin_seed(seed))
-    twin = AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
+
+
+def random_twin(model, seed):
+    """The same architecture, randomly initialised (the probing score's baseline), placed where
+    the model is."""
+    twin = random_init(model, twin_seed(seed))
     layout = getattr(model, "hf_device_map", None)
     if layout and len(set(layout.values())) > 1:
         from accelerate import dispatch_model

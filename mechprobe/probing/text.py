@@ -66,11 +66,15 @@ class TextPart:
         would be) probed with."""
         if tokenizer is None:
             return dump_questions(path, self.questions, self.task.suffix)
-        shots = shots_for(self.questions, self.train, self.config.icl, self.config.shots,
-                          self.seed)
         dump_questions(path, self.questions, self.task.suffix,
-                       [to_example(tokenizer, q, these, self.task.suffix, self.config.prompt)
-                        for q, these in zip(self.questions, shots)])
+                       self.prompts(self.questions, tokenizer)[1])
+
+    def prompts(self, questions, tokenizer):
+        """(per question its shots, its prompt as an Example), as the run probes it."""
+        config = self.config
+        shots = shots_for(questions, self.train, config.icl, config.shots, self.seed)
+        return shots, [to_example(tokenizer, q, these, self.task.suffix, config.prompt)
+                       for q, these in zip(questions, shots)]
 
     def attach(self, model, tokenizer, run):
         """The model this part's prompts are made for, and the run's seed; loads the shots."""
@@ -90,9 +94,7 @@ class TextPart:
             raise UserError(f"no questions of the probed depths in the {config.split} split of "
                             f"{config.data}: {task.how_to_get}")
         flat = [q for bucket in buckets.values() for q in bucket]
-        shots = shots_for(flat, self.train, config.icl, config.shots, run.seed)
-        examples = [to_example(tokenizer, q, these, task.suffix, config.prompt)
-                    for q, these in zip(flat, shots)]
+        shots, examples = self.prompts(flat, tokenizer)
         fits = fitting_prompts(model, flat, [[e] for e in examples], config.skip_long)
         self.skipped = len(flat) - len(fits)
         if self.skipped:
@@ -149,12 +151,8 @@ class TextPart:
         everything = self.task.everything(self.config.split)
         if everything is None:
             return
-        config = self.config
-
         def prompts(questions):
-            shots = shots_for(questions, self.train, config.icl, config.shots, self.seed)
-            return [to_example(self.tokenizer, q, these, self.task.suffix, config.prompt)
-                    for q, these in zip(questions, shots)]
+            return self.prompts(questions, self.tokenizer)[1]
 
         def fits(questions, examples):
             return fitting_prompts(self.model, questions, [[e] for e in examples], skip_long=True)
