@@ -1,6 +1,7 @@
-"""Robustness on ProofWriter: relate a model's probing score to how its accuracy survives corruption.
+"""Robustness: relate a model's probing score to how its accuracy survives corruption.
 
     python corrupt.py --model DIR --data runs/data/proofwriter --out runs/corrupt
+    python corrupt.py --task jsonl --data mine.jsonl --model DIR --out runs/corrupt-mine
 
 Writes OUT/results.json (per-subset rows, the per-bin summary over S_P2, Pearson and Spearman
 correlations between S_P2 and the accuracy change, per corruption) and OUT/robustness.{png,pdf}.
@@ -9,43 +10,47 @@ correlations between S_P2 and the accuracy change, per corruption) and OUT/robus
 import contextlib
 
 from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
-from mechprobe.attention.features import POOLS
 from mechprobe.outputs import output_dir
-from mechprobe.flags import add_prompt_args
+from mechprobe.flags import (add_probe_args, add_reading_args, add_task_module_arg,
+                             add_text_args, import_task_modules)
+from mechprobe.tasks.base import TASKS
+from mechprobe.tasks.registry import task_names
 
 
 def main(argv=None):
+    argv = import_task_modules(argv)   # tasks defined outside the package, before --task's choices
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None)
-    parser.add_argument("--data", help="ProofWriter data (release root, CWA folder, or preprocessed)")
-    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    parser.add_argument("--icl", type=count(0, 64), default=4, help="in-context examples (paper: 4)")
-    add_prompt_args(parser)
-    parser.add_argument("--n-examples", type=count(1, 10**6), default=1024,
-                        help="depth-1 questions the subsets are drawn from (sampled with the seed)")
-    parser.add_argument("--repeats", type=count(1, 10**6), default=128, help="subsets drawn (paper: 1024)")
-    parser.add_argument("--min-subset", type=count(2, 10**6), default=64)
-    parser.add_argument("--max-subset", type=count(2, 10**6), default=128)
-    parser.add_argument("--layers", help="0-based layer subset, e.g. 0-16,19,28 (default: all)")
-    parser.add_argument("--query-pool", choices=POOLS, help="default: max with --icl, else mean")
-    parser.add_argument("--statement-pool", default="mean", choices=POOLS)
-    parser.add_argument("--per-head", action="store_true")
-    parser.add_argument("--max-batch-tokens", type=count(1, 2**24), default=1024)
-    parser.add_argument("--neighbors", type=count(1, 10**6), default=8)
-    parser.add_argument("--p", type=int, choices=[1, 2], help="kNN distance (default 1, Manhattan)")
-    parser.add_argument("--folds", type=count(2, 1000), default=5)
+    parser.add_argument("--task", default="proofwriter",
+                        choices=[name for name in task_names() if TASKS[name].family == "text"],
+                        help="a text task (default proofwriter, the paper's; its depth-1 questions "
+                        "are the pool); any other: questions whose tree has two levels or more")
+    add_task_module_arg(parser)
+    add_text_args(parser)
+    # the paper's robustness experiment is in-context: 4 shots unless --icl says otherwise
+    parser.set_defaults(icl=4)
+    parser.add_argument("--n-examples", type=count(1, 10**6),
+                        help="questions the subsets are drawn from (default 1024, sampled with the "
+                        "seed)")
+    parser.add_argument("--repeats", type=count(1, 10**6), help="subsets drawn (default 128; paper: 1024)")
+    parser.add_argument("--min-subset", type=count(2, 10**6), help="default 64")
+    parser.add_argument("--max-subset", type=count(2, 10**6), help="default 128")
+    add_reading_args(parser)
+    add_probe_args(parser)
     args = parser.parse_args(argv)
     if args.model is None:
         parser.error("--model is required")
     quiet_libraries()
     from mechprobe.analysis.robustness import RobustnessConfig, run as corrupt
     from mechprobe.parallel import finish_processes, is_main_process
-    from mechprobe.probing.config import RunConfig
+    from mechprobe.probing.config import RunConfig, TextConfig
+    from mechprobe.probing.text import TextPart
 
     # Several processes (accelerate launch, torchrun): each runs the model on its share of the
     # prompts; the main one alone probes and writes.
     with output_dir(args.out, args.force, command="corrupt.py") if is_main_process() else contextlib.nullcontext():
-        corrupt(RobustnessConfig.from_args(args), RunConfig.from_args(args), args.out)
+        corrupt(RobustnessConfig.from_args(args), TextPart(TextConfig.from_args(args)),
+                RunConfig.from_args(args), args.out)
     finish_processes()
 
 

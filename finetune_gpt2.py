@@ -22,7 +22,10 @@ def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
     parser.add_argument("--task", default="min01",
-                        help="minKK (KK the 0-based k, two digits) or proofwriter")
+                        help="ksmallest with --k K (as probe.py), minKK its short form (KK the "
+                        "0-based k, two digits: min01 is --task ksmallest --k 1), or proofwriter")
+    parser.add_argument("--k", type=count(0, 99),
+                        help="with --task ksmallest: the k-th smallest, 0-based")
     parser.add_argument("--data", help="proofwriter: ProofWriter release folder (make_data.py proofwriter)")
     parser.add_argument("--max-qdep", type=count(0, 100), default=1,
                         help="proofwriter: train and test on questions of at most this depth")
@@ -62,6 +65,12 @@ def main(argv=None):
     # Ends the run after N steps as if interrupted: for exercising resume by hand.
     parser.add_argument("--stop-after", type=count(1), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.task == "ksmallest":
+        if args.k is None:
+            parser.error("--task ksmallest needs --k K, the 0-based k (or write it --task minKK)")
+        args.task = f"min{args.k:02d}"
+    elif args.k is not None:
+        parser.error(f"--k goes with --task ksmallest, not --task {args.task}")
     if args.task == "proofwriter" and args.data is None:
         parser.error("--task proofwriter needs --data DIR, a ProofWriter release folder "
                      "(`python make_data.py proofwriter --out DIR` writes one offline)")

@@ -15,64 +15,33 @@ OUT/layerwise_<setting>.{png,pdf}, and prints the layer-wise and summary tables.
 import os
 from contextlib import ExitStack
 
-from mechprobe.cli import ArgumentParser, add_common_args, count, path_text, quiet_libraries, run
-from mechprobe.attention.features import POOLS
+from mechprobe.cli import ArgumentParser, add_common_args, path_text, quiet_libraries, run
 from mechprobe.outputs import check_output_file, output_dir, removed_on_failure
-from mechprobe.flags import add_ksmallest_args, add_prompt_args
-from mechprobe.tasks.base import TASKS
+from mechprobe.flags import (add_ksmallest_args, add_probe_args, add_reading_args,
+                             add_task_module_arg, add_text_args, import_task_modules)
 from mechprobe.tasks.registry import task_names
 
 
 def main(argv=None):
+    argv = import_task_modules(argv)   # tasks defined outside the package, before --task's choices
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, model_default=None, out_required=False)  # --dump-examples needs no --out
     parser.add_argument("--task", default="ksmallest", choices=task_names(),
                         help="jsonl: your own data, one JSON object per line (docs/DATA.md); "
                         "a task of your own: docs/ADD_A_TASK.md")
+    add_task_module_arg(parser)
     add_ksmallest_args(parser)
-    parser.add_argument("--data", help="ProofWriter: the release root, its CWA folder, or the "
-                        "folder of the paper's preprocessed {train,dev,test}.json; ARC: the folder "
-                        "of STREET's reasoning_annotated_*.jsonl or the preprocessed files; either: "
-                        "a download of the authors' dataset repo (its data/<task> is used) or "
-                        "hf:yyyyifan/MechanisticProbe_ProofWriter_ARC from the local HF cache; "
-                        "jsonl: a .jsonl, .parquet, .csv or .json file, a save_to_disk folder, or "
-                        "hf:ORG/NAME from the local HF cache (docs/DATA.md)")
-    parser.add_argument("--shots-data", metavar="FILE",
-                        help="jsonl with --icl: the file in-context shots come from (default: the "
-                        "same file's other lines)")
-    parser.add_argument("--buckets", choices=["exact", "upto"],
-                        help="ProofWriter depth-1 buckets m=2,4,...,24: 'exact' keeps questions whose "
-                        "theory has exactly m statements (the paper), 'upto' puts each in the "
-                        "smallest bucket >= m (the earlier grouping)")
-    parser.add_argument("--split", choices=["train", "dev", "test"],
-                        help="split probed (in-context shots always come from train)")
-    parser.add_argument("--icl", type=count(0, 64),
-                        help="ProofWriter/ARC: in-context examples before each question (0 = the "
-                        "fine-tuned-model setting)")
-    add_prompt_args(parser)
+    add_text_args(parser)
     parser.add_argument("--all-k", action="store_true",
                         help="probe every k in 0..L/2-1 on the same attention (the paper's "
                         "pretrained comparison)")
-    parser.add_argument("--layers", help="0-based layer subset, e.g. 0-16,19,28 (default: all)")
-    parser.add_argument("--per-head", action="store_true",
-                        help="one feature per head instead of the head mean")
-    parser.add_argument("--query-pool", choices=POOLS,
-                        help="pooling over query tokens (default: max with --icl, else mean)")
-    parser.add_argument("--statement-pool", choices=POOLS,
-                        help="pooling over a statement's tokens (default: mean)")
-    parser.add_argument("--max-batch-tokens", type=count(1, 2**24),
-                        help="cap on padded tokens per forward pass (default 1024; memory: raise "
-                        "it on a GPU); --batch-size caps examples")
-    parser.add_argument("--neighbors", type=count(1, 10**6), help="kNN neighbours (default 8)")
-    parser.add_argument("--p", type=int, choices=[1, 2],
-                        help="kNN distance: 2 Euclidean, 1 Manhattan (default: the task's)")
-    parser.add_argument("--folds", type=count(2, 1000),
-                        help="cross-validation folds (default 5), grouped by example (ProofWriter: by theory, "
-                        "since its questions share the context)")
+    add_reading_args(parser)
+    add_probe_args(parser)
     parser.add_argument("--feature-cache", default="on", choices=["on", "off", "strict"],
                         help="keep the features in OUT/features and reuse them when model, examples "
-                        "and reading match, so probing again with other --layers/--neighbors/--p/"
-                        "--folds skips the model (strict: a damaged cache file is an error)")
+                        "and reading match, so probing again with other --layers/--probe/"
+                        "--neighbors/--p/--folds skips the model (strict: a damaged cache file is "
+                        "an error)")
     parser.add_argument("--dump-examples", metavar="FILE", type=path_text,
                         help="write one JSON line per example with its statements and labels; with "
                         "--model also its prompt's token ids and each statement's and the query's "
@@ -90,14 +59,12 @@ def main(argv=None):
         check_output_file(args.dump_examples, "--dump-examples", args.force,
                           inputs=[("--data", args.data), ("--shots-data", args.shots_data)])
     from mechprobe.parallel import finish_processes, is_main_process
-    from mechprobe.probing.config import KSmallestConfig, RunConfig, TextConfig
-    from mechprobe.probing.ksmallest import KSmallestPart
+    from mechprobe.probing.config import RunConfig
+    from mechprobe.probing.parts import part_for
     from mechprobe.probing.run import run_command
-    from mechprobe.probing.text import TextPart
 
     run_config = RunConfig.from_args(args) if args.model else None
-    part = (KSmallestPart(KSmallestConfig.from_args(args), args.seed)
-            if TASKS[args.task].family == "numbers" else TextPart(TextConfig.from_args(args)))
+    part = part_for(args.task).from_args(args)
     if not is_main_process():   # started as several processes: the main one alone writes
         args.dump_examples = None
     with ExitStack() as guards:

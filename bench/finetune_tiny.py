@@ -3,7 +3,7 @@
     python bench/finetune_tiny.py            # full: default min01 run (about 5 minutes) + determinism
     python bench/finetune_tiny.py --quick    # 200-step runs only (under a minute)
 
-Targets (issue 2): the default tiny min01 run reaches >= 95% test accuracy within 5 minutes of
+Targets: the default tiny min01 run reaches >= 95% test accuracy within 5 minutes of
 training on a 2-core CPU; the same seed twice gives identical metrics. Prints one line per run and
 ends with `finetune: test_accuracy=<a> train_seconds=<s> deterministic=<bool>`.
 """

@@ -1,4 +1,4 @@
-"""One prepared GPU check (issue 22 item 5): environment, recorder vs eager in bf16/fp16, throughput
+"""One prepared GPU check: environment, recorder vs eager in bf16/fp16, throughput
 on a random-init LLaMA-7B-config model, and the 4-shot ProofWriter probe on the offline model.
 
     bash bench/gpu_check.sh                          # on a GPU, at most about 8 minutes
@@ -13,7 +13,7 @@ Parts, each timed and summarised in one printed block (and OUT/gpu_check.json):
               prompts of 4-shot ProofWriter length; peak GPU memory of each
   knn         the library's incremental layer-wise kNN rows (bench/knn.py) on the GPU, one bucket
               of the paper's largest shape (1,024 questions x 24 statements, 32 layers x 32
-              heads): to set beside the extraction time of the same bucket (issue 22 item 4)
+              heads): to set beside the extraction time of the same bucket
   probe       probe.py --task proofwriter --icl 4 on --model-dir (runs/models/smollm2, made by
               `python make_data.py smollm2 --out runs/models/smollm2`); skipped with a line when
               the folder is missing (the device machine has no internet)

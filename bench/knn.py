@@ -39,7 +39,7 @@ sys.path.insert(0, ROOT)
 
 from mechprobe.memory import PeakMemory
 from mechprobe.cli import format_table
-from mechprobe.probing.knn import (
+from mechprobe.probing.crossval import (
     ProbeConfig,
     Samples,
     compare,

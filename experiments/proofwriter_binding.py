@@ -1,4 +1,4 @@
-"""Learning-speed diagnostic for the tiny ProofWriter model (issue 7): how many steps does it
+"""Learning-speed diagnostic for the tiny ProofWriter model: how many steps does it
 need to learn *binding*, that is, which subject a predicate word belongs to?
 
     python experiments/proofwriter_binding.py                        # llama-init vs local-nope, 2,000 steps

@@ -1,4 +1,4 @@
-"""What shortcuts the generated ProofWriter questions offer a model that does not reason (issue 7).
+"""What shortcuts the generated ProofWriter questions offer a model that does not reason.
 
     python experiments/proofwriter_shortcuts.py                       # depth-0 theories, <= 4 facts, <= 2 rules
     python experiments/proofwriter_shortcuts.py --balanced            # answers balanced within plain/negated

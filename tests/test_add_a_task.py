@@ -108,3 +108,117 @@ def test_a_task_breaking_the_contract_is_named(toy_task, toy_model, tmp_path):
     finally:
         TASKS.pop("broken")
     assert not (tmp_path / "b").exists()
+
+
+class LongToy(Toy):
+    """The toy with every third question made long by noise statements (skip_long's case)."""
+
+    name = "longtoy"
+
+    def load(self, split):
+        questions = super().load(split)
+        for q in questions[::3]:
+            extra = [f"{name} is {colour}." for name in NAMES[:4] for colour in COLOURS[4:]]
+            q.statements, q.kinds = q.statements + extra, q.kinds + ["fact"] * len(extra)
+            q.useful, q.depth = q.useful + [0] * len(extra), q.depth + [None] * len(extra)
+        return questions
+
+
+def test_knockout_and_robustness_read_a_task_defined_here(toy_task, toy_model, tmp_path):
+    """Both analyses take a task registered by this test file through the same part as
+    probe.py: knockout per bucket, corrupt.py with the task's generic corruptions (a statement
+    replaced by another question's, the statements shuffled with their labels)."""
+    from conftest import run_ok
+
+    common = ["--task", "toy", "--data", "-", "--model", toy_model, "--device", "cpu",
+              "--folds", 3, "--icl", 1, "--shots", "fixed"]
+    printed = run_ok("knockout", *common, "--bootstrap", 100, "--out", tmp_path / "ko")
+    assert "== bucket two steps" in printed
+    results = json.loads((tmp_path / "ko" / "results.json").read_text())
+    assert results["task"] == "toy" and list(results["settings"]) == ["two steps"]
+    conditions = {r["condition"] for r in results["conditions"]}    # one setting: at the top too
+    assert {"gold_useful", "gold_noise", "leaves", "root"} <= conditions
+    printed = run_ok("corrupt", *common, "--min-subset", 10, "--max-subset", 20, "--repeats", 4,
+                     "--out", tmp_path / "rb")
+    assert "30 multi-level questions" in printed
+    results = json.loads((tmp_path / "rb" / "results.json").read_text())
+    assert results["task"] == "toy" and len(results["subsets"]) == 4
+    assert set(results["corrupted_accuracy"]) == {"noise_replaced", "useful_replaced", "shuffle"}
+
+
+def test_generic_corruptions_keep_the_labels_with_their_statements():
+    from mechprobe.tasks.corruptions import replaced
+
+    questions = toy_questions(5, 3)
+    rng = np.random.default_rng(0)
+    q = questions[0]
+    shuffled = replaced(q, "shuffle", rng, questions)
+    for text, useful, depth, kind in zip(q.statements, q.useful, q.depth, q.kinds):
+        at = shuffled.statements.index(text)
+        assert (shuffled.useful[at], shuffled.depth[at], shuffled.kinds[at]) == (useful, depth, kind)
+    (a, b), = q.edges
+    assert shuffled.edges == [[shuffled.statements.index(q.statements[a]),
+                               shuffled.statements.index(q.statements[b])]]
+    for kind, wanted in (("noise_replaced", 0), ("useful_replaced", 1)):
+        changed = replaced(q, kind, rng, questions)
+        moved = [i for i, (x, y) in enumerate(zip(q.statements, changed.statements)) if x != y]
+        assert len(moved) == 1 and q.useful[moved[0]] == wanted
+        assert changed.statements[moved[0]] in {s for o in questions[1:] for s in o.statements}
+        assert changed.useful == q.useful and q.statements[moved[0]] not in changed.statements
+
+
+def test_skip_long_means_the_same_in_probe_and_knockout(tmp_path):
+    """--skip-long leaves the long prompts out in every analysis (knockout used to refuse them
+    with advice to pass the flag it had been given)."""
+    from conftest import run_cli
+    from mechprobe.tiny_models import build_word_llama
+
+    register(LongToy)
+    try:
+        questions = LongToy().load("test")
+        texts = [s for q in questions + toy_questions(10, 1) for s in q.statements + [q.question]]
+        model, tokenizer = build_word_llama(texts, hidden=32, layers=2, heads=4, kv_heads=2,
+                                            intermediate=64, max_positions=64)
+        folder = tmp_path / "model"
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        common = ["--task", "longtoy", "--data", "-", "--model", folder, "--device", "cpu",
+                  "--folds", 3]
+        for script, extra in (("probe", []), ("knockout", ["--bootstrap", 100])):
+            code, _, err = run_cli(script, *common, *extra, "--out", tmp_path / f"{script}-1")
+            assert code == 2 and "--skip-long" in err, (script, err)
+            code, out, err = run_cli(script, *common, *extra, "--skip-long",
+                                     "--out", tmp_path / f"{script}-2")
+            assert code == 0, (script, err)
+            assert "skipped 10 of 30 prompts longer than the model's 64 positions" in out
+            results = json.loads((tmp_path / f"{script}-2" / "results.json").read_text())
+            assert results["skipped_long"] == 10
+    finally:
+        TASKS.pop("longtoy")
+
+
+def test_a_task_defined_outside_the_package_runs_with_task_module(tmp_path, monkeypatch):
+    """probe.py --task-module my_tasks imports ./my_tasks.py before reading --task."""
+    import sys
+
+    from conftest import run_cli
+
+    (tmp_path / "my_tasks.py").write_text(
+        "from mechprobe.tasks.base import Question, TextTask, register\n\n"
+        "@register\nclass Mine(TextTask):\n    name = 'mine'\n\n"
+        "    def load(self, split):\n"
+        "        return [Question(id=str(i), statements=['a is b.', 'b is c.', 'd is e.'],\n"
+        "                         question='a is c.', useful=[1, 1, 0], depth=[0, 1, None],\n"
+        "                         bucket='all') for i in range(6)]\n")
+    monkeypatch.chdir(tmp_path)
+    try:
+        code, out, err = run_cli("probe", "--task-module", "my_tasks", "--task", "mine", "--data",
+                                 "-", "--dump-examples", tmp_path / "mine.jsonl")
+        assert code == 0, err
+        rows = [json.loads(line) for line in (tmp_path / "mine.jsonl").read_text().splitlines()]
+        assert len(rows) == 6 and rows[0]["useful"] == [1, 1, 0]
+        code, _, err = run_cli("probe", "--task-module", "not_there", "--task", "mine")
+        assert code == 2 and "--task-module not_there: cannot import it" in err
+    finally:
+        TASKS.pop("mine", None)
+        sys.modules.pop("my_tasks", None)

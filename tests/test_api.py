@@ -96,7 +96,7 @@ def test_rows_without_buckets_are_one_setting_and_ids_must_be_unique():
     assert {r.bucket for r in jsonl.from_rows(enumerate(rows, 1))} == {"all"}
     with pytest.raises(UserError, match="appears twice"):
         jsonl.from_rows(enumerate(rows + rows[:1], 1))
-    assert mechprobe.RunConfig().knn(default_p=1).p == 1
+    assert mechprobe.RunConfig().probing(default_p=1).p == 1
 
 
 def test_probe_ksmallest_takes_the_loaded_model_and_reads_its_task_json(small_finetuned, tmp_path):
@@ -162,3 +162,52 @@ def test_importing_the_figures_leaves_a_notebooks_matplotlib_backend_alone():
             "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+NOTEBOOK_ROWS = [{"statements": [f"{name} is big.", "If someone is big then they are red.",
+                                 f"{name} is cold."],
+                  "question": f"{name} is red.", "useful": [1, 1, 0], "depth": [0, 1, None],
+                  "answer": "True", "choices": ["True", "False"]}
+                 for name in ["Anne", "Bob", "Charlie", "Dave", "Erin", "Fiona"]]
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_probing_leaves_the_notebooks_model_as_it_was(generated, implementation):
+    """mechprobe.probe records attention through its own attention implementation, and gives
+    the model the caller's back: a notebook's model runs as before afterwards."""
+    import torch
+
+    model, tokenizer = mechprobe.load_model(str(generated / "model"), "cpu")
+    model.set_attn_implementation(implementation)
+    ids = tokenizer("Anne is big.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        before = model(ids).logits
+    mechprobe.probe(model, tokenizer, NOTEBOOK_ROWS, mechprobe.RunConfig(folds=2))
+    assert model.config._attn_implementation == implementation
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, before)
+
+
+def test_any_scikit_learn_classifier_probes_from_the_api(generated, tmp_path):
+    from sklearn.svm import LinearSVC
+
+    model, tokenizer = mechprobe.load_model(str(generated / "model"), "cpu")
+    result = mechprobe.probe(model, tokenizer, NOTEBOOK_ROWS,
+                             mechprobe.RunConfig(folds=2, probe=LinearSVC(C=0.1)))
+    assert result.meta["probe"] == {"name": "LinearSVC", **{k: v for k, v in LinearSVC(C=0.1)
+                                    .get_params().items() if k in result.meta["probe"]},
+                                    "folds": 2}
+    assert result.meta["probe"]["C"] == 0.1 and "neighbors_used" not in result.settings["all"]
+    results = result.save(str(tmp_path / "svm"))
+    assert results["settings"]["all"]["tree_recovery"] and (tmp_path / "svm" / "report.html").is_file()
+
+
+def test_a_usefulness_probe_with_one_class_says_so(generated):
+    """Rows whose statements are all useful give the probe nothing to separate: its F1 of 1
+    says nothing, and the report says so."""
+    model, tokenizer = mechprobe.load_model(str(generated / "model"), "cpu")
+    rows = [{**row, "statements": row["statements"][:2], "useful": [1, 1], "depth": [0, 1]}
+            for row in NOTEBOOK_ROWS]
+    result = mechprobe.probe(model, tokenizer, rows, mechprobe.RunConfig(folds=2))
+    assert result.settings["all"]["useful_one_class"] is True
+    assert "every statement of setting all is useful" in result.report()

@@ -32,7 +32,7 @@ def load_eager(model_dir):
 
 def examples(tokenizer, n, seed=0):
     """The k = 1 test examples causal.py and attn_visual.py draw: (indices, token ids, answer ids)."""
-    task = ksmallest.Task(k=1)
+    task = ksmallest.Spec(k=1)
     numbers = ksmallest.number_set(tokenizer, task.num_set)
     assert numbers.prefix == ()                     # the tiny GPT-2 puts no BOS before the numbers
     indices = ksmallest.probe_examples(task, n, seed)
@@ -145,7 +145,7 @@ def test_pruning_the_case_study_heads_lowers_accuracy(learned_min01):
     from mechprobe.attention.recorder import Recorder
 
     model, tokenizer = load_eager(learned_min01 / "model")
-    task = ksmallest.Task(k=1, list_len=8, num_set=64)
+    task = ksmallest.Spec(k=1, list_len=8, num_set=64)
     numbers = ksmallest.number_set(tokenizer, task.num_set)
     indices = ksmallest.probe_examples(task, 512, 0)
     ids, answers = numbers.encode(indices), numbers.later_ids[ksmallest.answers(task, indices)]
@@ -173,7 +173,7 @@ def test_entropy_masks_and_placement():
     mask = causal.random_mask((3, 4), 5, np.random.default_rng(0))
     assert mask.shape == (3, 4) and mask.sum() == 7
 
-    indices = ksmallest.generate(ksmallest.Task(k=1), 50, 0)
+    indices = ksmallest.generate(ksmallest.Spec(k=1), 50, 0)
     placed = causal.place_smallest(indices, [7, 11])
     assert len(placed) > 30
     for before, after in zip(indices[[i for i in range(50) if len(set(np.sort(indices[i])[:3])) == 3]], placed):

@@ -55,3 +55,17 @@ def test_an_all_k_run_is_compared_on_the_shared_k(tmp_path):
     assert [line.split()[:2] for line in printed.splitlines() if line.startswith("min0")] == [
         ["min01", "min01"], ["min01", "random-init"]]
     assert "also probed: random-init: min00, min02" in printed
+
+
+def test_runs_of_two_probes_side_by_side_name_their_probes(tmp_path):
+    """The kNN beside a logistic probe on the same model: comparable (the same task and folds),
+    and the table names each run's probe; runs of one probe keep the table as before."""
+    a = saved(tmp_path / "a", 0)
+    b = saved(tmp_path / "b", 3, probe={"name": "logistic", "c": 1.0, "max_iter": 1000,
+                                        "features": "standardised", "folds": 5})
+    printed = run_ok("compare", a, b)
+    assert printed.splitlines()[0].split()[:3] == ["setting", "run", "probe"]
+    rows = [line for line in printed.splitlines() if line.startswith("min01")]
+    assert "knn k=5 p=2 5 folds" in rows[0] and "logistic c=1 5 folds" in rows[1]
+    same = run_ok("compare", a, saved(tmp_path / "c", 3))
+    assert "probe" not in same.splitlines()[0]

@@ -78,11 +78,11 @@ def test_subsets_with_undefined_sp2_are_left_out_and_counted():
     binned, and must not end the run."""
     subsets = [{"sp2": sp2, "accuracy": 0.5, **{f"change_{k}": change for k in CORRUPTIONS}}
                for sp2, change in [(0.2, -0.1), (None, 0.3), (0.6, 0.0), (0.9, 0.1)]]
-    sp2, changes, bins, correlations, undefined = summarise(subsets)
+    sp2, changes, bins, correlations, undefined = summarise(subsets, CORRUPTIONS)
     assert undefined == 1 and sp2.tolist() == [0.2, 0.6, 0.9]
     assert sum(b["subsets"] for b in bins) == 3 and changes["shuffle"].tolist() == [-0.1, 0.0, 0.1]
     assert correlations["shuffle"]["spearman"] == pytest.approx(1.0)
-    _, _, bins, correlations, undefined = summarise([{**subsets[1]}])
+    _, _, bins, correlations, undefined = summarise([{**subsets[1]}], CORRUPTIONS)
     assert undefined == 1 and bins == [] and correlations["shuffle"]["pearson"] is None
 
 

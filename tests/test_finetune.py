@@ -47,7 +47,7 @@ def test_the_real_script_resumes_and_writes_its_contract(tmp_path):
     # The test accuracy is the saved model's, recomputed on the test split (the last 64 of the pool).
     from mechprobe.tasks import ksmallest
 
-    kth = ksmallest.Task(k=1)
+    kth = ksmallest.Spec(k=1)
     test = ksmallest.make_splits(kth, 600, 64, 0).test
     numbers = ksmallest.number_set(tokenizer, 512)
     with torch.no_grad():
@@ -171,3 +171,16 @@ def test_explicit_validation_size_and_cadence_are_kept(tmp_path):
     args = args_for(tmp_path / "out", n_train=None, n_eval=5000, steps=20, eval_every=1)
     _, _, _, _, _, splits, settings = finetune.prepare(finetune.with_defaults(args, finetune.DEFAULTS))
     assert (settings.eval_every, len(splits.val)) == (1, 5000)
+
+
+def test_ksmallest_with_k_is_minkk_spelled_as_probe_py_spells_it(tmp_path):
+    """finetune_gpt2.py --task ksmallest --k 1 trains what --task min01 trains."""
+    from conftest import run_cli, run_ok
+
+    quick = [a for a in QUICK if a not in ("--task", "min01")]
+    run_ok("finetune_gpt2", "--task", "ksmallest", "--k", 1, *quick, "--out", tmp_path / "a")
+    run_ok("finetune_gpt2", "--task", "min01", *quick, "--out", tmp_path / "b")
+    a, b = (json.loads((tmp_path / x / "results.json").read_text()) for x in "ab")
+    assert a["task"] == b["task"] == "min01" and a["test_accuracy"] == b["test_accuracy"]
+    code, _, err = run_cli("finetune_gpt2", "--task", "ksmallest", *quick, "--out", tmp_path / "c")
+    assert code == 2 and "--task ksmallest needs --k K" in err

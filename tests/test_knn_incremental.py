@@ -7,8 +7,8 @@ import pytest
 from sklearn.utils.extmath import weighted_mode
 
 from mechprobe.probing import incremental
-from mechprobe.probing.knn import (
-    FoldKNN,
+from mechprobe.probing.probes import FoldKNN
+from mechprobe.probing.crossval import (
     ProbeConfig,
     Samples,
     folds_of,
@@ -152,7 +152,7 @@ def torch_tensor(rows):
 def test_all_layers_fit_is_the_last_cumulative_row_and_sklearns(p):
     """compare's all-layers F1 comes from the same layer-by-layer distance sums as the rows, so it
     equals the last cumulative row exactly; on random features it is also sklearn's."""
-    from mechprobe.probing.knn import compare
+    from mechprobe.probing.crossval import compare
 
     model, twin = model_and_twin(per_layer=3, integer=False)
     config = ProbeConfig(neighbors=5, p=p, folds=3, seed=0)
@@ -170,7 +170,7 @@ def test_all_layers_fit_is_the_last_cumulative_row_and_sklearns(p):
 
 def test_one_pass_gives_compare_and_the_rows():
     """probe_setting's all-layers scores and rows from one pass equal compare and layerwise."""
-    from mechprobe.probing.knn import compare, overall_and_layerwise
+    from mechprobe.probing.crossval import compare, overall_and_layerwise
 
     model, twin = model_and_twin(per_layer=2, integer=False)
     config = ProbeConfig(neighbors=4, p=1, folds=3, seed=1)

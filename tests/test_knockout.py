@@ -10,7 +10,8 @@ from conftest import refused, run_ok
 from mechprobe.probing.bootstrap import draws, mean_interval
 from mechprobe.analysis import knockout
 from mechprobe.attention.features import Example
-from mechprobe.probing.knn import FoldKNN, ProbeConfig, Samples, folds_of
+from mechprobe.probing.crossval import ProbeConfig, Samples, folds_of
+from mechprobe.probing.probes import FoldKNN
 
 
 def test_knockout_on_a_model_that_learned_min01(learned_min01, tmp_path):

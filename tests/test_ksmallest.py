@@ -1,3 +1,5 @@
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -30,7 +32,7 @@ def test_ranks_break_ties_by_position():
 
 
 def test_reasoning_tree_with_ties():
-    task = ksmallest.Task(k=2, list_len=6, num_set=10)
+    task = ksmallest.Spec(k=2, list_len=6, num_set=10)
     values = np.array([[4, 2, 2, 7, 2, 0]])
     useful, depth = ksmallest.reasoning_tree(task, values)
     # ranks: 0@5 (r0), 2@1 (r1), 2@2 (r2 = root), 2@4 (r3, a tie with the root but later: noise)
@@ -40,21 +42,21 @@ def test_reasoning_tree_with_ties():
 
 
 def test_reasoning_tree_all_equal_values():
-    task = ksmallest.Task(k=1, list_len=4, num_set=10)
+    task = ksmallest.Spec(k=1, list_len=4, num_set=10)
     useful, depth = ksmallest.reasoning_tree(task, np.array([[7, 7, 7, 7]]))
     assert useful.tolist() == [[True, True, False, False]]
     assert depth.tolist() == [[0, 1, -1, -1]]
 
 
 def test_k0_tree_is_a_single_class():
-    task = ksmallest.Task(k=0, list_len=4, num_set=10)
+    task = ksmallest.Spec(k=0, list_len=4, num_set=10)
     useful, depth = ksmallest.reasoning_tree(task, np.array([[3, 1, 1, 2]]))
     assert useful.tolist() == [[False, True, False, False]]
     assert depth.tolist() == [[-1, 0, -1, -1]]
 
 
 def test_generation_is_deterministic_and_splits_98_1_1():
-    task = ksmallest.Task(k=1, list_len=16, num_set=512)
+    task = ksmallest.Spec(k=1, list_len=16, num_set=512)
     a = ksmallest.make_splits(task, n_train=980, n_eval=10, seed=7)
     b = ksmallest.make_splits(task, n_train=980, n_eval=10, seed=7)
     c = ksmallest.make_splits(task, n_train=980, n_eval=10, seed=8)
@@ -66,7 +68,7 @@ def test_generation_is_deterministic_and_splits_98_1_1():
 
 
 def test_answers_match_python_sorting():
-    task = ksmallest.Task(k=4, list_len=9, num_set=20)
+    task = ksmallest.Spec(k=4, list_len=9, num_set=20)
     values = ksmallest.generate(task, 50, seed=1)
     expected = [sorted(row)[4] for row in values.tolist()]
     assert ksmallest.answers(task, values).tolist() == expected
@@ -99,7 +101,7 @@ def test_multi_token_examples_and_greedy_scoring(monkeypatch):
         step = len(ids) - len(examples[i].input_ids)
         return writes[i][step] if step < len(writes[i]) else 0
 
-    monkeypatch.setattr(probe_ksmallest, "Recorder", lambda model: None)
+    monkeypatch.setattr(probe_ksmallest, "Recorder", lambda model: contextlib.nullcontext())
     monkeypatch.setattr(probe_ksmallest, "extract", lambda recorder, fed, *a, **k: (
         None, np.array([oracle(e.input_ids) for e in fed]), None))
     read = ReadConfig(batch_size=8)

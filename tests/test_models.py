@@ -63,7 +63,7 @@ def test_bpe_number_set_follows_the_tokenizer(bpe_gpt2_dir):
     for n in skipped:
         assert len(tokenizer(f"{n} {n}", add_special_tokens=False)["input_ids"]) != 2
     # The vectorised encoding equals what the tokenizer itself produces from the text.
-    task = ksmallest.Task(k=1, list_len=12, num_set=40)
+    task = ksmallest.Spec(k=1, list_len=12, num_set=40)
     indices = ksmallest.generate(task, 20, seed=0)
     encoded = numbers.encode(indices)
     for row, ids in zip(indices, encoded):

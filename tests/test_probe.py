@@ -7,9 +7,9 @@ from sklearn.model_selection import GroupKFold
 from sklearn.neighbors import KNeighborsClassifier
 from transformers import AutoTokenizer
 
-from mechprobe.probing import knn as probe
+from mechprobe.probing import crossval as probe
 from mechprobe.attention.features import Example, example_features, segment_tokens
-from mechprobe.probing.knn import ProbeConfig, Samples
+from mechprobe.probing.crossval import ProbeConfig, Samples
 
 
 def test_segments_survive_bpe_merges(bpe_gpt2_dir):
@@ -53,13 +53,14 @@ def toy_samples(n_examples, signal, seed=0):
 def test_folds_never_split_an_example(monkeypatch):
     samples = toy_samples(20, signal=3.0)
     seen = []
-    real_fit = probe.KNeighborsClassifier.fit
+    from sklearn.neighbors import KNeighborsClassifier
+    real_fit = KNeighborsClassifier.fit
 
     def spy(self, X, y):
         seen.append(X)
         return real_fit(self, X, y)
 
-    monkeypatch.setattr(probe.KNeighborsClassifier, "fit", spy)
+    monkeypatch.setattr(KNeighborsClassifier, "fit", spy)
     # reference=True: sklearn's kNN, whose fits show the folds (the incremental way uses the same)
     probe.cross_validated_f1(samples.X, samples.useful.astype(int), samples.groups, ProbeConfig(),
                              reference=True)
@@ -135,3 +136,60 @@ def test_batched_features_equal_one_at_a_time(bpe_gpt2_dir):
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert (predicted == predicted_1).all()
     np.testing.assert_allclose(chosen, chosen_1, atol=1e-5)
+
+
+def test_any_probe_gives_rows_predictions_and_its_record():
+    """The seam: a logistic probe and any scikit-learn classifier give the same kinds of rows
+    and out-of-fold predictions as the kNN, through the same cross-validation (the folds never
+    split an example), and results.json names each."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from mechprobe.probing.crossval import overall_layerwise_predictions
+
+    model, random = toy_samples(40, signal=4.0), toy_samples(40, signal=0.0, seed=1)
+    for chosen, name in (("logistic", "logistic"), (DecisionTreeClassifier(random_state=0),
+                                                    "DecisionTreeClassifier")):
+        config = ProbeConfig(probe=chosen, seed=0)
+        overall, rows, predicted = overall_layerwise_predictions(model, random, config, [3, 7])
+        assert config.record()["name"] == name and config.record()["folds"] == 5
+        assert overall["f1"]["useful"] > 0.9 and overall["f1_random"]["useful"] < 0.75
+        assert rows[1]["f1_useful"] > rows[0]["f1_useful"] + 0.2      # usefulness: layer 7
+        labels, fold = predicted["model"]["useful"]
+        assert len(labels) == len(model.useful) and set(fold) == set(range(5))
+        for g in np.unique(model.groups):       # an example's statements share one test fold
+            assert len(set(fold[model.groups == g])) == 1
+        # the overall F1 is the mean of the out-of-fold predictions' F1 per fold
+        y = model.useful.astype(int)
+        per_fold = [f1_score(y[fold == f], labels[fold == f], average="macro") for f in range(5)]
+        assert overall["f1"]["useful"] == pytest.approx(np.mean(per_fold))
+
+
+def test_the_logistic_probe_is_scikit_learns_pipeline_fold_by_fold():
+    """Each row is scikit-learn's StandardScaler + LogisticRegression fitted on the training
+    fold: the all-layers row equals cross_val_score's, the layer-1 row a fit on that layer."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mechprobe.probing.crossval import folds_of, splitter
+
+    samples = toy_samples(30, signal=1.0)
+    config = ProbeConfig(probe="logistic", c=0.5)
+    X, y = samples.X, samples.useful.astype(int)
+    single, cumulative, _ = config.classifier.fit_layers(X, y, folds_of(samples.groups, config))
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=1000))
+    for row, features in ((cumulative[:, -1], X.reshape(len(X), -1)), (single[:, 1], X[:, 1])):
+        expected = cross_val_score(pipeline, features, y, groups=samples.groups,
+                                   cv=splitter(config), scoring="f1_macro")
+        np.testing.assert_allclose(row, expected, atol=1e-12)
+
+
+def test_a_probe_that_is_not_a_classifier_is_refused():
+    from mechprobe.cli import ConfigError
+    from mechprobe.probing.config import RunConfig
+
+    with pytest.raises(ConfigError, match="RunConfig.probe must be one of"):
+        RunConfig(probe="svm")
+    with pytest.raises(ConfigError, match="RunConfig.probe_c must be a number above 0"):
+        RunConfig(probe="logistic", probe_c=0)

@@ -74,7 +74,7 @@ def test_probe_results_match_an_independent_recomputation(small_finetuned, tmp_p
         assert (tmp_path / "probe" / name).stat().st_size > 0
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    task = ksmallest.Task(k=1)
+    task = ksmallest.Spec(k=1)
     indices = ksmallest.generate(task, N, seeds.rng(0, seeds.PROBE_EXAMPLES))
     numbers = ksmallest.number_set(tokenizer, task.num_set)
     ids = numbers.encode(indices).tolist()
@@ -127,7 +127,7 @@ def test_chance_guard_compares_with_the_best_input_only_answerer():
     from mechprobe.baselines import chance_check, near_chance
     from mechprobe.tasks.shortcuts import ksmallest_answers
 
-    task = ksmallest.Task(k=2)
+    task = ksmallest.Spec(k=2)
     indices = ksmallest.generate(task, 1024, 0)
     answers = ksmallest.answers(task, indices)
     copied = indices[:, -1]
@@ -223,7 +223,7 @@ def test_multi_token_numbers_are_pooled_statements(digit_llama, tmp_path):
     assert results["f1"]["depth"] is not None
 
     tokenizer = AutoTokenizer.from_pretrained(digit_llama)
-    task = ksmallest.Task(k=2, list_len=6, num_set=200)
+    task = ksmallest.Spec(k=2, list_len=6, num_set=200)
     indices = ksmallest.probe_examples(task, N, 0)
     useful, depth = ksmallest.reasoning_tree(task, indices)
     trained = AutoModelForCausalLM.from_pretrained(digit_llama, attn_implementation="eager").eval()

@@ -163,7 +163,7 @@ def test_a_proof_that_reuses_a_rule_is_skipped_and_counted(tmp_path, capsys):
 
 def test_cross_validation_groups_follow_the_theory():
     """Questions of one theory share its context: their statements never straddle a split."""
-    from mechprobe.probing.knn import ProbeConfig, Samples, cross_validated_f1
+    from mechprobe.probing.crossval import ProbeConfig, Samples, cross_validated_f1
 
     features = [np.full((2, 1, 1), i, dtype=np.float32) for i in range(6)]
     useful = [np.array([1, 0])] * 6

@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score
 from test_knn_incremental import bucket
 
 from mechprobe.probing.bootstrap import bootstrap, draws, fold_mean_f1, point_scores
-from mechprobe.probing.knn import ProbeConfig
+from mechprobe.probing.crossval import ProbeConfig
 from mechprobe.probing.result import ProbeResult
 from mechprobe.probing.run import probe_setting
 from mechprobe.probing.predictions import NO_LABEL, SettingPredictions, read_predictions

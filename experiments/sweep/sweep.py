@@ -1,8 +1,10 @@
-"""Adversarial sweep of issue 18: every entry point with bad, hostile or edge-case input.
+"""Adversarial sweep: every entry point with bad, hostile or edge-case input.
 
     SWEEP_REPO=/path/to/checkout python experiments/sweep/sweep.py [REGEX]
 
-Fixtures (built by build_fixtures.sh) live in /tmp/sw_fx; each case runs in its own folder
+Fixtures live in /tmp/sw_fx, made beforehand with the repository's own commands: pw/ and arc/
+(make_data.py proofwriter and arc), ft/ (finetune_gpt2.py with the FT flags below) and llama/ (a
+word-level Llama over pw's words, tiny_models.build_word_llama). Each case runs in its own folder
 /tmp/sw_cases/NNN, which is also the command's working directory (so a command that deletes its
 working directory is caught and harms nothing else). A case is clean if: exit 2 with exactly one
 stderr line starting 'error:' (progress bars aside), the case's folder and the fixtures unchanged,
@@ -436,7 +438,7 @@ case("probe proofwriter preprocessed truncated", [*PP, "--data", "{S}/pre", "--o
      setup=lambda S: preprocessed(S, lambda s: json.dumps({"1": [PRE_REC]})[:50]))
 case("probe proofwriter preprocessed answer 'yes'", [*PP, "--data", "{S}/pre", "--out", "{S}/o"],
      setup=lambda S: preprocessed(S, lambda s: json.dumps({"1": [{**PRE_REC, "answer": "yes"}] * 3})))
-case("probe proofwriter preprocessed cycle proof (issue 19.1) dump", ["probe.py", "--task", "proofwriter", "--data", "{S}/pre",
+case("probe proofwriter preprocessed cycle proof dump", ["probe.py", "--task", "proofwriter", "--data", "{S}/pre",
                                                                       "--dump-examples", "{S}/d.jsonl"],
      expect="ok", check=dump_ok("{S}/d.jsonl", 1),
      setup=lambda S: preprocessed(S, lambda s: json.dumps({"1": [PRE_REC], "3": [{**PRE_REC,

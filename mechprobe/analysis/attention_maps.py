@@ -16,7 +16,7 @@ from mechprobe.analysis.last_token import by_rank, last_token_attention
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.plots import heatmap, save_figure
 from mechprobe.probing.config import KSmallestConfig
-from mechprobe.probing.ksmallest import load_task_model
+from mechprobe.probing.ksmallest import load_task_model, read_config
 from mechprobe.models import random_twin
 from mechprobe.attention.recorder import Recorder
 
@@ -40,16 +40,18 @@ class AttentionMapsConfig(KSmallestConfig):
     random_init: bool = False          # the same architecture, randomly initialised
 
 
-def run(config, run, out):
+def run(config, run_config, out):
     """Last-token attention by sorted rank and by position, per layer: figures, results.json,
-    the printed table. `run` (a RunConfig) names the model, device and seed."""
+    the printed table. `run_config` (a RunConfig) names the model, device and seed."""
     started = time.time()
-    model, _, task, numbers = load_task_model(run, config)
-    label = f"{run.model} (random init)" if config.random_init else run.model
+    model, _, task, numbers = load_task_model(run_config, config)
+    label = f"{run_config.model} (random init)" if config.random_init else run_config.model
     if config.random_init:
-        model = random_twin(model, run.seed)
-    indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
-    attention = last_token_attention(Recorder(model), numbers.encode(indices), run.read.batch_size or 256)
+        model = random_twin(model, run_config.seed)
+    indices = ksmallest.probe_examples(task, config.n_examples, run_config.seed)
+    with Recorder(model) as recorder:
+        attention = last_token_attention(recorder, numbers.encode(indices),
+                                         read_config(run_config).batch_size)
     attention = attention[..., len(numbers.prefix):]      # the numbers only, not a BOS before them
     head_mean = attention.mean(axis=2, keepdims=True)                     # (n, layers, 1, L)
     position_matrix = head_mean[:, :, 0].mean(axis=0)                     # (layers, L)
@@ -63,8 +65,8 @@ def run(config, run, out):
                       xticks=ticks)
         save_figure(fig, out, f"attention_{name}")
     summary = layer_summary(rank_matrix, position_matrix, task.k)
-    results = {"task": task.name, "k": task.k, "model": run.model, "random_init": config.random_init,
-               "n_examples": config.n_examples, "seed": run.seed,
+    results = {"task": task.name, "k": task.k, "model": run_config.model, "random_init": config.random_init,
+               "n_examples": config.n_examples, "seed": run_config.seed,
                "by_rank": rank_matrix.tolist(), "by_position": position_matrix.tolist(),
                "layers": summary, "seconds": round(time.time() - started, 2)}
     write_json(os.path.join(out, "results.json"), results)

@@ -21,7 +21,7 @@ from mechprobe.outputs import make_dirs, write_json
 from mechprobe.parallel import is_main_process, my_share, summed, world_size
 from mechprobe.plots import heatmap, save_figure, subplots
 from mechprobe.probing.config import KSmallestConfig
-from mechprobe.probing.ksmallest import load_task_model
+from mechprobe.probing.ksmallest import load_task_model, read_config
 from mechprobe.attention.recorder import Recorder
 from mechprobe.models import input_device
 
@@ -184,82 +184,82 @@ class CausalConfig(KSmallestConfig):
     case_examples: int = 256           # examples of the attention-flow case study
 
 
-def run(config, run, out):
+def run(config, run_config, out):
     """Head entropies, pruning curves and the case study: figures, results.json, the printed
-    tables. `run` (a RunConfig) names the model, device, batch size and seed."""
+    tables. `run_config` (a RunConfig) names the model, device, batch size and seed."""
     started = time.time()
-    model, _, task, numbers = load_task_model(run, config)
+    model, _, task, numbers = load_task_model(run_config, config)
     positions = case_positions(task.list_len)
-    recorder = Recorder(model)
-    batch_size = run.read.batch_size or 256
-    indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
-    ids = numbers.encode(indices)
-    targets = numbers.later_ids[ksmallest.answers(task, indices)]
+    with Recorder(model) as recorder:     # the model gets its attention implementation back
+        batch_size = read_config(run_config).batch_size
+        indices = ksmallest.probe_examples(task, config.n_examples, run_config.seed)
+        ids = numbers.encode(indices)
+        targets = numbers.later_ids[ksmallest.answers(task, indices)]
 
-    skip = len(numbers.prefix)   # a BOS before the numbers is no position of the task
-    attention = last_token_attention(recorder, ids, batch_size)[..., skip:]  # (n, layers, heads, L)
-    position_entropy = normalised_entropy(attention.mean(axis=0))          # (layers, heads)
-    size_entropy = normalised_entropy(by_rank(attention, indices).mean(axis=0))
+        skip = len(numbers.prefix)   # a BOS before the numbers is no position of the task
+        attention = last_token_attention(recorder, ids, batch_size)[..., skip:]  # (n, layers, heads, L)
+        position_entropy = normalised_entropy(attention.mean(axis=0))          # (layers, heads)
+        size_entropy = normalised_entropy(by_rank(attention, indices).mean(axis=0))
 
-    def accuracy_of(mask):
-        return accuracy_with_heads_masked(recorder, ids, targets, mask, batch_size)
+        def accuracy_of(mask):
+            return accuracy_with_heads_masked(recorder, ids, targets, mask, batch_size)
 
-    unpruned = accuracy_of(None)
-    curves = pruning_curves(accuracy_of, position_entropy, size_entropy, config.random_repeats, run.seed)
+        unpruned = accuracy_of(None)
+        curves = pruning_curves(accuracy_of, position_entropy, size_entropy, config.random_repeats, run_config.seed)
 
-    # Case study: 40% lowest-position-entropy heads pruned, smallest and second smallest placed.
-    case_mask = lowest_first_mask(position_entropy, int(round(CASE_FRACTION * position_entropy.size)))
-    case_indices = place_smallest(indices[:config.case_examples], [p - 1 for p in positions])
-    if not len(case_indices):
-        raise UserError(f"none of the first {config.case_examples} examples has three distinct "
-                        "smallest numbers for the case study: raise --n-examples/--case-examples")
-    case_ids = numbers.encode(case_indices)
-    case_targets = numbers.later_ids[ksmallest.answers(task, case_indices)]
-    flow = attention_flow(recorder, case_ids, case_mask, batch_size)[:, skip:, skip:]
-    case = {"pruned_fraction": CASE_FRACTION, "positions": list(positions),
-            "n_examples": len(case_ids),
-            "pruned_heads": [[int(l), int(h)] for l, h in zip(*np.nonzero(case_mask == 0))],
-            "accuracy_pruned": accuracy_with_heads_masked(recorder, case_ids, case_targets, case_mask,
-                                                          batch_size),
-            "accuracy_unpruned": accuracy_with_heads_masked(recorder, case_ids, case_targets, None,
-                                                            batch_size),
-            "flow": flow.tolist()}
-    if not is_main_process():      # the other processes only ran the model on their shares
-        return None
+        # Case study: 40% lowest-position-entropy heads pruned, smallest and second smallest placed.
+        case_mask = lowest_first_mask(position_entropy, int(round(CASE_FRACTION * position_entropy.size)))
+        case_indices = place_smallest(indices[:config.case_examples], [p - 1 for p in positions])
+        if not len(case_indices):
+            raise UserError(f"none of the first {config.case_examples} examples has three distinct "
+                            "smallest numbers for the case study: raise --n-examples/--case-examples")
+        case_ids = numbers.encode(case_indices)
+        case_targets = numbers.later_ids[ksmallest.answers(task, case_indices)]
+        flow = attention_flow(recorder, case_ids, case_mask, batch_size)[:, skip:, skip:]
+        case = {"pruned_fraction": CASE_FRACTION, "positions": list(positions),
+                "n_examples": len(case_ids),
+                "pruned_heads": [[int(l), int(h)] for l, h in zip(*np.nonzero(case_mask == 0))],
+                "accuracy_pruned": accuracy_with_heads_masked(recorder, case_ids, case_targets, case_mask,
+                                                              batch_size),
+                "accuracy_unpruned": accuracy_with_heads_masked(recorder, case_ids, case_targets, None,
+                                                                batch_size),
+                "flow": flow.tolist()}
+        if not is_main_process():      # the other processes only ran the model on their shares
+            return None
 
-    make_dirs(out)
-    n_layers, n_heads = position_entropy.shape
-    for name, entropy in (("position", position_entropy), ("size", size_entropy)):
-        fig = heatmap(entropy.T, "layer (0-based)", "head", f"{task.name}: {name} entropy / log L",
-                      cbar="normalised entropy", vmin=0, vmax=1)
-        save_figure(fig, out, f"entropy_{name}")
-    save_figure(pruning_figure(curves, unpruned, f"{task.name}: pruning heads"), out, "pruning")
-    save_figure(flow_figure(flow, [p - 1 for p in positions],
-                            f"{task.name}: attention flow, {int(CASE_FRACTION * 100)}% lowest-position-"
-                            f"entropy heads pruned (accuracy {case['accuracy_pruned']:.2f})"),
-                out, "attention_flow")
-    results = {"task": task.name, "k": task.k, "model": run.model, "n_examples": config.n_examples,
-               "seed": run.seed, "random_repeats": config.random_repeats,
-               "entropy": {"position": position_entropy.tolist(), "size": size_entropy.tolist()},
-               "unpruned_accuracy": unpruned, "pruning": curves, "case_study": case,
-               "world_size": world_size(), "seconds": round(time.time() - started, 2)}
-    write_json(os.path.join(out, "results.json"), results)
+        make_dirs(out)
+        n_layers, n_heads = position_entropy.shape
+        for name, entropy in (("position", position_entropy), ("size", size_entropy)):
+            fig = heatmap(entropy.T, "layer (0-based)", "head", f"{task.name}: {name} entropy / log L",
+                          cbar="normalised entropy", vmin=0, vmax=1)
+            save_figure(fig, out, f"entropy_{name}")
+        save_figure(pruning_figure(curves, unpruned, f"{task.name}: pruning heads"), out, "pruning")
+        save_figure(flow_figure(flow, [p - 1 for p in positions],
+                                f"{task.name}: attention flow, {int(CASE_FRACTION * 100)}% lowest-position-"
+                                f"entropy heads pruned (accuracy {case['accuracy_pruned']:.2f})"),
+                    out, "attention_flow")
+        results = {"task": task.name, "k": task.k, "model": run_config.model, "n_examples": config.n_examples,
+                   "seed": run_config.seed, "random_repeats": config.random_repeats,
+                   "entropy": {"position": position_entropy.tolist(), "size": size_entropy.tolist()},
+                   "unpruned_accuracy": unpruned, "pruning": curves, "case_study": case,
+                   "world_size": world_size(), "seconds": round(time.time() - started, 2)}
+        write_json(os.path.join(out, "results.json"), results)
 
-    entropy_rows = [{"layer": l, "head": h, "position_entropy": float(position_entropy[l, h]),
-                     "size_entropy": float(size_entropy[l, h])}
-                    for l in range(n_layers) for h in range(n_heads)]
-    print(format_table(entropy_rows, list(entropy_rows[0])))
-    print()
-    table = [{"pruned": f"{int(r['fraction'] * 100)}% ({r['n_pruned']})",
-              "random": f"{r['accuracy']:.4f} ± {r['accuracy_std']:.4f}",
-              "min_position_entropy": p["accuracy"], "min_size_entropy": s["accuracy"]}
-             for r, p, s in zip(curves["random"], curves["min_position_entropy"],
-                                curves["min_size_entropy"])]
-    print(f"test accuracy with heads pruned ({config.n_examples} examples; unpruned {unpruned:.4f}; "
-          f"random: mean ± std over {config.random_repeats} draws)")
-    print(format_table(table, list(table[0])))
-    print(f"\ncase study: {len(case['pruned_heads'])} lowest-position-entropy heads pruned, smallest "
-          f"at position {positions[0]}, second smallest at {positions[1]}: accuracy "
-          f"{case['accuracy_pruned']:.4f} (unpruned {case['accuracy_unpruned']:.4f})")
-    print(f"results: {os.path.join(out, 'results.json')}")
-    return results
+        entropy_rows = [{"layer": l, "head": h, "position_entropy": float(position_entropy[l, h]),
+                         "size_entropy": float(size_entropy[l, h])}
+                        for l in range(n_layers) for h in range(n_heads)]
+        print(format_table(entropy_rows, list(entropy_rows[0])))
+        print()
+        table = [{"pruned": f"{int(r['fraction'] * 100)}% ({r['n_pruned']})",
+                  "random": f"{r['accuracy']:.4f} ± {r['accuracy_std']:.4f}",
+                  "min_position_entropy": p["accuracy"], "min_size_entropy": s["accuracy"]}
+                 for r, p, s in zip(curves["random"], curves["min_position_entropy"],
+                                    curves["min_size_entropy"])]
+        print(f"test accuracy with heads pruned ({config.n_examples} examples; unpruned {unpruned:.4f}; "
+              f"random: mean ± std over {config.random_repeats} draws)")
+        print(format_table(table, list(table[0])))
+        print(f"\ncase study: {len(case['pruned_heads'])} lowest-position-entropy heads pruned, smallest "
+              f"at position {positions[0]}, second smallest at {positions[1]}: accuracy "
+              f"{case['accuracy_pruned']:.4f} (unpruned {case['accuracy_unpruned']:.4f})")
+        print(f"results: {os.path.join(out, 'results.json')}")
+        return results

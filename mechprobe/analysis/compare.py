@@ -1,8 +1,9 @@
 """Probing runs side by side: one table and one figure from several probe.py result folders
 (compare.py). Runs are comparable when they probe the same task the same way (the same data or
-number task, the same kNN and folds) and share at least one setting; the table and figure hold
-the shared settings (an --all-k run beside a fine-tuned model's run: its k), and the text names
-the settings left out."""
+number task) and share at least one setting; the probes may differ (the kNN beside a logistic
+probe: is a score the model's or the probe's?), and the table names each run's. The table and
+figure hold the shared settings (an --all-k run beside a fine-tuned model's run: its k), and the
+text names the settings left out."""
 
 import json
 import os
@@ -11,13 +12,27 @@ from mechprobe.cli import UserError, format_table
 from mechprobe.probing.intervals_table import ci
 
 # What must agree for two runs' scores to be read against each other, per task kind.
-SAME_EVERYWHERE = ("task", "probe")
+SAME_EVERYWHERE = ("task",)
 SAME_PER_TASK = {"ksmallest": ("list_len", "num_set", "n_examples"),
                  "proofwriter": ("data", "split", "buckets"),
                  "arc": ("data", "split"), "jsonl": ("data", "split")}
 
-COLUMNS = ["setting", "run", "n", "accuracy", "S_P1", "S_P1_95", "S_P2", "S_P2_95", "tree",
-           "tree_rand"]
+COLUMNS = ["setting", "run", "probe", "n", "accuracy", "S_P1", "S_P1_95", "S_P2", "S_P2_95",
+           "tree", "tree_rand"]      # "probe" only where the runs' probes differ
+
+
+def probe_name(record):
+    """results.json's probe as a short label: 'knn k=8 p=2 5 folds', 'logistic c=1 5 folds'."""
+    record = dict(record)
+    name = record.pop("name", "knn")          # runs before the probe was named were kNN ones
+    folds = record.pop("folds", None)
+    if name == "knn":
+        label = f"knn k={record.get('neighbors')} p={record.get('p')}"
+    elif name == "logistic":
+        label = f"logistic c={record.get('c'):g}"
+    else:
+        label = name
+    return label + (f" {folds} folds" if folds else "")
 
 
 def read_run(folder):
@@ -43,6 +58,11 @@ def check_comparable(runs):
             if other.get(key) != first.get(key):
                 raise UserError(f"{other['run']} is not comparable with {first['run']}: {key} "
                                 f"{other.get(key)!r} against {first.get(key)!r}")
+        # the classifier may differ (that is a question worth asking), the folds may not
+        folds, first_folds = other["probe"].get("folds"), first["probe"].get("folds")
+        if folds != first_folds:
+            raise UserError(f"{other['run']} is not comparable with {first['run']}: probe folds "
+                            f"{folds!r} against {first_folds!r}")
     shared = [s for s in first["settings"] if all(s in r["settings"] for r in runs[1:])]
     if not shared:
         raise UserError(f"the runs share no setting ({first['run']}: "
@@ -59,7 +79,8 @@ def table_rows(runs, settings):
             result = run["settings"][setting]
             found = result.get("interval", {}).get("probing_score", {})
             trees = result.get("tree_recovery", {})
-            rows.append({"setting": setting, "run": run["run"], "n": result["n_examples"],
+            rows.append({"setting": setting, "run": run["run"], "probe": probe_name(run["probe"]),
+                         "n": result["n_examples"],
                          "accuracy": result.get("accuracy"),
                          "S_P1": result["probing_score"]["useful"],
                          "S_P1_95": ci(found.get("useful")),
@@ -114,7 +135,10 @@ def compare(folders, out=None):
     # An --all-k run beside a one-k run: the shared k is compared, and the rest named.
     others = [f"{run['run']}: {', '.join(s for s in run['settings'] if s not in settings)}"
               for run in runs if len(run["settings"]) > len(settings)]
-    text = format_table(table_rows(runs, settings), COLUMNS) + (
+    # the probe column where the runs' probes differ (the same probe everywhere: as before)
+    columns = [c for c in COLUMNS if c != "probe"
+               or len({probe_name(run["probe"]) for run in runs}) > 1]
+    text = format_table(table_rows(runs, settings), columns) + (
         "\n_95: 95% bootstrap intervals over examples; tree, tree_rand: share of examples whose "
         "whole tree the probes\nrecover for the model and its random twin (docs/METHOD.md "
         "section 5); '-': a run written before them.") + (

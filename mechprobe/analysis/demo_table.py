@@ -25,8 +25,10 @@ def main(train_path, probe_path):
         probe = json.load(f)
     row = demo_row(train, probe)
     print(format_table([row], list(row)))
+    name = {"knn": "kNN"}.get(probe["probe"].get("name", "knn"), probe["probe"].get("name"))
     print(f"test_acc: the fine-tuning test split; probe_acc: the {probe['n_examples']} probed examples.\n"
-          "F1: macro F1 of the kNN probes (5 folds grouped by example); _rand: the same probe on a\n"
+          f"F1: macro F1 of the {name} probes ({probe['probe']['folds']} folds grouped by example); "
+          "_rand: the same probe on a\n"
           "randomly initialised twin; S_P = (F1 - F1_rand) / (1 - F1_rand); layers are 0-based.")
     intervals = interval_report({train["task"]: probe})
     if intervals:

@@ -24,14 +24,15 @@ from mechprobe import seeds
 from mechprobe.attention.features import extract, forward_batches, normalise_by_max
 from mechprobe.attention.recorder import Knockout, Recorder
 from mechprobe.cli import UserError, format_table
-from mechprobe.models import input_device, padding_id
+from mechprobe.models import input_device, load_model
 from mechprobe.outputs import write_json
 from mechprobe.plots import save_figure, subplots
-from mechprobe.probing.knn import Samples, out_of_fold
+from mechprobe.probing.buckets import plural
 from mechprobe.probing.config import parse_layers
-from mechprobe.tasks import prompts
+from mechprobe.probing.crossval import Samples, out_of_fold
+from mechprobe.probing.extraction import Extracted
 
-# name -> what is hidden, in the order of the issue's (a)-(e)
+# name -> what is hidden, (a)-(e) as the module's docstring lists them
 CONDITIONS = {
     "gold_useful": "(a) gold useful statements",
     "gold_noise": "(b) as many gold noise, at random",
@@ -194,7 +195,7 @@ def knockout_experiment(recorder, scored, features, knn, config, seed, read, pad
     predicted = out_of_fold_useful(features, useful, knn, groups)
     flat_true, flat_guess = np.concatenate(useful), np.concatenate(predicted)
     probe = {"f1_useful_out_of_fold": float(f1_score(flat_true, flat_guess, average="macro")),
-             "neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds}
+             **knn.record()}
     sets = hidden_statements(scored, predicted, seed)
     common = {"batch_size": read.batch_size, "max_tokens": read.max_batch_tokens,
               "pad_id": pad_id, "queries": config.queries}
@@ -301,124 +302,61 @@ def print_tables(body):
     print(format_table(rows, list(rows[0])))
 
 
-def ksmallest_scored(numbers, task, indices):
-    """The k-th smallest examples (single-token numbers): the answer is the next token."""
-    from mechprobe.probing.ksmallest import to_examples
-    from mechprobe.tasks import ksmallest
-
-    useful, depth = ksmallest.reasoning_tree(task, indices)
-    targets = numbers.later_ids[ksmallest.answers(task, indices)]
-    return [Scored(example, u, d, int(t))
-            for example, u, d, t in zip(to_examples(numbers, indices), useful, depth, targets)]
-
-
-def run_ksmallest(config, task_config, run, out):
-    """knockout.py on the k-th smallest task: the model of `run`, its task.json's k."""
-    from mechprobe.probing.ksmallest import load_task_model
-    from mechprobe.tasks import ksmallest
-
+def run(config, part, run, out):
+    """knockout.py on any task: the part's reading of the model of `run` (a RunConfig), the
+    same prompts, shots and flags as probing; per setting (a k, a bucket) every condition,
+    folds grouped as probing groups them (ProofWriter: by theory). Writes the figures and
+    results.json (a single setting's body also at its top level) and prints the tables."""
     started = time.time()
-    model, tokenizer, task, numbers = load_task_model(run, task_config)
-    if not isinstance(numbers, ksmallest.NumberSet):
-        raise UserError("knockout.py scores the k-th smallest answer as one token: use a model "
-                        "whose tokenizer writes the numbers as one token each (the tiny GPT-2)")
-    if task_config.n_examples < run.folds:
-        raise UserError(f"--n-examples {task_config.n_examples} is too few for {run.folds}-fold "
-                        "out-of-fold predictions: use more examples or fewer --folds")
-    indices = ksmallest.probe_examples(task, task_config.n_examples, run.seed)
-    scored = ksmallest_scored(numbers, task, indices)
-    recorder = Recorder(model)
-    layer_plan(config, recorder.n_layers)       # bad layers or windows: refused before any work
-    read = run.read.with_defaults(query_pool="mean", batch_size=256)
-    pad_id = padding_id(tokenizer)
-    all_layers = list(range(recorder.n_layers))
-    features, _, _ = extract(recorder, [s.example for s in scored], all_layers, read.batch_size,
-                             pad_id=pad_id, max_tokens=read.max_batch_tokens)
-    body = knockout_experiment(recorder, scored, normalise_by_max(features), run.knn(default_p=2),
-                               config, run.seed, read, pad_id)
-    title = f"{task.name}: statement knockout ({config.queries} queries)"
-    save_figure(figure(body, title), out, "knockout")
-    results = {"task": task.name, "k": task.k, "model": run.model, "seed": run.seed,
+    part.load()
+    model, tokenizer = load_model(run.model, run.device, run.dtype, run.placement())
+    with Recorder(model) as recorder:     # the model gets its attention implementation back
+        layer_plan(config, recorder.n_layers)      # bad layers or windows: refused before any work
+        reading = part.reading(model, tokenizer, run)
+        if reading.targets is None:
+            raise UserError("knockout scores the answer as one next token: "
+                            + ("use a model whose tokenizer writes the numbers as one token each "
+                               "(the tiny GPT-2)" if part.setting_kind is None else
+                               "give every question an answer and its choices (docs/DATA.md)"))
+        read, all_layers = reading.read, list(range(recorder.n_layers))
+        features, predicted, scores = extract(
+            recorder, reading.examples, all_layers, read.batch_size, per_head=read.per_head,
+            query_pool=read.query_pool, statement_pool=read.statement_pool, pad_id=reading.pad_id,
+            logit_ids=reading.logit_ids, max_tokens=read.max_batch_tokens)
+        if reading.normalise:
+            features = normalise_by_max(features)
+        probing = run.probing(default_p=part.default_p)
+        settings = {}
+        for setting in part.settings(reading, Extracted(features, None, predicted, scores),
+                                     probing):
+            rows = range(len(reading.examples))[setting.rows]
+            scored = [Scored(reading.examples[i], np.asarray(useful, dtype=bool),
+                             np.asarray(depth), reading.targets[i],
+                             None if reading.choices is None else reading.choices[i])
+                      for i, useful, depth in zip(rows, setting.useful, setting.depth)]
+            if part.setting_kind:
+                print(f"\n== {part.setting_kind} {setting.name}")
+            body = knockout_experiment(recorder, scored, features[setting.rows], probing, config,
+                                       run.seed, read, reading.pad_id, setting.groups)
+            print_tables(body)
+            name = ("knockout" if part.setting_kind is None else
+                    "knockout_" + "".join(c if c.isalnum() else "_" for c in setting.name))
+            save_figure(figure(body, f"{setting.name if part.setting_kind is None else part.task_name + ' ' + setting.name}: "
+                                     f"statement knockout ({config.queries} queries)"), out, name)
+            settings[setting.name] = {"figure": name, **{key: value for key, value in
+                                                         setting.scores.items()
+                                                         if key not in body}, **body}
+    if not settings:
+        raise UserError(f"every {part.setting_kind or 'setting'} has fewer "
+                        f"{plural(part.grouped_by)} than --folds {probing.folds}: use more "
+                        "examples (--n-examples) or fewer --folds")
+    results = {"task": part.task_name, "model": run.model, **part.meta(reading), "seed": run.seed,
                "queries": config.queries, "window": config.window,
                "stride": config.stride or config.window, "bootstrap": config.bootstrap,
-               "device": str(input_device(model)), **body,
-               "seconds": round(time.time() - started, 2)}
-    write_json(os.path.join(out, "results.json"), results)
-    print_tables(body)
-    print(f"results: {os.path.join(out, 'results.json')}")
-    return results
-
-
-def text_scored(tokenizer, questions, shots, suffix, style):
-    """Scored prompts of labelled questions (ProofWriter, ARC, jsonl) and their answer tokens:
-    the answer is the question's choice whose first token has the highest logit, as probing
-    scores it."""
-    examples = [prompts.to_example(tokenizer, q, these, suffix, style) for q, these in zip(questions, shots)]
-    words = list(dict.fromkeys(c for q in questions for c in q.choices))
-    ids = prompts.prompt_answer_ids(tokenizer, questions[0], shots[0], suffix, words, style)
-    token = dict(zip(words, ids))
-    return [Scored(example, np.array(q.useful, dtype=bool),
-                   np.array([-1 if d is None else d for d in q.depth]), int(token[q.target]),
-                   [int(token[c]) for c in q.choices])
-            for example, q in zip(examples, questions)]
-
-
-def run_text(config, text_config, run, out, only_buckets=None):
-    """knockout.py on a text task: per bucket (ProofWriter's m, ARC's depth) the same conditions
-    as the k-th smallest run, folds grouped as probing groups them (ProofWriter: by theory);
-    `only_buckets`: the names of the buckets to run (None: all)."""
-    from mechprobe.models import load_model
-    from mechprobe.probing.buckets import plural, probed_buckets, sample_buckets
-    from mechprobe.probing.text import load_questions
-
-    started = time.time()
-    task, questions = load_questions(text_config)
-    if not all(q.target is not None and q.choices for q in questions):
-        raise UserError(f"{text_config.data}: knockout scores answers, and some questions have "
-                        "none: give every line a target and its choices (docs/DATA.md)")
-    buckets = sample_buckets(questions, text_config.n_examples, run.seed)
-    if only_buckets:
-        unknown = sorted(set(only_buckets) - set(buckets))
-        if unknown:
-            raise UserError(f"--only-buckets {','.join(unknown)}: no such bucket in the "
-                            f"{text_config.split} split; it has {', '.join(buckets)}")
-        buckets = {name: members for name, members in buckets.items() if name in only_buckets}
-    train = task.shots() if text_config.icl else []
-    model, tokenizer = load_model(run.model, run.device, run.dtype, run.placement())
-    recorder = Recorder(model)
-    layer_plan(config, recorder.n_layers)
-    flat = [q for members in buckets.values() for q in members]
-    shots = prompts.shots_for(flat, train, text_config.icl, text_config.shots, run.seed)
-    scored = text_scored(tokenizer, flat, shots, task.suffix, text_config.prompt)
-    prompts.fitting_prompts(model, flat, [[s.example] for s in scored], skip_long=False)
-    read = run.read.with_defaults(query_pool="max" if text_config.icl else "mean", batch_size=16)
-    pad_id = padding_id(tokenizer)
-    features, _, _ = extract(recorder, [s.example for s in scored],
-                             list(range(recorder.n_layers)), read.batch_size,
-                             query_pool=read.query_pool, statement_pool=read.statement_pool,
-                             pad_id=pad_id, max_tokens=read.max_batch_tokens)
-    knn = run.knn(default_p=1)
-    settings = {}
-    for bucket, members, span, groups in probed_buckets(buckets, knn.folds, task.grouped_by):
-        print(f"\n== bucket {bucket}")
-        body = knockout_experiment(recorder, scored[span], features[span], knn, config, run.seed,
-                                   read, pad_id, groups)
-        print_tables(body)
-        name = "knockout_" + "".join(c if c.isalnum() else "_" for c in bucket)
-        save_figure(figure(body, f"{text_config.task} {bucket}: statement knockout "
-                                 f"({config.queries} queries)"), out, name)
-        settings[bucket] = {"figure": name, **body}
-    if not settings:
-        raise UserError(f"every bucket has fewer {plural(task.grouped_by)} than --folds {knn.folds}: "
-                        "use more questions (--n-examples) or fewer --folds")
-    results = {"task": text_config.task, "model": run.model, "data": text_config.data,
-               "split": text_config.split, "icl": text_config.icl,
-               "shots": text_config.shots if text_config.icl else None,
-               "prompt": text_config.prompt, "seed": run.seed, "queries": config.queries,
-               "window": config.window, "stride": config.stride or config.window,
-               "bootstrap": config.bootstrap, "query_pool": read.query_pool,
-               "device": str(input_device(model)), "settings": settings,
-               "seconds": round(time.time() - started, 2)}
+               "query_pool": read.query_pool, "device": str(input_device(model)),
+               "settings": settings, "seconds": round(time.time() - started, 2)}
+    if len(settings) == 1:     # a single setting is also copied to the top level, as in probing
+        results.update(next(iter(settings.values())))
     write_json(os.path.join(out, "results.json"), results)
     print(f"results: {os.path.join(out, 'results.json')}")
     return results

@@ -1,11 +1,13 @@
 """Robustness (METHOD.md): does a higher probing score go with answers that resist corruption?
 
-Depth-1 ProofWriter questions are probed once; then, many times over, a subset of 64-128 of them
-is drawn and its in-context accuracy, S_P1 and S_P2 computed, and the accuracy change when each
-example is corrupted: (a) a noise statement (not in the proof) made counterfactual, (b) a useful
-statement made counterfactual, (c) the statements shuffled. Each example's corruption is drawn
-once (seeded), so every subset sees the same corrupted versions. Subsets are binned by S_P2 into
-8 equal-width bins; Pearson and Spearman correlations relate S_P2 to the accuracy change.
+A text task's robustness pool (ProofWriter: its depth-1 questions) is probed once; then, many
+times over, a subset of 64-128 of them is drawn and its in-context accuracy, S_P1 and S_P2
+computed, and the accuracy change when each example is corrupted as the task defines it
+(TextTask.corrupt; ProofWriter: (a) a noise statement, not in the proof, made counterfactual,
+(b) a useful statement made counterfactual, (c) the statements shuffled; any other task: a noise
+or a useful statement replaced by one drawn from another question, or the statements shuffled).
+Each example's corruption is drawn once (seeded), so every subset sees the same corrupted
+versions. Subsets are binned by S_P2 into 8 equal-width bins; Pearson and Spearman correlations relate S_P2 to the accuracy change.
 """
 
 import os
@@ -17,20 +19,17 @@ from scipy.stats import pearsonr, spearmanr
 from tqdm.auto import tqdm
 
 from mechprobe import seeds
-from mechprobe.tasks import proofwriter
-from mechprobe.cli import UserError, format_table
+from mechprobe.cli import UserError, format_table, require, whole
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.plots import save_figure, subplots
-from mechprobe.probing.knn import Samples, compare
+from mechprobe.probing.crossval import Samples, compare
 from mechprobe.baselines import chance_check, chance_warning, shortcut_caveat
-from mechprobe.models import load_model, padding_id, position_limit
+from mechprobe.models import load_model, position_limit
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.config import FromArgs
 from mechprobe.probing.extraction import answer_scores, extract_pair
-from mechprobe.tasks.corruptions import CORRUPTIONS, corrupt
 from mechprobe.tasks.prompts import (chosen_answers, fitting_prompts, prompt_answer_ids,
-                                     shot_record, shots_for, to_example)
-from mechprobe.tasks.shortcuts import proofwriter_answers
+                                     shot_record, to_example)
 
 N_BINS = 8
 
@@ -71,13 +70,13 @@ def subset_samples(features, labels, chosen):
     return Samples.from_examples(*([column[i] for i in chosen] for column in (features, *labels)))
 
 
-def summarise(subsets):
+def summarise(subsets, kinds):
     """Bins and correlations over the subsets whose S_P2 is defined: where the random twin's
     depth probe is perfect (F1 = 1), S_P2 has no scale, and such a subset cannot be placed.
     Returns (S_P2, accuracy changes per corruption, bins, correlations, subsets left out)."""
     defined = [s for s in subsets if s["sp2"] is not None]
     sp2 = np.array([s["sp2"] for s in defined], dtype=float)
-    changes = {k: np.array([s[f"change_{k}"] for s in defined], dtype=float) for k in CORRUPTIONS}
+    changes = {k: np.array([s[f"change_{k}"] for s in defined], dtype=float) for k in kinds}
     bins = binned(sp2, {"accuracy": np.array([s["accuracy"] for s in defined], dtype=float),
                         **{f"change_{k}": v for k, v in changes.items()}}) if defined else []
     correlations = {k: correlation(sp2, v) for k, v in changes.items()}
@@ -85,8 +84,8 @@ def summarise(subsets):
 
 
 def figure(sp2, changes, out):
-    fig, axes = subplots(1, len(CORRUPTIONS), figsize=(4 * len(CORRUPTIONS), 3.4), sharey=True)
-    for ax, kind in zip(axes, CORRUPTIONS):
+    fig, axes = subplots(1, len(changes), figsize=(4 * len(changes), 3.4), sharey=True)
+    for ax, kind in zip(axes, changes):
         ax.scatter(sp2, changes[kind], s=8, alpha=0.5)
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_title(kind.replace("_", " "))
@@ -98,57 +97,61 @@ def figure(sp2, changes, out):
 
 @dataclass
 class RobustnessConfig(FromArgs):
-    """corrupt.py: the depth-1 questions, prompts and subsets of the robustness experiment."""
+    """corrupt.py: how the subsets of the robustness experiment are drawn (the questions and
+    their prompts are a TextConfig's, as probing reads them)."""
 
-    data: str                          # ProofWriter data (release root, CWA folder, preprocessed)
-    split: str = "test"
-    icl: int = 4                       # in-context shots (paper: 4)
-    shots: str = "per-question"        # or "fixed"
-    prompt: str = "plain"              # or "chat": the tokenizer's chat template
-    skip_long: bool = False            # leave out (and count) prompts over the model's limit
-    n_examples: int = 1024             # depth-1 questions the subsets are drawn from
     repeats: int = 128                 # subsets drawn (paper: 1024)
     min_subset: int = 64
     max_subset: int = 128
 
+    def __post_init__(self):
+        require(whole(self.repeats, 1), f"RobustnessConfig.repeats must be at least 1, got "
+                f"{self.repeats!r}")
+        require(whole(self.min_subset, 2) and whole(self.max_subset, self.min_subset),
+                "RobustnessConfig.min_subset and RobustnessConfig.max_subset must satisfy "
+                f"2 <= min <= max, got {self.min_subset!r} and {self.max_subset!r}")
 
-def run(config, run_config, out):
+
+def run(config, part, run_config, out):
     """Corrupt statements, draw subsets, relate each subset's S_P2 to its accuracy change:
-    figure, results.json and the printed tables. `run_config` (a RunConfig) names the model,
-    how attention is read and the kNN probe."""
+    figure, results.json and the printed tables. `part` (a TextPart) says which questions and
+    prompts, as probing reads them: the task's robustness pool (ProofWriter: its depth-1
+    questions), at most part.config.n_examples of them; `run_config` (a RunConfig) names the
+    model, how attention is read and the probe."""
     started = time.time()
-    if config.data is None:
-        raise UserError(f"corrupt.py needs --data DIR: {proofwriter.HOW_TO_GET}")
-    if not 1 <= config.min_subset <= config.max_subset:
-        raise UserError("--min-subset and --max-subset must satisfy 1 <= min <= max")
-    questions = [q for q in proofwriter.load(config.data, config.split) if q.qdep == 1]
-    if len(questions) > config.n_examples:     # the pool the subsets are drawn from, in file order
+    text = part.config
+    part.load()
+    task = part.task
+    questions = task.robustness_pool(part.questions)
+    if len(questions) > text.n_examples:     # the pool the subsets are drawn from, in file order
         rng = seeds.rng(run_config.seed, seeds.CORRUPT_POOL)
-        keep = np.sort(rng.choice(len(questions), config.n_examples, replace=False))
+        keep = np.sort(rng.choice(len(questions), text.n_examples, replace=False))
         questions = [questions[i] for i in keep]
     if len(questions) < config.min_subset:
-        raise UserError(f"only {len(questions)} depth-1 questions in the {config.split} split, fewer "
-                        f"than --min-subset {config.min_subset}: generate more data or lower it")
-    train = proofwriter.load(config.data, "train") if config.icl else []
-    shots = shots_for(questions, train, config.icl, config.shots, run_config.seed)
+        raise UserError(f"only {len(questions)} {task.robustness_label} questions in the "
+                        f"{text.split} split, fewer than --min-subset {config.min_subset}: "
+                        "use more data or lower it")
     # A corrupted question keeps its clean version's shots.
     rng = seeds.rng(run_config.seed, seeds.CORRUPTIONS)
-    versions = {kind: [corrupt(q, kind, rng) for q in questions] for kind in CORRUPTIONS}
+    kinds = task.corruptions
+    versions = {kind: [task.corrupt(q, kind, rng, questions) for q in questions]
+                for kind in kinds}
 
     model, tokenizer = load_model(run_config.model, run_config.device, run_config.dtype,
                                    run_config.placement())
     layers = run_config.layers_of(model)
-    read = run_config.read.with_defaults(query_pool="max" if config.icl else "mean", batch_size=16)
-    pad_id = padding_id(tokenizer)
+    reading = part.blank_reading(model, tokenizer, run_config)
+    shots, _ = part.prompts(questions, reading)
+    read, pad_id = reading.read, reading.pad_id
 
     def examples_of(items, indices):
-        return [to_example(tokenizer, item, shots[i], proofwriter.SUFFIX, config.prompt)
+        return [to_example(tokenizer, item, shots[i], task.suffix, text.prompt)
                 for item, i in zip(items, indices)]
 
     every = range(len(questions))
     prompts = [examples_of(forms, [i] * len(forms)) for i, forms in enumerate(
         [q, *(v[i] for v in versions.values() if v[i] is not None)] for i, q in enumerate(questions))]
-    fits = fitting_prompts(model, questions, prompts, config.skip_long)
+    fits = fitting_prompts(model, questions, prompts, text.skip_long)
     skipped = len(questions) - len(fits)
     if skipped:
         print(f"skipped {skipped} of {len(questions)} questions with a prompt (clean or corrupted) "
@@ -160,9 +163,12 @@ def run(config, run_config, out):
         questions, shots = ([x[i] for i in fits] for x in (questions, shots))
         versions = {kind: [v[i] for i in fits] for kind, v in versions.items()}
         every = range(len(questions))
-    words = ["True", "False"]
-    word_ids = prompt_answer_ids(tokenizer, questions[0], shots[0], proofwriter.SUFFIX, words,
-                                 config.prompt)
+    if not all(q.target is not None and q.choices for q in questions):
+        raise UserError(f"{text.data}: the robustness run scores answers, and some questions have "
+                        "none: give every question an answer and its choices (docs/DATA.md)")
+    words = list(dict.fromkeys(c for q in questions for c in q.choices))
+    word_ids = prompt_answer_ids(tokenizer, questions[0], shots[0], task.suffix, words,
+                                 text.prompt)
 
     clean = examples_of(questions, every)
     extracted = extract_pair(model, clean, layers, read, run_config.seed, pad_id, word_ids)
@@ -170,7 +176,7 @@ def run(config, run_config, out):
                                          extracted.scores)
     correct = correct_answers(scores, words, questions)
     corrupted_correct = {}
-    for kind in CORRUPTIONS:
+    for kind in kinds:
         applies = [i for i, v in enumerate(versions[kind]) if v is not None]
         kind_scores = answer_scores(model, examples_of([versions[kind][i] for i in applies],
                                                        applies), read, pad_id, word_ids, kind)
@@ -180,7 +186,7 @@ def run(config, run_config, out):
     if not is_main_process():      # the other processes only ran the model on their shares
         return None
 
-    knn = run_config.knn(default_p=1)
+    probing = run_config.probing(default_p=part.default_p)
     labels = ([np.array(q.useful) for q in questions],
               [np.array([-1 if d is None else d for d in q.depth]) for q in questions],
               [q.group for q in questions])
@@ -191,25 +197,26 @@ def run(config, run_config, out):
         chosen = np.sort(sub_rng.choice(len(questions), size=size, replace=False))
 
         scores_ = compare(subset_samples(features, labels, chosen),
-                          subset_samples(random_features, labels, chosen), knn)["probing_score"]
+                          subset_samples(random_features, labels, chosen),
+                          probing)["probing_score"]
         accuracy = float(correct[chosen].mean())
         subsets.append({"repeat": repeat, "size": size, "accuracy": accuracy,
                         "sp1": scores_["useful"], "sp2": scores_["depth"],
                         **{f"change_{k}": float(corrupted_correct[k][chosen].mean()) - accuracy
-                           for k in CORRUPTIONS}})
-    sp2, changes, bins, correlations, undefined = summarise(subsets)
+                           for k in kinds}})
+    sp2, changes, bins, correlations, undefined = summarise(subsets, kinds)
 
     chance = chance_check(float(correct.mean()), [q.target for q in questions],
-                          proofwriter_answers(questions))
+                          task.shortcuts(questions))
 
     make_dirs(out)
     figure(sp2, changes, out)
-    results = {"task": "proofwriter", "model": run_config.model, "data": config.data,
-               "split": config.split, "icl": config.icl,
-               "shots": config.shots if config.icl else None, "prompt": config.prompt,
-               "shot_ids": shot_record(config.shots, questions, shots), "skipped_long": skipped,
+    results = {"task": part.task_name, "model": run_config.model, "data": text.data,
+               "split": text.split, "icl": text.icl,
+               "shots": text.shots if text.icl else None, "prompt": text.prompt,
+               "shot_ids": shot_record(text.shots, questions, shots), "skipped_long": skipped,
                "position_limit": position_limit(model), "layers": layers,
-               "n_questions": len(questions), "n_examples": config.n_examples,
+               "n_questions": len(questions), "n_examples": text.n_examples,
                "repeats": config.repeats, "subset_size": [config.min_subset, config.max_subset],
                "seed": run_config.seed, "world_size": world_size(),
                "clean_accuracy": float(correct.mean()), **chance,
@@ -218,7 +225,7 @@ def run(config, run_config, out):
                "bins": bins, "correlation": correlations, "subsets": subsets,
                "seconds": round(time.time() - started, 2)}
     write_json(os.path.join(out, "results.json"), results)
-    print(f"{len(questions)} depth-1 questions; accuracy clean {correct.mean():.4f}, "
+    print(f"{len(questions)} {task.robustness_label} questions; accuracy clean {correct.mean():.4f}, "
           + ", ".join(f"{k} {v.mean():.4f}" for k, v in corrupted_correct.items()))
     if undefined:
         print(f"skipped {undefined} of {len(subsets)} subsets in the bins and correlations: S_P2 is "

@@ -244,6 +244,8 @@ class Recorder:
     def __init__(self, model, mode="auto"):
         self.model = model
         self.n_layers = model.config.get_text_config().num_hidden_layers
+        # what the caller's model used, given back by restore() (or leaving a `with` block)
+        self.implementation = getattr(model.config, "_attn_implementation", None)
         self.mode = None
         if mode in ("auto", "interface"):
             try:
@@ -258,6 +260,19 @@ class Recorder:
         # transformers 5.24 renamed the forward argument past_key_values to cache.
         self._cache_argument = ("cache" if "cache" in inspect.signature(model.forward).parameters
                                 else "past_key_values")
+
+    def restore(self):
+        """Give the model its own attention implementation back."""
+        if self.implementation is not None and getattr(
+                self.model.config, "_attn_implementation", None) != self.implementation:
+            with contextlib.suppress(ValueError, NotImplementedError, AttributeError):
+                self.model.set_attn_implementation(self.implementation)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
 
     def _use_hooks(self):
         with contextlib.suppress(ValueError, NotImplementedError, AttributeError):

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from mechprobe import seeds
-from mechprobe.probing.knn import probing_score
+from mechprobe.probing.crossval import probing_score
 from mechprobe.probing.predictions import NO_LABEL
 from mechprobe.probing.tree_recovery import recovered
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, fields, replace
 
 from mechprobe.attention.features import POOLS
 from mechprobe.cli import DEVICE_MAPS, ConfigError, require, whole
-from mechprobe.probing.knn import ProbeConfig
+from mechprobe.probing.crossval import ProbeConfig
+from mechprobe.probing.probes import PROBES, Probe
 from mechprobe.tasks.base import TASKS
 from mechprobe.tasks.registry import task_names
 from mechprobe.tasks.prompts import PROMPT_STYLES, SHOT_MODES
@@ -89,9 +90,11 @@ class RunConfig:
     dtype: str = "auto"                # auto, float32, bfloat16, float16
     seed: int = 0
     read: ReadConfig = field(default_factory=ReadConfig)
-    neighbors: int = 8                 # kNN neighbours
-    p: int | None = None               # kNN Minkowski p; None: the task's default
-    folds: int = 5                     # cross-validation folds
+    probe: object = ProbeConfig.probe  # knn, logistic, a probes.Probe or a scikit-learn classifier
+    neighbors: int = ProbeConfig.neighbors   # knn: neighbours
+    p: int | None = None               # knn: Minkowski p; None: the task's default
+    probe_c: float = ProbeConfig.c     # logistic: inverse regularisation strength
+    folds: int = ProbeConfig.folds     # cross-validation folds
     device_map: str | None = None      # auto, balanced, sequential: a model over several devices
     max_memory: dict | None = None     # with device_map: {0: "20GiB", "cpu": "60GiB"}
     offload_folder: str | None = None  # with device_map: where layers go that fit nowhere else
@@ -100,8 +103,15 @@ class RunConfig:
         require(whole(self.seed, 0, 2**32 - 1), f"RunConfig.seed must be a whole number from 0 to "
                 f"2**32-1, got {self.seed!r}")
         require(isinstance(self.read, ReadConfig), "RunConfig.read must be a ReadConfig")
+        require(self.probe in PROBES or isinstance(self.probe, Probe) or (
+                hasattr(self.probe, "fit") and hasattr(self.probe, "predict")),
+                f"RunConfig.probe must be one of {PROBES}, a probes.Probe or a scikit-learn "
+                f"classifier, got {self.probe!r}")
         require(whole(self.neighbors, 1), f"RunConfig.neighbors must be at least 1, got "
                 f"{self.neighbors!r}")
+        require(isinstance(self.probe_c, (int, float)) and not isinstance(self.probe_c, bool)
+                and 0 < self.probe_c < float("inf"), "RunConfig.probe_c must be a number above 0, "
+                f"got {self.probe_c!r}")
         require(self.p in (None, 1, 2), f"RunConfig.p must be 1, 2 or None, got {self.p!r}")
         require(whole(self.folds, 2), f"RunConfig.folds must be at least 2 (cross-validation), "
                 f"got {self.folds!r}")
@@ -134,9 +144,10 @@ class RunConfig:
         """The probed layers of `model` (read.layers checked against its depth)."""
         return parse_layers(self.read.layers, model.config.get_text_config().num_hidden_layers)
 
-    def knn(self, default_p):
+    def probing(self, default_p):
+        """The ProbeConfig of this run (`default_p`: the task's kNN distance)."""
         return ProbeConfig(neighbors=self.neighbors, p=self.p or default_p, folds=self.folds,
-                           seed=self.seed)
+                           seed=self.seed, probe=self.probe, c=self.probe_c, device=self.device)
 
 
 @dataclass
@@ -153,6 +164,7 @@ class TextConfig(FromArgs):
     buckets: str = "exact"             # ProofWriter depth-1 buckets: exact or upto
     n_examples: int = 1024             # at most this many questions per bucket
     shots_data: str | None = None      # jsonl: the file shots come from (default: the same file)
+    only_buckets: tuple | None = None  # probe these buckets only (None: every bucket)
 
     def __post_init__(self):
         texts = [name for name in task_names() if TASKS[name].family == "text"]
@@ -170,6 +182,11 @@ class TextConfig(FromArgs):
                 f"{self.buckets!r}")
         require(whole(self.n_examples, 1, 10**6), "TextConfig.n_examples must be a whole number "
                 f"from 1 to 1,000,000, got {self.n_examples!r}")
+        require(self.only_buckets is None or (
+                isinstance(self.only_buckets, (list, tuple)) and self.only_buckets
+                and all(isinstance(b, str) and b for b in self.only_buckets)),
+                "TextConfig.only_buckets must be a list of bucket names (e.g. ['m=1', 'm=4']) or "
+                f"None, got {self.only_buckets!r}")
         for name in ("buckets", "shots_data"):    # options only some tasks read
             default = next(f.default for f in fields(self) if f.name == name)
             readers = [t for t in texts if name in TASKS[t].options]

@@ -18,9 +18,11 @@ from mechprobe.parallel import gathered, my_share, world_size
 def features_of(model, examples, layers, read, pad_id, logit_ids=None, desc="attention"):
     """Per example its (statements, layers, features) array, the predicted next token, and the
     logits of `logit_ids` (ReadConfig `read` with the task's defaults filled in)."""
-    return extract(Recorder(model), examples, layers, read.batch_size, per_head=read.per_head,
-                   query_pool=read.query_pool, statement_pool=read.statement_pool, pad_id=pad_id,
-                   logit_ids=logit_ids, max_tokens=read.max_batch_tokens, desc=desc)
+    with Recorder(model) as recorder:      # the model gets its attention implementation back
+        return extract(recorder, examples, layers, read.batch_size, per_head=read.per_head,
+                       query_pool=read.query_pool, statement_pool=read.statement_pool,
+                       pad_id=pad_id, logit_ids=logit_ids, max_tokens=read.max_batch_tokens,
+                       desc=desc)
 
 
 def answer_scores(model, examples, read, pad_id, logit_ids, desc="answers"):

@@ -2,6 +2,7 @@
 or every k; the task read from the config, then the model's task.json."""
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,7 +12,8 @@ from mechprobe.baselines import accuracy, chance_check
 from mechprobe.cli import UserError
 from mechprobe.models import check_fits, load_model, padding_id
 from mechprobe.probing.dump import dump_numbers
-from mechprobe.probing.run import Reading, Setting
+from mechprobe.probing.config import KSmallestConfig
+from mechprobe.probing.part import Part, Reading, Setting
 from mechprobe.tasks import ksmallest
 from mechprobe.tasks.ksmallest import read_task_file
 from mechprobe.tasks.shortcuts import ksmallest_answers
@@ -127,19 +129,20 @@ def multi_token_correct(model, tokenizer, numbers, examples, indices, answers, f
     targets = [answer_tokens(tokenizer, numbers, row, answer, e.input_ids)
                for row, answer, e in zip(indices, answers, examples)]
     correct = np.array([t[0] == p for t, p in zip(targets, first_predicted)])
-    recorder = Recorder(model)
-    for step in range(1, max(len(t) for t in targets) + 1):
-        alive = [i for i in np.flatnonzero(correct) if len(targets[i]) >= step]
-        if not alive:
-            break
-        fed = [Example(examples[i].input_ids + targets[i][:step], [0], []) for i in alive]
-        _, predicted, _ = extract(recorder, fed, [], read.batch_size, pad_id=pad_id,
-                                  max_tokens=read.max_batch_tokens, desc=f"answer token {step + 1}")
-        for i, p in zip(alive, predicted):
-            if step == len(targets[i]):
-                correct[i] = not continues_number(tokenizer, p)
-            else:
-                correct[i] = p == targets[i][step]
+    with Recorder(model) as recorder:
+        for step in range(1, max(len(t) for t in targets) + 1):
+            alive = [i for i in np.flatnonzero(correct) if len(targets[i]) >= step]
+            if not alive:
+                break
+            fed = [Example(examples[i].input_ids + targets[i][:step], [0], []) for i in alive]
+            _, predicted, _ = extract(recorder, fed, [], read.batch_size, pad_id=pad_id,
+                                      max_tokens=read.max_batch_tokens,
+                                      desc=f"answer token {step + 1}")
+            for i, p in zip(alive, predicted):
+                if step == len(targets[i]):
+                    correct[i] = not continues_number(tokenizer, p)
+                else:
+                    correct[i] = p == targets[i][step]
     return correct
 
 
@@ -153,71 +156,100 @@ def browser_details(values, indices, task, correct):
             for row, answer, right, r in zip(indices, answers, correct, rank)]
 
 
-class KSmallestPart:
-    """The k-th smallest task in the probing run (mechprobe/probing/run.py): per k (one, or
-    every k with config.all_k, on the same attention) the tree's labels, accuracy and the chance
-    check against input-only answerers. The task (k, list length, number set) is the config's,
-    then the model's task.json."""
+@dataclass
+class KSmallestReading(Reading):
+    """The k-th smallest task's Reading: the task and number set of the model, the examples'
+    number indices, and what scoring a multi-token answer needs."""
+
+    model: object = None
+    tokenizer: object = None
+    task: object = None                # ksmallest.Spec of the model (config, then task.json)
+    numbers: object = None             # its NumberSet or MultiTokenNumbers
+    indices: np.ndarray | None = None  # (examples, list_len) indices into the number set
+    seed: int = 0                      # the stream the examples are drawn from
+
+    @property
+    def multi_token(self):
+        return isinstance(self.numbers, ksmallest.MultiTokenNumbers)
+
+
+def read_config(run):
+    """The run's ReadConfig with this task's defaults: 256 short prompts per batch, and mean
+    query pooling (one query token: its pooling changes nothing). The causal and attention-map
+    analyses read with it too."""
+    return run.read.with_defaults(query_pool="mean", batch_size=256)
+
+
+class KSmallestPart(Part):
+    """The k-th smallest task in the analyses (part.py): per k (one, or every k with
+    config.all_k, on the same attention) the tree's labels, accuracy and the chance check
+    against input-only answerers. The task (k, list length, number set) is the config's, then
+    the model's task.json."""
 
     task_name = "ksmallest"
     grouped_by = "example"
     default_p = 2                      # kNN Euclidean distance (the paper's, for this task)
+    config_class = KSmallestConfig
 
     def __init__(self, config, seed=0):
-        self.config, self.seed, self.task, self.numbers = config, seed, None, None
+        """`seed`: the examples a dump without a model writes (with a model: the run's seed)."""
+        self.config, self.seed = config, seed
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(KSmallestConfig.from_args(args), args.seed)
 
     def load(self):
         """Nothing to read: the examples are drawn from the task's number stream."""
 
-    def attach(self, model, tokenizer, run):
-        """The task and number set of this model (task_of_model), the run's seed."""
-        self.model, self.tokenizer, self.seed = model, tokenizer, run.seed
-        if self.task is None:
-            self.task, self.numbers = task_of_model(model, tokenizer, self.config,
-                                                    run.model or model.name_or_path,
-                                                    multi_token=True)
-
-    def dump(self, path, tokenizer=None):
+    def dump(self, path, reading=None):
         """The probed examples with their trees; without a model, over the tiny model's number
         set 0..S-1 (no tokenizer needed for it)."""
-        task = self.task or resolve_task(self.config)
-        values = self.numbers.numbers if self.numbers is not None else np.arange(task.num_set)
-        dump_numbers(path, task, values,
-                     ksmallest.probe_examples(task, self.config.n_examples, self.seed))
+        if reading is None:
+            task = resolve_task(self.config)
+            values, seed = np.arange(task.num_set), self.seed
+        else:
+            task, values, seed = reading.task, reading.numbers.numbers, reading.seed
+        dump_numbers(path, task, values, ksmallest.probe_examples(task, self.config.n_examples,
+                                                                   seed))
 
     def reading(self, model, tokenizer, run):
         """The prompts: one token per number (a statement each) where the tokenizer has enough
         single-token numbers, else each number a statement of its tokens."""
-        self.attach(model, tokenizer, run)
-        config, task, numbers = self.config, self.task, self.numbers
+        config = self.config
+        task, numbers = task_of_model(model, tokenizer, config, run.model or model.name_or_path,
+                                      multi_token=True)
         if config.n_examples < run.folds:
             raise UserError(f"KSmallestConfig.n_examples {config.n_examples} is too few for "
                             f"{run.folds}-fold cross-validation: probe more examples or use fewer "
                             "RunConfig.folds")
-        self.multi_token = isinstance(numbers, ksmallest.MultiTokenNumbers)
-        self.indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
-        if self.multi_token:
-            self.examples = multi_token_examples(tokenizer, numbers, self.indices)
+        indices = ksmallest.probe_examples(task, config.n_examples, run.seed)
+        reading = KSmallestReading([], read_config(run),
+                                   normalise=True, pad_id=padding_id(tokenizer), model=model,
+                                   tokenizer=tokenizer, task=task, numbers=numbers,
+                                   indices=indices, seed=run.seed)
+        if reading.multi_token:
+            reading.examples = multi_token_examples(tokenizer, numbers, indices)
             # The longest prompt plus the answer's tokens, fed while scoring it.
-            check_fits(model, max(len(e.input_ids) for e in self.examples)
+            check_fits(model, max(len(e.input_ids) for e in reading.examples)
                        + len(str(numbers.numbers[-1])) + 1)
         else:
-            self.examples = to_examples(numbers, self.indices)
-        # One query token: its pooling changes nothing.
-        self.read = run.read.with_defaults(query_pool="mean", batch_size=256)
-        self.pad_id = padding_id(tokenizer)
-        return Reading(self.examples, self.read, normalise=True)
+            reading.examples = to_examples(numbers, indices)
+            # the answer is the next token: one of the numbers' tokens after a space
+            reading.targets = [int(t) for t in numbers.later_ids[ksmallest.answers(task, indices)]]
+        return reading
 
-    def settings(self, extracted, knn):
-        task, numbers, indices = self.task, self.numbers, self.indices
+    def settings(self, reading, extracted, probing):
+        task, numbers, indices = reading.task, reading.numbers, reading.indices
         predicted = extracted.predicted
         for k in range(task.list_len // 2) if self.config.all_k else [task.k]:
-            task_k = ksmallest.Task(k, task.list_len, task.num_set)
+            task_k = ksmallest.Spec(k, task.list_len, task.num_set)
             useful, depth = ksmallest.reasoning_tree(task_k, indices)
             answers = ksmallest.answers(task_k, indices)
-            if self.multi_token:
-                correct = multi_token_correct(self.model, self.tokenizer, numbers, self.examples,
-                                              indices, answers, predicted, self.read, self.pad_id)
+            if reading.multi_token:
+                correct = multi_token_correct(reading.model, reading.tokenizer, numbers,
+                                              reading.examples, indices, answers, predicted,
+                                              reading.read, reading.pad_id)
                 task_accuracy = float(correct.mean())
             else:
                 correct = np.asarray(predicted) == np.asarray(numbers.later_ids[answers])
@@ -228,11 +260,8 @@ class KSmallestPart:
                                   **chance_check(task_accuracy, answers,
                                                  ksmallest_answers(indices))})
 
-    def add_controls(self, settings):
-        """No further control for this task."""
-
-    def meta(self):
-        task = self.task
+    def meta(self, reading):
+        task = reading.task
         return {"list_len": task.list_len,
-                "numbers": "multi-token" if self.multi_token else "single-token",
+                "numbers": "multi-token" if reading.multi_token else "single-token",
                 "num_set": task.num_set, "n_examples": self.config.n_examples}

@@ -104,9 +104,14 @@ class ProbeResult:
             lines.append(shortcut_caveat(exact))
         if weak:
             lines.append(chance_warning(weak))
+        for name, result in self.settings.items():
+            if result.get("useful_one_class"):
+                lines.append(f"note: every statement of setting {name} is useful (or none is): "
+                             "the usefulness probe had one class to predict, so its F1 and tree "
+                             "recovery say nothing; label some statements not useful")
         asked = self.meta.get("probe", {}).get("neighbors")
         clamped = {n: k for n, r in self.settings.items()
-                   for k in r.get("neighbors_used", {}).values()
+                   for k in (r.get("neighbors_used") or {}).values()
                    if k is not None and asked is not None and k < asked}
         if clamped:
             lines.append(f"note: --neighbors {asked} is more than some training folds hold; those "

@@ -1,63 +1,29 @@
 """One probing run, for any task: read the attention of a model and of its random twin on the
 task's prompts, probe each setting (a k, a bucket), check the accuracy against chance, and save
-and print the result. A task's part (mechprobe/probing/ksmallest.py, mechprobe/probing/text.py)
-says what the prompts are and how its settings are labelled and scored; everything else is here,
-once.
+and print the result. A task's part (part.py: ksmallest.py, text.py) says what the prompts are
+and how its settings are labelled and scored; everything else is here, once.
 
     part = TextPart(TextConfig(task="arc", data="data/arc_offline"))
     result = probe_model(model, tokenizer, part, RunConfig(folds=3))
-
-A part has: task_name, grouped_by and default_p (the kNN distance); load() (its data, before any
-model), dump(path, tokenizer=None), attach(model, tokenizer, run), reading(model, tokenizer, run)
--> Reading, settings(extracted, knn) -> Settings, add_controls(settings) and meta() -> dict.
-Text tasks of any kind share TextPart; a task needs its own part only where its examples are not
-statements in a prompt (the k-th smallest task's number lists).
 """
 
 import os
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from mechprobe.attention.features import normalise_by_max
 from mechprobe.cli import UserError
-from mechprobe.models import input_device, load_model, padding_id, position_limit
+from mechprobe.models import input_device, load_model, position_limit
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.bootstrap import bootstrap
 from mechprobe.probing.buckets import plural
 from mechprobe.probing.extraction import extract_pair, feature_cache
-from mechprobe.probing.knn import (Samples, best_layer, mean_of, neighbors_used,
-                                    overall_layerwise_predictions, probe_stages)
+from mechprobe.probing.crossval import (Samples, best_layer, mean_of, neighbors_used,
+                                         overall_layerwise_predictions, probe_stages)
 from mechprobe.probing.predictions import SettingPredictions
 from mechprobe.probing.result import ProbeResult
 from mechprobe.probing.tree_recovery import tree_recovery
-
-
-@dataclass
-class Reading:
-    """What a task part hands the run: its prompts and how to read them."""
-
-    examples: list                     # attention.features.Example per probed example
-    read: object                       # the ReadConfig with the task's defaults filled in
-    logit_ids: list | None = None      # answer tokens whose logits score the model
-    normalise: bool = False            # features divided by each example's largest
-
-
-@dataclass
-class Setting:
-    """One probed setting of a task part: which examples, their labels, and what the task
-    measured there besides the probe (accuracy, the chance check), placed first in results."""
-
-    name: str
-    rows: slice                        # the setting's examples among the Reading's
-    useful: list                       # per example its statements' 0/1
-    depth: list                        # per example its statements' depth class (-1: not useful)
-    groups: list | None = None         # cross-validation groups (None: each example its own)
-    ids: list | None = None            # example ids (None: positions)
-    details: list | None = None        # what the report's example browser shows per example
-    scores: dict = field(default_factory=dict)
-    control: list | None = None        # text-only features per example (the text-only control)
 
 
 def probe_setting(features, random_features, useful, depth, config, layers, groups=None,
@@ -80,7 +46,11 @@ def probe_setting(features, random_features, useful, depth, config, layers, grou
     result["tree_recovery"] = tree_recovery(predictions)
     result.update(bootstrap(predictions, config.seed))
     result["predictions"] = predictions
-    result["neighbors_used"] = neighbors_used(model_samples, config)
+    used = neighbors_used(model_samples, config)
+    if used is not None:         # the kNN's k, clamped where a training fold is smaller
+        result["neighbors_used"] = used
+    if len(np.unique(model_samples.useful)) < 2:
+        result["useful_one_class"] = True    # the report says that probe 1 separated nothing
     result["layerwise"] = rows
     result["best_layer"] = {stage: best_layer(rows, stage) for stage in ("useful", "depth")}
     result["n_examples"] = len(features)
@@ -88,49 +58,49 @@ def probe_setting(features, random_features, useful, depth, config, layers, grou
     return result
 
 
-def probe_model(model, tokenizer, part, run, cache=None, layers=None):
+def probe_model(model, tokenizer, part, run, cache=None, layers=None, reading=None):
     """Probe `model` and its random twin on a task part's prompts (`run` a RunConfig; `cache` a
-    FeatureCache). Returns a ProbeResult, or None on a process other than the main one (several
-    processes read attention; the main one probes)."""
+    FeatureCache; `reading`: the part's Reading of this model, if already made). Returns a
+    ProbeResult, or None on a process other than the main one (several processes read
+    attention; the main one probes)."""
     layers = run.layers_of(model) if layers is None else layers
-    reading = part.reading(model, tokenizer, run)
-    pad_id = padding_id(tokenizer)
-    extracted = extract_pair(model, reading.examples, layers, reading.read, run.seed, pad_id,
-                             reading.logit_ids, cache)
+    reading = reading or part.reading(model, tokenizer, run)
+    extracted = extract_pair(model, reading.examples, layers, reading.read, run.seed,
+                             reading.pad_id, reading.logit_ids, cache)
     if not is_main_process():      # the other processes only read attention
         return None
     features, random_features = extracted.features, extracted.random_features
     if reading.normalise:   # after picking the layers: the same whether every layer was kept
         features, random_features = normalise_by_max(features), normalise_by_max(random_features)
-    knn = run.knn(default_p=part.default_p)
+    probing = run.probing(default_p=part.default_p)
     settings = {}
-    for setting in part.settings(extracted, knn):
+    for setting in part.settings(reading, extracted, probing):
         result = probe_setting(features[setting.rows], random_features[setting.rows],
-                               setting.useful, setting.depth, knn, layers, setting.groups,
+                               setting.useful, setting.depth, probing, layers, setting.groups,
                                setting.ids, setting.details)
         if setting.control is not None:
             control = probe_stages(Samples.from_examples(setting.control, setting.useful,
-                                                         setting.depth, setting.groups), knn)
+                                                         setting.depth, setting.groups), probing)
             result["f1_text_control"] = {stage: mean_of(value) for stage, value in control.items()}
         settings[setting.name] = {**setting.scores, **result}
     if not settings:
         raise UserError(f"every bucket has fewer {plural(part.grouped_by)} than RunConfig.folds "
-                        f"{knn.folds}: probe more examples (TextConfig.n_examples) or use fewer "
-                        "RunConfig.folds")
-    part.add_controls(settings)
-    meta = {"task": part.task_name, "model": run.model, **part.meta(),
-            **reading_meta(model, reading, extracted, layers, knn, run)}
+                        f"{probing.folds}: probe more examples (TextConfig.n_examples) or use "
+                        "fewer RunConfig.folds")
+    part.add_controls(reading, settings)
+    meta = {"task": part.task_name, "model": run.model, **part.meta(reading),
+            **reading_meta(model, reading, extracted, layers, probing, run)}
     return ProbeResult(meta, settings)
 
 
-def reading_meta(model, reading, extracted, layers, knn, run):
+def reading_meta(model, reading, extracted, layers, probing, run):
     """results.json's record of how attention was read and probed (the same for every task)."""
     read = reading.read
     return {"position_limit": position_limit(model), "layers": layers,
             "per_head": read.per_head, "query_pool": read.query_pool,
             "statement_pool": read.statement_pool,
             **({"normalise": "max per example"} if reading.normalise else {}),
-            "probe": {"neighbors": knn.neighbors, "p": knn.p, "folds": knn.folds},
+            "probe": probing.record(),
             "seed": run.seed, "device": str(input_device(model)),
             "mean_prompt_tokens": float(np.mean([len(e.input_ids) for e in reading.examples])),
             "memory": {"model_mb": model.get_memory_footprint(return_buffers=False) / 2**20,
@@ -154,10 +124,11 @@ def run_command(part, run=None, out=None, dump_path=None, cache_mode="off"):
         return None
     model, tokenizer = load_model(run.model, run.device, run.dtype, run.placement())
     layers = run.layers_of(model)      # a bad --layers fails before any dump or reading
-    part.attach(model, tokenizer, run)
+    reading = part.reading(model, tokenizer, run)
     if dump_path:
-        part.dump(dump_path, tokenizer)
-    result = probe_model(model, tokenizer, part, run, feature_cache(out, cache_mode), layers)
+        part.dump(dump_path, reading)
+    result = probe_model(model, tokenizer, part, run, feature_cache(out, cache_mode), layers,
+                         reading)
     if result is None:
         return None
     result.meta["seconds"] = round(time.time() - started, 2)

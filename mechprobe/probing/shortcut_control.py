@@ -39,8 +39,9 @@ def hard_questions(pool, probed, answerer_name, answerers, limit, seed):
 def answered(model, questions, examples, words, word_ids, batch_size, pad_id, max_tokens):
     """Per question: whether the model's highest logit among its choices is its target (the
     accuracy probe_questions computes, without recording attention)."""
-    _, _, scores = extract(Recorder(model), examples, [], batch_size, pad_id=pad_id,
-                           logit_ids=word_ids, max_tokens=max_tokens, desc="shortcut control")
+    with Recorder(model) as recorder:
+        _, _, scores = extract(recorder, examples, [], batch_size, pad_id=pad_id,
+                               logit_ids=word_ids, max_tokens=max_tokens, desc="shortcut control")
     return np.array([a == q.target for a, q in zip(chosen_answers(scores, words, questions),
                                                    questions)])
 

@@ -22,6 +22,7 @@ register when mechprobe/tasks/registry.py is imported, which looks tasks up by n
 from dataclasses import dataclass, field
 
 from mechprobe.cli import UserError
+from mechprobe.tasks.corruptions import REPLACEMENTS, replaced
 
 KINDS = ("fact", "rule", "statement")   # a statement's kind; "statement": the data does not say
 
@@ -127,6 +128,21 @@ class TextTask(Task):
         """{name: one answer per question} from answerers that read only the input (besides the
         commonest answer); see mechprobe/tasks/shortcuts.py."""
         return {}
+
+    # The robustness experiment (corrupt.py): which questions, and how they are corrupted.
+    robustness_label = "multi-level"   # what the pool's questions are, in messages
+    corruptions = REPLACEMENTS         # the kinds corrupt() knows
+
+    def robustness_pool(self, questions):
+        """The questions corrupt.py draws its subsets from: those whose tree has two depth
+        classes or more (S_P2 needs them)."""
+        return [q for q in questions
+                if len({d for u, d in zip(q.useful, q.depth) if u and d is not None}) > 1]
+
+    def corrupt(self, question, kind, rng, pool):
+        """A corrupted copy of `question` (kind one of self.corruptions; rng a numpy Generator;
+        `pool` the questions replacements may come from), or None where it does not apply."""
+        return replaced(question, kind, rng, pool)
 
 
 TASKS = {}

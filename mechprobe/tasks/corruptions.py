@@ -1,10 +1,44 @@
-"""Corrupted ProofWriter questions for the robustness experiment (docs/METHOD.md): a noise
-statement (not in the proof) made counterfactual, a useful statement made counterfactual, or the
-statements shuffled."""
+"""Corrupted questions for the robustness experiment (docs/METHOD.md). Any text task: a noise
+statement (not in the tree) or a useful one replaced by a statement drawn from another question
+of the task, or the statements shuffled (TextTask.corrupt). ProofWriter: the noise or useful
+statement made counterfactual instead ("That the cow is big is false."), as in the paper."""
 
 import dataclasses
 
-CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")
+CORRUPTIONS = ("noise_counterfactual", "useful_counterfactual", "shuffle")   # ProofWriter's
+REPLACEMENTS = ("noise_replaced", "useful_replaced", "shuffle")              # any text task's
+
+
+def shuffled(question, rng):
+    """The question with its statements in a random order: labels, kinds and the tree's edges
+    follow their statements."""
+    order = rng.permutation(len(question.statements))
+    where = {int(old): new for new, old in enumerate(order)}
+    return dataclasses.replace(
+        question, statements=[question.statements[i] for i in order],
+        useful=[question.useful[i] for i in order], depth=[question.depth[i] for i in order],
+        kinds=[question.kinds[i] for i in order],
+        edges=[[where[a], where[b]] for a, b in question.edges])
+
+
+def replaced(question, kind, rng, pool):
+    """The question with one noise (kind noise_replaced) or useful (useful_replaced) statement
+    replaced by a statement of another question of `pool` that it does not hold; None where it
+    has no such statement, or the pool none to give."""
+    if kind == "shuffle":
+        return shuffled(question, rng)
+    wanted = 1 if kind == "useful_replaced" else 0
+    candidates = [i for i, u in enumerate(question.useful) if u == wanted]
+    if not candidates:
+        return None
+    index = candidates[rng.integers(len(candidates))]
+    own = set(question.statements)
+    others = [s for q in pool if q.id != question.id for s in q.statements if s not in own]
+    if not others:
+        return None
+    statements = list(question.statements)
+    statements[index] = others[rng.integers(len(others))]
+    return dataclasses.replace(question, statements=statements)
 
 COUNTERFACTUAL_WORDS = ("That", "is", "false")   # what counterfactual() adds to a statement
 OPENERS = {"The", "If", "All", "Something", "Someone", "Everything", "Everyone"}
@@ -31,7 +65,8 @@ def inner_words(texts):
 
 
 def corrupt(question, kind, rng):
-    """A corrupted copy of the question, or None where the corruption does not apply."""
+    """A corrupted copy of a ProofWriter question (CORRUPTIONS), or None where the corruption
+    does not apply."""
     statements = list(question.statements)
     if kind == "shuffle":
         order = rng.permutation(len(statements))

@@ -24,7 +24,9 @@ NUMBER_SCAN_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
-class Task:
+class Spec:
+    """One k-th smallest task: its k (0-based), list length and number-set size (minKK)."""
+
     k: int
     list_len: int = 16
     num_set: int = 512
@@ -51,7 +53,7 @@ def parse_task(name, list_len=16, num_set=512):
                         f"use k < --list-len (min00..min{list_len - 1:02d}) or raise --list-len")
     if num_set < 2:
         raise UserError(f"--num-set {num_set} is too small: use at least 2 numbers")
-    return Task(k=k, list_len=list_len, num_set=num_set)
+    return Spec(k=k, list_len=list_len, num_set=num_set)
 
 
 class SpaceJoined:

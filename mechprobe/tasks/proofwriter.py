@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from mechprobe.tasks import dataroot
 from mechprobe.cli import UserError
 from mechprobe.tasks.base import TextTask, register
+from mechprobe.tasks.corruptions import CORRUPTIONS, corrupt
 from mechprobe.tasks.shortcuts import proofwriter_answers
 from mechprobe.jsonfiles import check_unique_ids, read_by_depth, read_jsonl
 from mechprobe.tasks.trees import CycleError, ProofSyntaxError, depth_classes, parse_proofs
@@ -279,3 +280,13 @@ class ProofWriter(TextTask):
 
     def shortcuts(self, questions):
         return proofwriter_answers(questions)
+
+    robustness_label = "depth-1"
+    corruptions = CORRUPTIONS
+
+    def robustness_pool(self, questions):
+        """The paper's: the depth-1 questions."""
+        return [q for q in questions if q.qdep == 1]
+
+    def corrupt(self, question, kind, rng, pool):
+        return corrupt(question, kind, rng)

@@ -1,5 +1,5 @@
 """Answers read off the input alone, without a model: the shortcuts a model's accuracy must beat
-before its probing scores mean much (probing.chance_check), and the ProofWriter word rules the
+before its probing scores mean much (baselines.chance_check), and the ProofWriter word rules the
 fine-tuning report splits its accuracy by (binding_value)."""
 
 import re

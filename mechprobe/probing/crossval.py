@@ -1,28 +1,42 @@
-"""The two kNN probes, cross-validated by example, and the probing score (METHOD.md).
+"""Cross-validation of the two probes by example, and the probing score (METHOD.md, 4-6).
 
 Samples are statements. X has shape (samples, layers, per-layer features): one feature per layer
 for head-mean attention, one per head with per-head features. `groups` names each sample's
-example, so that the statements of one example never straddle a train/test split. The layer-wise
-rows come from mechprobe/probing/incremental.py (the same kNN, one distance pass per layer).
+example, so that the statements of one example never straddle a train/test split. Which
+classifier is the probe is the config's (probes.py: the kNN by default, a logistic regression,
+any scikit-learn classifier); everything here needs only its fit_layers.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from sklearn.model_selection import GroupKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
 
 from mechprobe.cli import UserError
-from mechprobe.probing.incremental import SUPPORTED_P, all_layers_fold_f1, layerwise_fold_scores
+from mechprobe.probing.probes import make_probe, probe_device
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    neighbors: int = 8
-    p: int = 2               # Minkowski p: 2 Euclidean (k-th smallest), 1 Manhattan (ProofWriter/ARC)
+    """Which probe reads the features and how it is cross-validated. The defaults are the
+    command line's and RunConfig's (stated once, here)."""
+
+    neighbors: int = 8       # knn: neighbours
+    p: int = 2               # knn: Minkowski p, 2 Euclidean (k-th smallest), 1 Manhattan (text tasks)
     folds: int = 5
     seed: int = 0
+    probe: object = "knn"    # "knn", "logistic", a probes.Probe or a scikit-learn classifier
+    c: float = 1.0           # logistic: inverse regularisation strength
+    device: str = "auto"     # where the kNN distances are computed (auto: a GPU when there is one)
+
+    @property
+    def classifier(self):
+        """The probes.Probe this config names."""
+        return make_probe(self.probe, self.neighbors, self.p, self.c)
+
+    def record(self):
+        """results.json's "probe": the probe's name and parameters, and the folds."""
+        return {**self.classifier.record(), "folds": self.folds}
 
 
 @dataclass
@@ -49,17 +63,18 @@ class Samples:
 
 def cross_validated_f1(X, y, groups, config, reference=False):
     """Macro F1 over folds grouped by example: (mean, std over folds). X: (samples, layers,
-    features). Manhattan and Euclidean kNNs (p 1 or 2) sum distances layer by layer
-    (incremental.py), so this equals the last cumulative layer-wise row; any other p, or
-    `reference`, is sklearn's kNN on the flattened features (the tests' reference)."""
+    features). The probe's fit on all layers, as the last cumulative layer-wise row gives it;
+    `reference`: scikit-learn's cross_val_score of the probe's estimator on the flattened
+    features (the tests' reference for the incremental kNN)."""
     check_groups(groups, config)
-    if config.p in SUPPORTED_P and X.ndim == 3 and not reference:
-        scores = all_layers_fold_f1(X, y, folds_of(groups, config), config.neighbors, config.p,
-                                    knn_device())
-        return float(np.mean(scores)), float(np.std(scores))
-    scores = cross_val_score(FoldKNN(n_neighbors=config.neighbors, weights="distance", p=config.p),
-                             X.reshape(len(X), -1), y, groups=groups, cv=splitter(config),
-                             scoring="f1_macro", error_score="raise")
+    if reference:
+        scores = cross_val_score(config.classifier.estimator(), X.reshape(len(X), -1), y,
+                                 groups=groups, cv=splitter(config), scoring="f1_macro",
+                                 error_score="raise")
+    else:
+        _, cumulative, _ = config.classifier.fit_layers(X, y, folds_of(groups, config),
+                                                        probe_device(config.device), only_all=True)
+        scores = cumulative[:, -1]
     return float(np.mean(scores)), float(np.std(scores))
 
 
@@ -69,15 +84,6 @@ def check_groups(groups, config):
         raise UserError(f"only {n_groups} independent examples (examples sharing a context count "
                         f"once) for {config.folds}-fold cross-validation: "
                         "probe more examples (--n-examples) or use fewer --folds")
-
-
-class FoldKNN(KNeighborsClassifier):
-    """A kNN whose k shrinks to the training fold's size: a small bucket's fold can hold fewer
-    samples than --neighbors (neighbors_used reports it)."""
-
-    def fit(self, X, y):
-        self.n_neighbors = min(self.n_neighbors, len(X))
-        return super().fit(X, y)
 
 
 def splitter(config):
@@ -92,7 +98,9 @@ def folds_of(groups, config):
 def neighbors_used(samples, config):
     """The k each stage's kNN uses: --neighbors, or the size of the smallest training fold where
     that is smaller (a small bucket; the depth stage sees only useful statements). Recorded in
-    results.json and reported, so a clamped k is never silent."""
+    results.json and reported, so a clamped k is never silent. None for another probe."""
+    if config.probe != "knn":
+        return None
     used = {}
     for stage, keep in (("useful", slice(None)), ("depth", samples.useful)):
         groups = samples.groups[keep]
@@ -110,7 +118,7 @@ def depth_applicable(samples):
 
 def probe_stages(samples, config, layers=None, reference=False):
     """{'useful': (mean, std), 'depth': (mean, std) or None} using the given layer positions
-    (`reference`: sklearn's kNN whatever p, see cross_validated_f1)."""
+    (`reference`: scikit-learn's own cross-validation, see cross_validated_f1)."""
     X = samples.X if layers is None else samples.X[:, layers]
     result = {"useful": cross_validated_f1(X, samples.useful.astype(int), samples.groups, config,
                                            reference),
@@ -139,35 +147,21 @@ def compare(model, random, config, layers=None, reference=False):
                          probe_stages(random, config, layers, reference))
 
 
-def knn_device():
-    """Where the kNN distances are computed: a GPU when there is one (float64 there too)."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def layerwise(model, random, config, layer_names, device=None):
-    """Rows per layer, mode 'single' (that layer only) and 'cumulative' (layers up to it).
-    Manhattan and Euclidean kNNs (p 1 or 2) take one distance pass per layer
-    (incremental.py); any other p refits sklearn's kNN per row (layerwise_sklearn)."""
+    """Rows per layer, mode 'single' (that layer only) and 'cumulative' (layers up to it)."""
     return overall_and_layerwise(model, random, config, layer_names, device)[1]
 
 
 def overall_and_layerwise(model, random, config, layer_names, device=None):
-    """(compare's result on all layers, layerwise's rows) of one setting. With p 1 or 2 the
-    all-layers fit is the last cumulative row, so one distance pass per layer gives both."""
+    """(compare's result on all layers, layerwise's rows) of one setting: the all-layers fit is
+    the last cumulative row, so one pass gives both."""
     return overall_layerwise_predictions(model, random, config, layer_names, device)[:2]
 
 
 def overall_layerwise_predictions(model, random, config, layer_names, device=None):
     """overall_and_layerwise's pair and the all-layers fit's out-of-fold predictions:
     {'model': stages, 'random': stages}, stages {'useful': (labels, fold of each sample),
-    'depth': the same over the useful statements, or None}. With p 1 or 2 they come from the
-    pass that gives the F1s; any other p fits sklearn's kNN once more per fold for them."""
-    if config.p not in SUPPORTED_P:
-        predictions = {"model": sklearn_out_of_fold(model, config),
-                       "random": sklearn_out_of_fold(random, config)}
-        return (compare(model, random, config),
-                layerwise_sklearn(model, random, config, layer_names), predictions)
-    device = device or knn_device()
+    'depth': the same over the useful statements, or None}, all from one layer_f1 pass each."""
     trained, untrained = layer_f1(model, config, device), layer_f1(random, config, device)
 
     def at(f1, mode, position):
@@ -213,30 +207,10 @@ def fold_of(folds, n):
     return fold
 
 
-def sklearn_out_of_fold(samples, config):
-    """Out-of-fold labels of sklearn's kNN on all layers per stage, as
-    overall_layerwise_predictions gives them (the way for a p other than 1 or 2)."""
-    result = stage_data(samples)
-    for stage, data in result.items():
-        if data is None:
-            continue
-        X, y, groups = data
-        X = X.reshape(len(X), -1)
-        folds = folds_of(groups, config)
-        predicted = np.zeros(len(y), dtype=y.dtype)
-        for train, test in folds:
-            knn = FoldKNN(n_neighbors=config.neighbors, weights="distance", p=config.p)
-            predicted[test] = knn.fit(X[train], y[train]).predict(X[test])
-        result[stage] = (predicted, fold_of(folds, len(y)))
-    return result
-
-
 def out_of_fold(samples, config, device=None):
     """Each stage's out-of-fold labels on all layers and test folds, {stage: (labels, folds) or
-    None}: the predictions behind the probe's F1 (incremental for p 1 or 2, else sklearn)."""
-    if config.p not in SUPPORTED_P:
-        return sklearn_out_of_fold(samples, config)
-    return predictions_of(layer_f1(samples, config, device or knn_device()))
+    None}: the predictions behind the probe's F1."""
+    return predictions_of(layer_f1(samples, config, device))
 
 
 def predictions_of(f1):
@@ -245,10 +219,12 @@ def predictions_of(f1):
             for stage, rows in f1.items()}
 
 
-def layer_f1(samples, config, device="cpu"):
+def layer_f1(samples, config, device=None):
     """{'useful': {'single': [mean F1 per layer], 'cumulative': [...], 'overall': (mean, std) of
     the last cumulative row, as cross_validated_f1 gives them, 'predicted': each sample's
-    out-of-fold label on all layers, 'fold': its test fold}, 'depth': the same or None}."""
+    out-of-fold label on all layers, 'fold': its test fold}, 'depth': the same or None}.
+    `device`: where the kNN's distances are computed (default: the config's)."""
+    probe, device = config.classifier, device or probe_device(config.device)
     result = stage_data(samples)
     for stage, data in result.items():
         if data is None:
@@ -256,8 +232,7 @@ def layer_f1(samples, config, device="cpu"):
         X, y, groups = data
         check_groups(groups, config)
         folds = folds_of(groups, config)
-        single, cumulative, predicted = layerwise_fold_scores(X, y, folds, config.neighbors,
-                                                              config.p, device)
+        single, cumulative, predicted = probe.fit_layers(X, y, folds, device)
         # a layer's fold scores as one contiguous 1-D array: the sum cross_validated_f1 takes
         result[stage] = {mode: [float(np.mean(np.ascontiguousarray(scores[:, layer])))
                                 for layer in range(X.shape[1])]
@@ -269,8 +244,8 @@ def layer_f1(samples, config, device="cpu"):
 
 
 def layerwise_sklearn(model, random, config, layer_names):
-    """layerwise's rows from one sklearn kNN fit per row: the reference the incremental way is
-    tested against, and the way for a p other than 1 or 2."""
+    """layerwise's rows from one scikit-learn fit of the probe's estimator per row: the reference
+    the incremental kNN is tested against."""
     rows = []
     for mode in ("single", "cumulative"):
         for position, layer in enumerate(layer_names):
