@@ -55,3 +55,15 @@ def test_an_all_k_run_is_compared_on_the_shared_k(tmp_path):
     assert [line.split()[:2] for line in printed.splitlines() if line.startswith("min0")] == [
         ["min01", "min01"], ["min01", "random-init"]]
     assert "also probed: random-init: min00, min02" in printed
+
+
+def test_a_truncated_results_json_is_named(tmp_path):
+    """A results.json cut in half (a copy interrupted, a disk that filled) or that is not an
+    object: one line naming the file and the fix, not a JSONDecodeError traceback."""
+    a, b = saved(tmp_path / "a", 0), saved(tmp_path / "b", 3)
+    text = (b / "results.json").read_text()
+    (b / "results.json").write_text(text[:len(text) // 2])
+    refused("compare", a, b, words=[str(b / "results.json"), "not valid JSON", "truncated",
+                                    "rerun the probe"])
+    (b / "results.json").write_text("[1, 2]")
+    refused("compare", a, b, words=[str(b / "results.json"), "is not a probe.py result"])
