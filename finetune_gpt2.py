@@ -11,8 +11,10 @@ resumes from OUT/checkpoint/ when rerun with the same arguments.
 """
 
 import argparse
+import os
 
-from mechprobe.cli import ArgumentParser, add_common_args, count, number, quiet_libraries, run
+from mechprobe.cli import (ArgumentParser, NoCheckpointYet, add_common_args, count, number,
+                           quiet_libraries, run)
 from mechprobe.tiny_models import TINY_TEXT, TinyConfig
 from mechprobe.outputs import output_dir
 from mechprobe.training.loop import TUNE_CHOICES
@@ -79,16 +81,23 @@ def main(argv=None):
     if args.model == "tiny" and (dim % heads or (dim // heads) % 2):
         parser.error(f"--tiny-dim {dim} must split into --tiny-heads {heads} heads of an even "
                      "size: choose a width that is a multiple of twice the head count")
-    quiet_libraries()
-    from mechprobe.training.ksmallest import TrainConfig
+    try:
+        quiet_libraries()
+        from mechprobe.training.ksmallest import TrainConfig
 
-    if args.task == "proofwriter":
-        from mechprobe.training.proofwriter import run as finetune
-    else:
-        from mechprobe.training.ksmallest import run as finetune
-    with output_dir(args.out, args.force, keep_on_interrupt=True,
-                    command="finetune_gpt2.py"):
-        finetune(TrainConfig.from_args(args))
+        if args.task == "proofwriter":
+            from mechprobe.training.proofwriter import run as finetune
+        else:
+            from mechprobe.training.ksmallest import run as finetune
+        with output_dir(args.out, args.force, keep_on_interrupt=True,
+                        command="finetune_gpt2.py"):
+            finetune(TrainConfig.from_args(args))
+    except KeyboardInterrupt:
+        # No checkpoint yet (stopped while loading, or before the first validation saved one):
+        # a rerun starts over, and advising it to resume would mislead.
+        if not os.path.isfile(os.path.join(args.out, "checkpoint", "state.pt")):
+            raise NoCheckpointYet from None
+        raise
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ class ConfigError(UserError, ValueError):
     when the config is built, before any model work; the message names the field."""
 
 
+class NoCheckpointYet(KeyboardInterrupt):
+    """An interruption of a resumable command (fine-tuning) before its first checkpoint was
+    saved: there is nothing to resume from, and a rerun starts over."""
+
+
 def require(condition, message):
     """Raise ConfigError(message) unless `condition`: the configs' validation."""
     if not condition:
@@ -144,8 +149,11 @@ def run(main, resumable=False):
                          lambda m: "--" + m.group(1).replace("_", "-"), message)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        if resumable:
+    except KeyboardInterrupt as err:
+        if isinstance(err, NoCheckpointYet):
+            print("interrupted before the first checkpoint was saved: a rerun of the command "
+                  "starts over from the beginning", file=sys.stderr)
+        elif resumable:
             print("interrupted: rerun the same command to resume from the last checkpoint",
                   file=sys.stderr)
         else:

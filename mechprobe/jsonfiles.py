@@ -37,16 +37,17 @@ def read_jsonl(path):
                                 "or damaged; download or generate it again") from None
 
 
-def read_json(path):
+def read_json(path, fix="download it again"):
+    """The JSON in `path`; a damaged file is one line naming it and `fix`."""
     try:
         with opened(path) as f:
             return json.loads(f.read().decode("utf-8-sig"))   # -sig: a byte-order mark is fine
     except json.JSONDecodeError as err:
         raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}): the file is truncated or "
-                        "damaged; download it again") from None
+                        f"damaged; {fix}") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text: the file is damaged or in another encoding; "
-                        "download it again") from None
+                        f"{fix}") from None
 
 
 def read_by_depth(path, what):

@@ -147,6 +147,18 @@ def test_a_crafted_checkpoint_never_runs(tmp_path):
     assert json.loads((out / "results.json").read_text())["steps"] == 4
 
 
+def test_an_interruption_before_the_first_checkpoint_says_a_rerun_starts_over(tmp_path):
+    """Stopped before the first validation saved a checkpoint, the run used to advise resuming,
+    and the rerun silently started over."""
+    out = tmp_path / "run"
+    code, _, err = cli("finetune_gpt2", *FINETUNE, "--out", out, "--stop-after", "1")
+    assert code == 130 and not (out / "checkpoint").exists()
+    assert err.strip().splitlines()[-1] == ("interrupted before the first checkpoint was saved: a "
+                                            "rerun of the command starts over from the beginning")
+    code, _, err = cli("finetune_gpt2", *FINETUNE, "--out", out)
+    assert code == 0, err
+    assert json.loads((out / "results.json").read_text())["resumed_from_step"] is None
+
 def test_a_resumed_checkpoint_loads_without_pickle(tmp_path):
     """The checkpoint a real run writes is readable with weights_only=True."""
     import torch

@@ -69,3 +69,15 @@ def test_runs_of_two_probes_side_by_side_name_their_probes(tmp_path):
     assert "knn k=5 p=2 5 folds" in rows[0] and "logistic c=1 5 folds" in rows[1]
     same = run_ok("compare", a, saved(tmp_path / "c", 3))
     assert "probe" not in same.splitlines()[0]
+
+
+def test_a_truncated_results_json_is_named(tmp_path):
+    """A results.json cut in half (a copy interrupted, a disk that filled) or that is not an
+    object: one line naming the file and the fix, not a JSONDecodeError traceback."""
+    a, b = saved(tmp_path / "a", 0), saved(tmp_path / "b", 3)
+    text = (b / "results.json").read_text()
+    (b / "results.json").write_text(text[:len(text) // 2])
+    refused("compare", a, b, words=[str(b / "results.json"), "not valid JSON", "truncated",
+                                    "rerun the probe"])
+    (b / "results.json").write_text("[1, 2]")
+    refused("compare", a, b, words=[str(b / "results.json"), "is not a probe.py result"])

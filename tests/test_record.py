@@ -63,6 +63,24 @@ def test_bad_rows_are_named():
     assert model.config._attn_implementation == "sdpa"
 
 
+def test_what_record_cannot_use_is_named_before_the_model_is_touched():
+    """A module that is not a transformers model, rows that are not positions, layers past the
+    model: each a ConfigError naming what it needs (it was a traceback, a TypeError without the
+    argument's name, and an empty result without a word)."""
+    with pytest.raises(mechprobe.ConfigError, match="record needs a transformers model.*Linear"):
+        with mechprobe.record(torch.nn.Linear(3, 3)):
+            pass
+    model = build(gpt2, "sdpa")
+    for rows in (1.5, True, [], None, torch.tensor([[1.5]])):
+        with pytest.raises(mechprobe.ConfigError, match="rows .*position"):
+            with mechprobe.record(model, rows=rows):
+                pass
+    for layers in ([99], [-1], [], 1, [True]):
+        with pytest.raises(mechprobe.ConfigError, match=r"layers.* has layers 0-2 \(0-based\)"):
+            with mechprobe.record(model, layers=layers):
+                pass
+    assert model.config._attn_implementation == "sdpa"
+
 def test_the_readme_example_runs():
     """The README's notebook example, as written, on a small model in place of SmolLM2."""
     readme = (Path(__file__).parent.parent / "README.md").read_text()

@@ -173,6 +173,28 @@ def test_the_command_line_names_flags_not_fields(tmp_path, small_finetuned):
             "--device-map", "auto", "--offload-folder", afile, words=["--offload-folder", "is a file"])
 
 
+def test_max_memory_for_a_gpu_this_machine_lacks_is_named(tmp_path, small_finetuned):
+    """accelerate only logs a warning for a GPU that is not there, then loading failed with an
+    error that blamed the model folder ("pass an intact local directory")."""
+    import torch
+
+    import mechprobe
+
+    count = (torch.accelerator.device_count() if hasattr(torch, "accelerator")
+             else torch.cuda.device_count())
+    missing = max(7, count)
+    line = refused("probe", "--model", small_finetuned / "model", "--out", tmp_path / "o",
+                   "--device", "cpu", "--device-map", "auto", "--max-memory",
+                   f"{missing}=1GiB,cpu=2GiB", words=[f"--max-memory names GPU {missing}",
+                                                      "this machine has"])
+    assert "intact" not in line and not (tmp_path / "o").exists()
+    refused("probe", "--model", small_finetuned / "model", "--out", tmp_path / "o",
+            "--device-map", "auto", "--max-memory", "gpu=1GiB",
+            words=["--max-memory names device 'gpu'", "GPU number"])
+    with pytest.raises(mechprobe.ConfigError, match=f"RunConfig.max_memory names GPU {missing}"):
+        mechprobe.RunConfig(device_map="auto", max_memory={missing: "1GiB"})
+    mechprobe.RunConfig(device_map="auto", max_memory={"cpu": "2GiB", "disk": "9GiB"})
+
 # --- models and caches --------------------------------------------------------------------------------
 
 def test_a_seq2seq_model_is_named_not_blamed(tmp_path, bpe_gpt2_dir):

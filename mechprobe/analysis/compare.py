@@ -5,10 +5,10 @@ probe: is a score the model's or the probe's?), and the table names each run's. 
 figure hold the shared settings (an --all-k run beside a fine-tuned model's run: its k), and the
 text names the settings left out."""
 
-import json
 import os
 
 from mechprobe.cli import UserError, format_table
+from mechprobe.jsonfiles import read_json
 from mechprobe.probing.intervals_table import ci
 
 # What must agree for two runs' scores to be read against each other, per task kind.
@@ -40,9 +40,9 @@ def read_run(folder):
     path = os.path.join(folder, "results.json")
     if not os.path.isfile(path):
         raise UserError(f"{folder} holds no results.json: pass folders that probe.py wrote")
-    with open(path) as f:
-        results = json.load(f)
-    if "settings" not in results or "probe" not in results:
+    # A run killed while writing, or a file cut short in a copy, leaves JSON that ends early.
+    results = read_json(path, fix="rerun the probe (probe.py) that wrote it")
+    if not isinstance(results, dict) or "settings" not in results or "probe" not in results:
         raise UserError(f"{path} is not a probe.py result (no settings): compare.py compares "
                         "probing runs")
     return {"run": os.path.basename(os.path.normpath(folder)), **results}

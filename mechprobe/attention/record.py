@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import torch
 
 from mechprobe.attention.recorder import _ACTIVE, Capture, Recorder
+from mechprobe.cli import ConfigError
 
 
 class Recorded(dict):
@@ -29,18 +30,25 @@ class Recorded(dict):
         return sorted(self)
 
 
+def whole_number(value):
+    """An int, not a bool: Python counts True as 1, but rows=True or layers=[True] is a mistake."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def row_positions(rows):
     """A function (batch, n_keys, device) -> (batch, R) positions, for Capture.rows."""
     if isinstance(rows, torch.Tensor):
+        whole = not (rows.is_floating_point() or rows.is_complex() or rows.dtype == torch.bool)
+        if rows.ndim != 2 or not whole:
+            raise ConfigError(f"rows as a tensor must be (batch, R) whole-number positions, got "
+                              f"shape {tuple(rows.shape)} of {rows.dtype}")
         given = rows.long()
-        if given.ndim != 2:
-            raise ValueError(f"rows as a tensor must be (batch, R) positions, got shape "
-                             f"{tuple(given.shape)}")
         return lambda batch, n_keys, device: torch.where(given < 0, given + n_keys, given).to(device)
-    positions = [rows] if isinstance(rows, int) else list(rows)
-    if not positions or not all(isinstance(p, int) for p in positions):
-        raise ValueError(f"rows must be a position, a list of positions or a (batch, R) tensor, "
-                         f"got {rows!r}")
+    positions = ([rows] if whole_number(rows) else list(rows) if isinstance(rows, (list, tuple))
+                 else None)
+    if not positions or not all(whole_number(p) for p in positions):
+        raise ConfigError(f"rows must be a position (an int, negative from the end), a non-empty "
+                          f"list of them or a (batch, R) tensor of positions, got {rows!r}")
 
     def resolve(batch, n_keys, device):
         resolved = torch.tensor([p + n_keys if p < 0 else p for p in positions], device=device)
@@ -55,7 +63,20 @@ def row_positions(rows):
 def record(model, rows=-1, layers=None, per_head=False):
     """Record the attention of query `rows` at `layers` (default all) during the forward passes
     run inside the block; yields a Recorded dict filled by each pass (the last one's rows)."""
-    text_config = model.config.get_text_config()
+    config = getattr(model, "config", None)
+    if not (isinstance(model, torch.nn.Module) and hasattr(config, "get_text_config")):
+        raise ConfigError(f"record needs a transformers model (a PreTrainedModel with a config, "
+                          f"e.g. from AutoModelForCausalLM.from_pretrained), got "
+                          f"{type(model).__name__}")
+    n_layers = config.get_text_config().num_hidden_layers
+    if layers is not None:
+        listed = isinstance(layers, (list, tuple, range, set, frozenset))
+        given = list(layers) if listed else []
+        # An index past the model would record nothing, silently.
+        if not given or not all(whole_number(n) and 0 <= n < n_layers for n in given):
+            raise ConfigError(f"layers must be a non-empty list of layer indices, and "
+                              f"{type(model).__name__} has layers 0-{n_layers - 1} (0-based), "
+                              f"got {layers!r}")
     capture = Capture(rows=row_positions(rows), layers=None if layers is None else frozenset(layers),
                       per_head=per_head, head_mask=None)   # checked before the model is touched
     before = getattr(model.config, "_attn_implementation", None)
@@ -80,7 +101,7 @@ def record(model, rows=-1, layers=None, per_head=False):
             handle.remove()
         if before is not None:
             model.set_attn_implementation(before)
-    missing = sorted(set(range(text_config.num_hidden_layers) if layers is None else layers)
+    missing = sorted(set(range(n_layers) if layers is None else layers)
                      - set(recorded))
     if recorded and missing:
         raise RuntimeError(f"attention of layers {missing} was not recorded: "

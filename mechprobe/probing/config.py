@@ -81,6 +81,29 @@ class ReadConfig:
                        batch_size=self.batch_size or batch_size)
 
 
+MEMORY_DEVICES = ("cpu", "mps", "disk")   # accelerate's max_memory keys besides GPU numbers
+
+
+def check_max_memory(limits):
+    """RunConfig.max_memory must name devices this machine has: for a GPU number past them
+    accelerate only logs a warning, then loading fails with an error that reads as a damaged
+    model folder."""
+    require(isinstance(limits, dict) and limits, "RunConfig.max_memory must map devices to sizes, "
+            f"e.g. {{0: '20GiB', 'cpu': '60GiB'}}, got {limits!r}")
+    for device in limits:
+        require(whole(device, 0) or device in MEMORY_DEVICES, f"RunConfig.max_memory names device "
+                f"{device!r}, which is not a GPU number (0, 1, ...), cpu, mps or disk")
+    gpus = sorted(device for device in limits if not isinstance(device, str))
+    if gpus:
+        import torch
+
+        count = (torch.accelerator.device_count() if hasattr(torch, "accelerator")
+                 else torch.cuda.device_count())
+        have = "no GPU" if count == 0 else f"GPU{'s 0-' if count > 1 else ' '}{count - 1}"
+        require(gpus[-1] < count, f"RunConfig.max_memory names GPU {gpus[-1]}, but this machine "
+                f"has {have}: give sizes for the devices it has (GPU numbers, cpu, mps or disk)")
+
+
 @dataclass
 class RunConfig:
     """What every probing run shares: the model, where it runs, the seed, reading and probing."""
@@ -119,6 +142,8 @@ class RunConfig:
                 f"RunConfig.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         require(self.device_map in (None, *DEVICE_MAPS), f"RunConfig.device_map must be one of "
                 f"{DEVICE_MAPS} or None, got {self.device_map!r}")
+        if self.max_memory is not None:
+            check_max_memory(self.max_memory)
         if self.offload_folder is not None and os.path.exists(self.offload_folder):
             require(os.path.isdir(self.offload_folder), f"RunConfig.offload_folder "
                     f"{self.offload_folder} is a file: give a folder (created if missing)")
