@@ -9,10 +9,12 @@ correlations between S_P2 and the accuracy change, per corruption) and OUT/robus
 
 import contextlib
 
-from mechprobe.cli import ArgumentParser, add_common_args, count, quiet_libraries, run
+from mechprobe.analysis.robustness import RobustnessConfig
+from mechprobe.cli import ArgumentParser, add_common_args, quiet_libraries, run
 from mechprobe.outputs import output_dir
-from mechprobe.flags import (add_probe_args, add_reading_args, add_task_module_arg,
-                             add_text_args, import_task_modules)
+from mechprobe.flags import (add_config_flags, add_probe_args, add_reading_args,
+                             add_task_module_arg, add_text_args, import_task_modules)
+from mechprobe.probing.config import TextConfig
 from mechprobe.tasks.base import TASKS
 from mechprobe.tasks.registry import task_names
 
@@ -26,24 +28,23 @@ def main(argv=None):
                         help="a text task (default proofwriter, the paper's; its depth-1 questions "
                         "are the pool); any other: questions whose tree has two levels or more")
     add_task_module_arg(parser)
-    add_text_args(parser)
     # the paper's robustness experiment is in-context: 4 shots unless --icl says otherwise
+    add_text_args(parser, help={"icl": "in-context examples before each question (default 4, "
+                                "the paper's)"})
     parser.set_defaults(icl=4)
-    parser.add_argument("--n-examples", type=count(1, 10**6),
-                        help="questions the subsets are drawn from (default 1024, sampled with the "
-                        "seed)")
-    parser.add_argument("--repeats", type=count(1, 10**6), help="subsets drawn (default 128; paper: 1024)")
-    parser.add_argument("--min-subset", type=count(2, 10**6), help="default 64")
-    parser.add_argument("--max-subset", type=count(2, 10**6), help="default 128")
+    add_config_flags(parser, TextConfig, ["n_examples"], help={
+        "n_examples": "questions the subsets are drawn from, sampled with the seed (default "
+                      "1024)"})
+    add_config_flags(parser, RobustnessConfig, ["repeats", "min_subset", "max_subset"])
     add_reading_args(parser)
     add_probe_args(parser)
     args = parser.parse_args(argv)
     if args.model is None:
         parser.error("--model is required")
     quiet_libraries()
-    from mechprobe.analysis.robustness import RobustnessConfig, run as corrupt
+    from mechprobe.analysis.robustness import run as corrupt
     from mechprobe.parallel import finish_processes, is_main_process
-    from mechprobe.probing.config import RunConfig, TextConfig
+    from mechprobe.probing.config import RunConfig
     from mechprobe.probing.text import TextPart
 
     # Several processes (accelerate launch, torchrun): each runs the model on its share of the

@@ -17,8 +17,10 @@ from contextlib import ExitStack
 
 from mechprobe.cli import ArgumentParser, add_common_args, path_text, quiet_libraries, run
 from mechprobe.outputs import check_output_file, output_dir, removed_on_failure
-from mechprobe.flags import (add_ksmallest_args, add_probe_args, add_reading_args,
-                             add_task_module_arg, add_text_args, import_task_modules)
+from mechprobe.flags import (add_config_flags, add_ksmallest_args, add_probe_args,
+                             add_reading_args, add_task_module_arg, add_text_args,
+                             import_task_modules)
+from mechprobe.probing.config import KSmallestConfig
 from mechprobe.tasks.registry import task_names
 
 
@@ -32,9 +34,7 @@ def main(argv=None):
     add_task_module_arg(parser)
     add_ksmallest_args(parser)
     add_text_args(parser)
-    parser.add_argument("--all-k", action="store_true",
-                        help="probe every k in 0..L/2-1 on the same attention (the paper's "
-                        "pretrained comparison)")
+    add_config_flags(parser, KSmallestConfig, ["all_k"])
     add_reading_args(parser)
     add_probe_args(parser)
     parser.add_argument("--feature-cache", default="on", choices=["on", "off", "strict"],

@@ -85,6 +85,14 @@ def path_text(text):
     return text
 
 
+def names(text):
+    """argparse type: 'm=1,m=4' -> ['m=1', 'm=4']."""
+    found = [name.strip() for name in text.split(",") if name.strip()]
+    if not found:
+        raise argparse.ArgumentTypeError("give names separated by commas, e.g. m=1,m=4")
+    return found
+
+
 SEED = count(0, 2**32 - 1)  # what numpy and torch accept as a seed
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 

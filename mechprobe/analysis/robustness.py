@@ -19,14 +19,14 @@ from scipy.stats import pearsonr, spearmanr
 from tqdm.auto import tqdm
 
 from mechprobe import seeds
-from mechprobe.cli import UserError, format_table, require, whole
+from mechprobe.cli import UserError, format_table, require
 from mechprobe.outputs import make_dirs, write_json
 from mechprobe.plots import save_figure, subplots
 from mechprobe.probing.crossval import Samples, compare
 from mechprobe.baselines import chance_check, chance_warning, shortcut_caveat
 from mechprobe.models import load_model, position_limit
 from mechprobe.parallel import is_main_process, world_size
-from mechprobe.probing.config import FromArgs
+from mechprobe.probing.config import FromArgs, check_options, option
 from mechprobe.probing.extraction import answer_scores, extract_pair
 from mechprobe.tasks.prompts import (chosen_answers, fitting_prompts, prompt_answer_ids,
                                      shot_record, to_example)
@@ -100,14 +100,13 @@ class RobustnessConfig(FromArgs):
     """corrupt.py: how the subsets of the robustness experiment are drawn (the questions and
     their prompts are a TextConfig's, as probing reads them)."""
 
-    repeats: int = 128                 # subsets drawn (paper: 1024)
-    min_subset: int = 64
-    max_subset: int = 128
+    repeats: int = option(128, "subsets drawn (paper: 1024)", low=1, high=10**6)
+    min_subset: int = option(64, "questions in the smallest subset", low=2, high=10**6)
+    max_subset: int = option(128, "questions in the largest subset", low=2, high=10**6)
 
     def __post_init__(self):
-        require(whole(self.repeats, 1), f"RobustnessConfig.repeats must be at least 1, got "
-                f"{self.repeats!r}")
-        require(whole(self.min_subset, 2) and whole(self.max_subset, self.min_subset),
+        check_options(self)
+        require(self.min_subset <= self.max_subset,
                 "RobustnessConfig.min_subset and RobustnessConfig.max_subset must satisfy "
                 f"2 <= min <= max, got {self.min_subset!r} and {self.max_subset!r}")
 

@@ -1,17 +1,45 @@
 """The configs of a probing run, validated when built (messages name fields; the command line
 turns ReadConfig.layers into --layers): what to probe (TextConfig, KSmallestConfig), how
-attention is read (ReadConfig), and the model, seed and kNN probe (RunConfig)."""
+attention is read (ReadConfig), and the model, seed and probe (RunConfig).
+
+A field made with option() is also a command-line flag of the same name (--max-batch-tokens is
+ReadConfig.max_batch_tokens): mechprobe/flags.py generates the flags from these fields, so each
+default, help text and check is stated once, here, and the command line's values go through the
+same validation as the library's."""
 
 import os
 from dataclasses import dataclass, field, fields, replace
 
 from mechprobe.attention.features import POOLS
-from mechprobe.cli import DEVICE_MAPS, ConfigError, require, whole
+from mechprobe.cli import DEVICE_MAPS, ConfigError, names, require, whole
 from mechprobe.probing.crossval import ProbeConfig
 from mechprobe.probing.probes import PROBES, Probe
 from mechprobe.tasks.base import TASKS
 from mechprobe.tasks.registry import task_names
 from mechprobe.tasks.prompts import PROMPT_STYLES, SHOT_MODES
+
+
+def option(default, help, unset=None, low=None, high=None, **flag):
+    """A config field that is also a flag: `help` says what it is, `unset` what a default of
+    None means ("the task's"); a whole number from `low` to `high` (None: no upper bound) is
+    checked by check_options when the config is built and by the flag when it is parsed (the
+    same rule, stated here once); `flag` argparse keywords (choices, type) where the field's
+    type does not say them (mechprobe/flags.py add_config_flags)."""
+    return field(default=default, metadata={"help": help, "unset": unset, "low": low,
+                                            "high": high, **flag})
+
+
+def check_options(config):
+    """The whole-number fields of `config` (option(low=...)) within their bounds; None only
+    where the default is None."""
+    for f in fields(config):
+        low, high = f.metadata.get("low"), f.metadata.get("high")
+        value = getattr(config, f.name)
+        if low is None or (value is None and f.default is None):
+            continue
+        bound = f"from {low} to {high:,}" if high is not None else f"of at least {low}"
+        require(whole(value, low, high), f"{type(config).__name__}.{f.name} must be a whole "
+                f"number {bound}{' or None' if f.default is None else ''}, got {value!r}")
 
 
 def from_args(cls, args, **given):
@@ -56,12 +84,15 @@ def parse_layers(spec, n_layers):
 class ReadConfig:
     """How attention rows become per-statement features (docs/METHOD.md, "Features")."""
 
-    layers: str | None = None          # '0-16,19,28' (0-based) or None for every layer
-    per_head: bool = False             # one feature per head instead of the head mean
-    query_pool: str | None = None      # pooling over query tokens; None: the task's default
-    statement_pool: str = "mean"       # pooling over a statement's tokens
+    layers: str | None = option(None, "0-based layer subset, e.g. 0-16,19,28",
+                                unset="every layer")
+    per_head: bool = option(False, "one feature per head instead of the head mean")
+    query_pool: str | None = option(None, "pooling over query tokens", choices=POOLS,
+                                    unset="max with --icl, else mean")
+    statement_pool: str = option("mean", "pooling over a statement's tokens", choices=POOLS)
     batch_size: int | None = None      # examples per forward pass; None: the task's default
-    max_batch_tokens: int = 1024       # padded tokens per forward pass (memory)
+    max_batch_tokens: int = option(1024, "cap on padded tokens per forward pass (memory: raise "
+                                   "it on a GPU); --batch-size caps examples", low=1, high=2**24)
 
     def __post_init__(self):
         require(self.layers is None or isinstance(self.layers, str),
@@ -72,8 +103,7 @@ class ReadConfig:
                 f"got {self.statement_pool!r}")
         require(self.batch_size is None or whole(self.batch_size, 1),
                 f"ReadConfig.batch_size must be a whole number >= 1 or None, got {self.batch_size!r}")
-        require(whole(self.max_batch_tokens, 1), "ReadConfig.max_batch_tokens must be a whole "
-                f"number >= 1, got {self.max_batch_tokens!r}")
+        check_options(self)
 
     def with_defaults(self, query_pool, batch_size):
         """This config with a task's defaults filled in where the user left a field unset."""
@@ -113,11 +143,17 @@ class RunConfig:
     dtype: str = "auto"                # auto, float32, bfloat16, float16
     seed: int = 0
     read: ReadConfig = field(default_factory=ReadConfig)
-    probe: object = ProbeConfig.probe  # knn, logistic, a probes.Probe or a scikit-learn classifier
-    neighbors: int = ProbeConfig.neighbors   # knn: neighbours
-    p: int | None = None               # knn: Minkowski p; None: the task's default
-    probe_c: float = ProbeConfig.c     # logistic: inverse regularisation strength
-    folds: int = ProbeConfig.folds     # cross-validation folds
+    # the probe: knn, logistic, a probes.Probe or (from the API) a scikit-learn classifier
+    probe: object = option(ProbeConfig.probe, "the classifier that reads the tree: knn (the "
+                           "paper's) or logistic (scikit-learn's LogisticRegression on "
+                           "standardised features)", choices=PROBES, type=str)
+    neighbors: int = option(ProbeConfig.neighbors, "knn: neighbours", low=1, high=10**6)
+    p: int | None = option(None, "knn: distance, 2 Euclidean, 1 Manhattan", choices=[1, 2],
+                           unset="the task's")
+    probe_c: float = option(ProbeConfig.c, "logistic: inverse regularisation strength")
+    folds: int = option(ProbeConfig.folds, "cross-validation folds, grouped by example "
+                        "(ProofWriter: by theory, since its questions share the context)",
+                        low=2, high=1000)
     device_map: str | None = None      # auto, balanced, sequential: a model over several devices
     max_memory: dict | None = None     # with device_map: {0: "20GiB", "cpu": "60GiB"}
     offload_folder: str | None = None  # with device_map: where layers go that fit nowhere else
@@ -130,14 +166,11 @@ class RunConfig:
                 hasattr(self.probe, "fit") and hasattr(self.probe, "predict")),
                 f"RunConfig.probe must be one of {PROBES}, a probes.Probe or a scikit-learn "
                 f"classifier, got {self.probe!r}")
-        require(whole(self.neighbors, 1), f"RunConfig.neighbors must be at least 1, got "
-                f"{self.neighbors!r}")
+        check_options(self)
         require(isinstance(self.probe_c, (int, float)) and not isinstance(self.probe_c, bool)
                 and 0 < self.probe_c < float("inf"), "RunConfig.probe_c must be a number above 0, "
                 f"got {self.probe_c!r}")
         require(self.p in (None, 1, 2), f"RunConfig.p must be 1, 2 or None, got {self.p!r}")
-        require(whole(self.folds, 2), f"RunConfig.folds must be at least 2 (cross-validation), "
-                f"got {self.folds!r}")
         require(self.dtype in ("auto", "float32", "bfloat16", "float16"),
                 f"RunConfig.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         require(self.device_map in (None, *DEVICE_MAPS), f"RunConfig.device_map must be one of "
@@ -180,16 +213,35 @@ class TextConfig(FromArgs):
     """What a text task's run probes (probe.py --task proofwriter|arc|jsonl|a registered task)."""
 
     task: str                          # a text task's name (mechprobe/tasks/base.py registry)
-    data: str | None = None            # the data folder (jsonl: the file); checked on load
-    split: str = "test"                # probed split (shots always come from train)
-    icl: int = 0                       # in-context shots per prompt (0: the fine-tuned setting)
-    shots: str = "per-question"        # or "fixed": one shot set for every question
-    prompt: str = "plain"              # or "chat": shots and question in the chat template
-    skip_long: bool = False            # leave out (and count) prompts longer than the model's limit
-    buckets: str = "exact"             # ProofWriter depth-1 buckets: exact or upto
-    n_examples: int = 1024             # at most this many questions per bucket
-    shots_data: str | None = None      # jsonl: the file shots come from (default: the same file)
-    only_buckets: tuple | None = None  # probe these buckets only (None: every bucket)
+    data: str | None = option(None, "ProofWriter: the release root, its CWA folder, or the "
+                              "folder of the paper's preprocessed {train,dev,test}.json; ARC: the "
+                              "folder of STREET's reasoning_annotated_*.jsonl or the preprocessed "
+                              "files; either: a download of the authors' dataset repo (its "
+                              "data/<task> is used) or hf:yyyyifan/MechanisticProbe_ProofWriter_ARC "
+                              "from the local HF cache; jsonl: a .jsonl, .parquet, .csv or .json "
+                              "file, a save_to_disk folder, or hf:ORG/NAME from the local HF cache "
+                              "(docs/DATA.md)")
+    split: str = option("test", "split read (in-context shots always come from train)",
+                        choices=["train", "dev", "test"])
+    icl: int = option(0, "in-context examples before each question (0 = the fine-tuned-model "
+                      "setting)", low=0, high=64)
+    shots: str = option("per-question", "with --icl: draw the shots for each question "
+                        "(per-question: the paper; seeded by --seed and the question) or use one "
+                        "fixed set for every question", choices=SHOT_MODES)
+    prompt: str = option("plain", "plain: the paper's prompt text; chat: the same shots and "
+                         "question as turns of the tokenizer's chat template (instruct models)",
+                         choices=PROMPT_STYLES)
+    skip_long: bool = option(False, "leave out prompts longer than the model's positions "
+                             "(counted in the output) instead of stopping")
+    buckets: str = option("exact", "ProofWriter depth-1 buckets m=2,4,...,24: 'exact' keeps "
+                          "questions whose theory has exactly m statements (the paper), 'upto' "
+                          "puts each in the smallest bucket >= m (the earlier grouping)",
+                          choices=["exact", "upto"])
+    n_examples: int = option(1024, "at most this many questions per bucket", low=1, high=10**6)
+    shots_data: str | None = option(None, "jsonl with --icl: the file in-context shots come from",
+                                    unset="the same file's other lines")
+    only_buckets: tuple | None = option(None, "these buckets only, e.g. m=1,m=4",
+                                        unset="every bucket", type=names)
 
     def __post_init__(self):
         texts = [name for name in task_names() if TASKS[name].family == "text"]
@@ -197,16 +249,13 @@ class TextConfig(FromArgs):
                 f"{self.task!r}")
         require(self.split in ("train", "dev", "test"), "TextConfig.split must be train, dev or "
                 f"test, got {self.split!r}")
-        require(whole(self.icl, 0, 64), f"TextConfig.icl must be a whole number from 0 to 64, got "
-                f"{self.icl!r}")
+        check_options(self)
         require(self.shots in SHOT_MODES, f"TextConfig.shots must be one of {SHOT_MODES}, got "
                 f"{self.shots!r}")
         require(self.prompt in PROMPT_STYLES, f"TextConfig.prompt must be one of {PROMPT_STYLES}, "
                 f"got {self.prompt!r}")
         require(self.buckets in ("exact", "upto"), "TextConfig.buckets must be exact or upto, got "
                 f"{self.buckets!r}")
-        require(whole(self.n_examples, 1, 10**6), "TextConfig.n_examples must be a whole number "
-                f"from 1 to 1,000,000, got {self.n_examples!r}")
         require(self.only_buckets is None or (
                 isinstance(self.only_buckets, (list, tuple)) and self.only_buckets
                 and all(isinstance(b, str) and b for b in self.only_buckets)),
@@ -225,16 +274,16 @@ class KSmallestConfig(FromArgs):
     """Which k-th smallest examples a run reads (probe.py --task ksmallest, attn_visual, causal);
     unset fields come from the model's task.json, then the paper's defaults."""
 
-    k: int | None = None               # 0-based: 1 = the second smallest
-    list_len: int | None = None        # numbers per example (paper: 16)
-    num_set: int | None = None         # size of the number set (paper: 512)
-    n_examples: int = 1024             # examples probed, from a stream fine-tuning never uses
-    all_k: bool = False                # probe every k in 0..L/2-1 on the same attention
+    k: int | None = option(None, "k-th smallest, 0-based (1: the second smallest)",
+                           unset="the model's task.json", low=0, high=1023)
+    list_len: int | None = option(None, "numbers per example (paper: 16)",
+                                  unset="the model's task", low=2, high=1024)
+    num_set: int | None = option(None, "size of the number set (paper: 512)",
+                                 unset="the model's task", low=2, high=10**6)
+    n_examples: int = option(1024, "examples probed, drawn from a stream fine-tuning never uses",
+                             low=1, high=10**6)
+    all_k: bool = option(False, "probe every k in 0..L/2-1 on the same attention (the paper's "
+                         "pretrained comparison)")
 
     def __post_init__(self):
-        for name, low, high in (("k", 0, 1023), ("list_len", 2, 1024), ("num_set", 2, 10**6)):
-            value = getattr(self, name)
-            require(value is None or whole(value, low, high), f"KSmallestConfig.{name} must be a "
-                    f"whole number from {low} to {high:,} or None, got {value!r}")
-        require(whole(self.n_examples, 1, 10**6), "KSmallestConfig.n_examples must be a whole "
-                f"number from 1 to 1,000,000, got {self.n_examples!r}")
+        check_options(self)
