@@ -5,8 +5,9 @@ The library behind the command-line scripts at the repository root, one concept 
 - `tasks/`: the task contract and registry (base, registry), the k-th smallest task, ProofWriter,
   ARC and jsonl files (loaders, generator, reasoning trees, prompts, input-only answerers);
 - `attention/`: recording attention rows during a forward pass, per-statement features;
-- `probing/`: the kNN probes, the one run over a model and its random twin (run) with each
-  task's part (ksmallest, text), configs, the result, intervals and report;
+- `probing/`: the part protocol every analysis reads a task through (part, parts; ksmallest,
+  text), the probes (kNN, logistic, any scikit-learn classifier) and their cross-validation,
+  the one run over a model and its random twin (run), configs, the result, intervals and report;
 - `training/`: the fine-tuning loop and the k-th smallest and ProofWriter set-ups;
 - `analysis/`: attention maps, causal head pruning, knockout, robustness, runs compared;
 - `api`: load a model and probe it from a notebook (the result saves itself);

@@ -1,1 +1,1 @@
-"""Probing: the kNN probes, the one run over a model and its random twin (run.py) with each task's part, the result, its intervals and report."""
+"""Probing: the part protocol every analysis reads a task through (part, parts), the probes (probes: kNN, logistic, any scikit-learn classifier) and their cross-validation (crossval), the one run over a model and its random twin (run), the result, its intervals and report."""
