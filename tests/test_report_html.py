@@ -56,6 +56,12 @@ def test_the_report_works_in_chromium(tmp_path):
     assert "Uncaught" not in log and "CONSOLE" not in log, log[-2000:]
     assert "<p><b>3</b>: q3?" in dom and "statement 5 of 3" in dom
     assert len(re.findall(r'title="layer \d', dom)) == 2 * 6 * 4   # model, twin; 6 statements, 4 layers
+    # the trees drawn: gold, model, twin, as inline SVG; the gold tree holds the useful statements
+    view = dom.split('<div id="view">', 1)[1].split('<p class="na">', 1)[0]
+    assert view.count('<svg class="tree"') == 3
+    gold = view.split('<svg class="tree"')[1]
+    useful = re.findall(r"<tr><td>\d+</td><td>statement \d+ of 3</td><td>1</td>", dom)
+    assert useful and gold.count('<g class="node ok">') == len(useful)
     # the example browser switches: "next" pressed twice from example 3, and the filter
     dom, _ = browse(path, "setting=s&example=3&next=2", tmp_path)
     assert "<p><b>5</b>: q5?" in dom

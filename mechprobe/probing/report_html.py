@@ -126,6 +126,8 @@ table.st th{background:#f0f0f0}
 .controls select,.controls button{font-size:13px;margin-right:.5em}
 #figures{display:flex;flex-wrap:wrap;gap:8px}img.fig{width:min(100%,680px)}
 #errors{color:#b00}.notes{background:#fff6e0;white-space:pre-wrap}.notes:empty{display:none}
+.trees{display:flex;flex-wrap:wrap;gap:10px;margin:.6em 0}.trees figure{margin:0}
+.trees figcaption{font-size:12px;color:#444}svg.tree{border:1px solid #ddd;background:#fcfcfc}
 </style></head><body>
 <h1>MechanisticProbe: @TITLE@</h1>
 <div id="errors"></div>
@@ -149,6 +151,11 @@ example <select id="example"></select>
 </div>
 <div id="view"></div>
 <p class="na">Predictions are out of fold: each comes from the probe fitted without the example.
+The trees: the gold one (useful statements by depth class d0, d1, ..., the root on top; arrows
+premise to conclusion), and the statements the model's and the twin's probes call useful, at the
+class probe 2 gives them (green: right; red: wrong; dashed: a gold node they left out; "?": a
+statement called useful that is not, which probe 2 gives no class). Their arrows are the gold
+edges between the nodes they kept: no probe predicts edges yet.
 Green: the prediction equals the gold label; red: it does not. Depth: the class of probe 2, which
 predicts it for gold-useful statements only. The strip: the statement's attention feature per
 layer (layer 0 left), darker = higher, scaled to the example's largest value.</p>
@@ -198,6 +205,76 @@ function stripHtml(values, top) {
       shade + ',' + shade + ',255)"></span>'; }).join("") + "</span>";
 }
 
+// A tree as inline SVG: the useful statements as nodes, one row per depth class (the root, the
+// highest class, on top), edges premise -> conclusion. `nodes`: [statement, class or null];
+// `mark`: per node "ok", "bad" (its class or usefulness is wrong) or "missed" (a gold node the
+// prediction left out, drawn dashed); class null: useful but no class predicted (row "?").
+function treeSvg(title, nodes, edges, mark, texts) {
+  const classes = [...new Set(nodes.map(n => n[1]))].sort((a, b) =>
+    (b === null) - (a === null) || b - a);
+  const rowOf = new Map(classes.map((c, r) => [c, r]));
+  const perRow = classes.map(c => nodes.filter(n => n[1] === c));
+  const width = Math.max(220, 46 * Math.max(1, ...perRow.map(r => r.length)) + 20);
+  const height = 40 + 52 * Math.max(1, classes.length);
+  const at = new Map();
+  perRow.forEach((row, r) => row.forEach((n, i) =>
+    at.set(n[0], [(i + 1) * width / (row.length + 1), 30 + 52 * r + 14])));
+  const colour = {ok: "#2e7d32", bad: "#c62828", missed: "#c62828"};
+  let svg = '<svg class="tree" width="' + width + '" height="' + height + '" ' +
+    'xmlns="http://www.w3.org/2000/svg"><defs><marker id="arrow-' + title.replace(/\W/g, "") +
+    '" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" orient="auto">' +
+    '<path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker></defs>';
+  classes.forEach((c, r) => { svg += '<text x="4" y="' + (30 + 52 * r + 18) +
+    '" font-size="10" fill="#888">' + (c === null ? "?" : "d" + c) + "</text>"; });
+  for (const [a, b] of edges) {
+    if (!at.has(a) || !at.has(b)) continue;
+    const [x1, y1] = at.get(a), [x2, y2] = at.get(b);
+    const dy = y2 > y1 ? -13 : 13;     // stop at the box's edge, above or below
+    svg += '<line x1="' + x1 + '" y1="' + (y1 + (y2 > y1 ? 13 : -13)) + '" x2="' + x2 +
+      '" y2="' + (y2 + dy) + '" stroke="#555" stroke-width="1.2" marker-end="url(#arrow-' +
+      title.replace(/\W/g, "") + ')"/>';
+  }
+  nodes.forEach((n, i) => {
+    const [x, y] = at.get(n[0]), m = mark[i];
+    svg += '<g class="node ' + m + '"><title>#' + n[0] + ": " + esc(texts[n[0]]) + "</title>" +
+      '<rect x="' + (x - 19) + '" y="' + (y - 13) + '" width="38" height="26" rx="6" fill="#fff" ' +
+      'stroke="' + colour[m] + '" stroke-width="2"' + (m === "missed" ? ' stroke-dasharray="4 3"' : "") +
+      '/><text x="' + x + '" y="' + (y + 4) + '" font-size="12" text-anchor="middle">#' + n[0] +
+      "</text></g>";
+  });
+  return "<figure><figcaption>" + esc(title) + "</figcaption>" + svg + "</svg></figure>";
+}
+
+// The gold tree's edges: the task's, or where it gives none and the tree has one root (the
+// k-th smallest: every leaf feeds the root), every other useful statement -> the root.
+function goldEdges(e) {
+  if (e.edges && e.edges.length) return e.edges;
+  const useful = e.useful.map((u, i) => i).filter(i => e.useful[i]);
+  const top = Math.max(...useful.map(i => e.depth[i]));
+  const roots = useful.filter(i => e.depth[i] === top);
+  return roots.length === 1 ? useful.filter(i => i !== roots[0]).map(i => [i, roots[0]]) : [];
+}
+
+function treesHtml(e) {
+  const gold = e.useful.map((u, i) => i).filter(i => e.useful[i]);
+  const edges = goldEdges(e);
+  let html = '<div class="trees">' + treeSvg("gold tree", gold.map(i => [i, e.depth[i]]), edges,
+    gold.map(() => "ok"), e.statements);
+  for (const [who, label] of [["model", "model's probes"], ["random", "twin's probes"]]) {
+    const p = e[who], nodes = [], mark = [];
+    e.statements.forEach((_, i) => {
+      if (p.useful[i]) {
+        nodes.push([i, e.useful[i] ? p.depth[i] : null]);
+        mark.push(e.useful[i] && (p.depth[i] === e.depth[i] || p.depth[i] === null) ? "ok" : "bad");
+      } else if (e.useful[i]) { nodes.push([i, e.depth[i]]); mark.push("missed"); }
+    });
+    // edges between the predicted nodes where the gold tree has them (no edge probe yet)
+    html += treeSvg(label + (p.tree ? ": tree recovered" : ""), nodes,
+      edges.filter(([a, b]) => p.useful[a] && p.useful[b]), mark, e.statements);
+  }
+  return html + "</div>";
+}
+
 function render() {
   const list = shown(), e = list[Number($("example").value)], view = $("view");
   if (!e) { view.innerHTML = "<p>no example of this kind among those carried into the page</p>"; return; }
@@ -229,7 +306,7 @@ function render() {
   if (e.edges && e.edges.length)
     edges = "<p>proof edges (premise &rarr; conclusion): " +
       e.edges.map(([a, b]) => "#" + a + " &rarr; #" + b).join(", ") + "</p>";
-  view.innerHTML = head + '<table class="st" id="statements">' + rows + "</table>" + edges;
+  view.innerHTML = head + treesHtml(e) + '<table class="st" id="statements">' + rows + "</table>" + edges;
 }
 
 $("setting").addEventListener("change", () => fillExamples());
