@@ -198,3 +198,25 @@ def test_knockout_on_proofwriter_buckets(generated, tmp_path):
     refused("knockout", "--task", "proofwriter", "--data", generated / "data", "--model",
             generated / "model", "--only-buckets", "m=1,m=99", "--out", tmp_path / "bad",
             words=["--only-buckets m=99", "m=1"])
+
+
+def test_deeper_trees_get_one_condition_per_middle_class():
+    """With three depth classes or more, each class between leaves and root is hidden on its
+    own too (which layers read which step); two classes keep the six conditions."""
+    from mechprobe.attention.features import Example
+
+    def item(depth):
+        depth = np.array(depth)
+        return knockout.Scored(Example([0] * 8, [7], [[i] for i in range(len(depth))]),
+                               depth >= 0, depth, 0)
+
+    deep = [item([0, 1, 2, -1, 3]), item([-1, 0, 1, 2, -1])]
+    guess = [s.useful.copy() for s in deep]
+    sets = knockout.hidden_statements(deep, guess, seed=0)
+    assert list(sets)[-2:] == ["class_1", "class_2"] and "class_3" not in sets
+    assert sets["class_1"] == [[1], [2]] and sets["class_2"] == [[2], [3]]
+    assert sets["leaves"] == [[0], [1]] and sets["root"] == [[4], [3]]
+    assert knockout.label("class_2") == "(e) depth class 2 only"
+    shallow = [item([0, 1, -1]), item([1, -1, 0])]
+    assert list(knockout.hidden_statements(shallow, [s.useful for s in shallow], 0)) == list(
+        knockout.CONDITIONS)

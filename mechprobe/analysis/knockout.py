@@ -85,9 +85,18 @@ def drawn(pool, n, rng):
     return sorted(rng.choice(pool, size=min(n, len(pool)), replace=False).tolist())
 
 
+def label(condition):
+    """A condition's name in tables and figures; class_<c>: one depth class of a deeper tree."""
+    if condition in CONDITIONS:
+        return CONDITIONS[condition]
+    return f"(e) depth class {condition.split('_')[1]} only"
+
+
 def hidden_statements(scored, predicted, seed):
     """{condition: per example the statement indices hidden}; the tree conditions only where
-    the trees have two depth classes or more (a root alone has no leaves)."""
+    the trees have two depth classes or more (a root alone has no leaves), and where they have
+    three or more also each class between the leaves and the root (class_1, ...): which layers
+    read which step of the tree."""
     rng = seeds.rng(seed, seeds.KNOCKOUT_NOISE)
     sets = {name: [] for name in CONDITIONS}
     classes = len(np.unique(np.concatenate([s.depth[s.useful] for s in scored])))
@@ -102,6 +111,10 @@ def hidden_statements(scored, predicted, seed):
         sets["root"].append(np.flatnonzero(useful & (item.depth == top)).tolist())
     if classes < 2:
         del sets["leaves"], sets["root"]
+    top = max(int(s.depth[s.useful].max()) for s in scored if np.any(s.useful)) if classes else 0
+    for depth in range(1, top) if classes >= 3 else []:
+        sets[f"class_{depth}"] = [np.flatnonzero(np.asarray(s.useful, dtype=bool)
+                                                 & (s.depth == depth)).tolist() for s in scored]
     return sets
 
 
@@ -237,12 +250,12 @@ def figure(body, title):
     """Left: accuracy drop per condition at the chosen layers; right: per layer window."""
     fig, (left, right) = subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.3]})
     rows = body["conditions"]
-    colours = {name: f"C{i}" for i, name in enumerate(CONDITIONS)}
+    colours = {r["condition"]: f"C{i}" for i, r in enumerate(body["conditions"])}
     drops = np.array([r["accuracy_drop"] for r in rows])
     errors = np.abs(np.array([r["accuracy_drop_ci"] for r in rows]).T - drops)
     left.bar(range(len(rows)), drops, yerr=errors, capsize=3,
              color=[colours[r["condition"]] for r in rows])
-    left.set_xticks(range(len(rows)), [CONDITIONS[r["condition"]] for r in rows], rotation=35,
+    left.set_xticks(range(len(rows)), [label(r["condition"]) for r in rows], rotation=35,
                     ha="right", fontsize=8)
     left.axhline(0, color="grey", linewidth=0.8)
     left.set_ylabel("accuracy drop (95% bootstrap interval)")
@@ -254,7 +267,7 @@ def figure(body, title):
         starts = [r["layers"][0] for r in picked]
         ci = np.array([r["accuracy_drop_ci"] for r in picked])
         right.plot(starts, [r["accuracy_drop"] for r in picked], marker="o", markersize=4,
-                   color=colours[name], label=CONDITIONS[name])
+                   color=colours[name], label=label(name))
         right.fill_between(starts, ci[:, 0], ci[:, 1], color=colours[name], alpha=0.15)
     width = len(body["windows"][0]["layers"]) if body["windows"] else 1
     right.set_xlabel(f"first layer of the window (window of {width} layer{'s' * (width > 1)}, 0-based)")
@@ -279,7 +292,7 @@ def print_tables(body):
           f"macro F1 {body['probe']['f1_useful_out_of_fold']:.4f}")
     print(f"\nknocked out at layers {span_label(body['layers'])} (drop = plain - knocked out; "
           "95% bootstrap interval)")
-    table = [{"condition": CONDITIONS[r["condition"]], "hidden": f"{r['statements_hidden']:.2f}",
+    table = [{"condition": label(r["condition"]), "hidden": f"{r['statements_hidden']:.2f}",
               "accuracy": r["accuracy"],
               "accuracy_drop": format_interval(r["accuracy_drop"], r["accuracy_drop_ci"]),
               "logprob_drop": format_interval(r["logprob_drop"], r["logprob_drop_ci"])}
@@ -292,10 +305,10 @@ def print_tables(body):
     spans = sorted({tuple(r["layers"]) for r in body["windows"]})
     print("\naccuracy drop per layer window (knocked out there only)")
     rows = []
-    for name in CONDITIONS:
+    for name in [r["condition"] for r in body["conditions"]]:
         picked = {tuple(r["layers"]): r for r in body["windows"] if r["condition"] == name}
         if picked:
-            rows.append({"condition": CONDITIONS[name],
+            rows.append({"condition": label(name),
                          **{f"layers {span_label(s)}": format_interval(picked[s]["accuracy_drop"],
                                                                        picked[s]["accuracy_drop_ci"])
                             for s in spans}})
