@@ -51,9 +51,14 @@ def parse():
     p.add_argument("--stop-at", type=float, default=1.01, help="stop once every hop count "
                    "reaches this test accuracy")
     p.add_argument("--queries", type=int, default=1, help="training queries per prompt (dense "
-                   "supervision: `? var value` after the first; at most --chains)")
+                   "supervision: `? var value` after the first, drawn with replacement)")
     p.add_argument("--any-link", action="store_true", help="training queries ask any variable, "
                    "not only the chains' last ones (shorter hops inside longer prompts)")
+    p.add_argument("--mimetic", type=float, default=1.0, help="initialise W_Q = W_K (scale "
+                   "MIMETIC/sqrt(dim)) in layers 1.. so that attention starts matching alike "
+                   "vectors (0: GPT-2's own init)")
+    p.add_argument("--bind-weight", type=float, default=1.0, help="weight of the auxiliary loss: "
+                   "layer 0's output at each statement's rhs predicts its lhs (0: off)")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -81,6 +86,30 @@ def accuracy(model, data, candidates, batch=500):
     return correct / len(x)
 
 
+def mimetic_init(model, scale, seed):
+    """W_Q = W_K = a random (d, d) matrix of std scale/sqrt(d) in every layer but the first:
+    the product W_Q W_K^T starts close to scale^2 x identity, so a query already attends to keys
+    like itself (Trockman & Kolter 2023, "Mimetic initialization of self-attention layers").
+    Without it the lookup's query-key match sits on a long plateau (docs/CHAINS_NOTES.md)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for block in model.transformer.h[1:]:
+            weight = block.attn.c_attn.weight            # (d, 3d): query, key, value columns
+            d = weight.shape[0]
+            shared = torch.randn(d, d, generator=generator) * scale / d ** 0.5
+            weight[:, :d] = shared
+            weight[:, d:2 * d] = shared
+
+
+def binding_loss(model, hidden_states, x, n_statements):
+    """Cross-entropy of each statement's lhs token read (through ln_f and the tied head) from layer
+    0's output at its rhs position: the rhs learns which variable it defines before the layers
+    that look it up."""
+    rhs = torch.arange(2, 4 * n_statements, 4)
+    logits = model.lm_head(model.transformer.ln_f(hidden_states[1][:, rhs]))
+    return F.cross_entropy(logits.flatten(0, 1), x[:, rhs - 2].flatten())
+
+
 def main():
     args = parse()
     torch.set_num_threads(args.threads)
@@ -91,6 +120,8 @@ def main():
                       n_positions=max(64, settings[hops[-1]].n_tokens + 3 * args.queries))
     model, tokenizer = build_tiny(chains.WORDS, tiny, seed=args.seed)
     assert all(tokenizer.convert_tokens_to_ids(w) == i for w, i in chains.TOKEN_ID.items())
+    if args.mimetic:
+        mimetic_init(model, args.mimetic, args.seed)
     candidates = torch.tensor([chains.TOKEN_ID[v] for v in chains.VALUES])
     test = {h: chains.encode(tokenizer, chains.generate(s, args.n_test, args.seed, "test"))
             for h, s in settings.items()}
@@ -110,11 +141,14 @@ def main():
         else:
             h = hops[rng.integers(unlocked - 1)]
         x, y, positions = chains.token_batch(rng, settings[h], args.batch,
-                                             min(args.queries, settings[h].n_statements
-                                                 if args.any_link else args.chains), args.any_link)
-        hidden = model.transformer(input_ids=torch.from_numpy(x)).last_hidden_state
-        logits = model.lm_head(hidden[:, torch.from_numpy(positions)])
+                                             args.queries, args.any_link)
+        x = torch.from_numpy(x)
+        out = model.transformer(input_ids=x, output_hidden_states=bool(args.bind_weight))
+        logits = model.lm_head(out.last_hidden_state[:, torch.from_numpy(positions)])
         loss = F.cross_entropy(logits.flatten(0, 1), torch.from_numpy(y).flatten())
+        if args.bind_weight:
+            loss = loss + args.bind_weight * binding_loss(model, out.hidden_states, x,
+                                                          settings[h].n_statements)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -120,18 +120,19 @@ def token_batch(rng, setting, n, queries=1, any_link=False):
 
     Returns (n, T) int64 ids, (n, queries) answer ids and the (queries,) positions whose next
     token is the answer. With queries=1 a row reads like prompt(question) of its own draw. More
-    queries (dense supervision) follow as `? var value`, each asking another variable, the last
-    one's value left out; with `any_link` a query may ask any variable of any chain (a variable
+    queries (dense supervision) follow as `? var value`, each asking a variable drawn anew (it may
+    repeat), the last one's value left out; with `any_link` a query may ask any variable of any chain (a variable
     `j` links from the constant is a (j+1)-hop question), else only the chains' last variables.
     """
     h, c = setting.hops, setting.n_chains
     names = np.argsort(rng.random((n, len(VARIABLES))), axis=1)[:, :h * c].reshape(n, c, h)
     values = np.argsort(rng.random((n, len(VALUES))), axis=1)[:, :c]
+    # Queries are drawn with replacement: drawn without, the last one's answer would be the one
+    # value not yet answered (a model learns that elimination long before the lookup).
     if any_link:
-        picks = np.argsort(rng.random((n, h * c)), axis=1)[:, :queries]    # chain * h + link
-        chain, link = np.divmod(picks, h)
+        chain, link = np.divmod(rng.integers(h * c, size=(n, queries)), h)
     else:
-        chain = np.argsort(rng.random((n, c)), axis=1)[:, :queries]
+        chain = rng.integers(c, size=(n, queries))
         link = np.full_like(chain, h - 1)
     order = np.argsort(rng.random((n, h * c)), axis=1)
     var_id = np.array([TOKEN_ID[v] for v in VARIABLES])
