@@ -59,6 +59,9 @@ def parse():
                    "vectors (0: GPT-2's own init)")
     p.add_argument("--bind-weight", type=float, default=1.0, help="weight of the auxiliary loss: "
                    "layer 0's output at each statement's rhs predicts its lhs (0: off)")
+    p.add_argument("--lookup-weight", type=float, default=0.0, help="weight of the auxiliary "
+                   "loss: layer k's output at each query predicts what k lookups reach (the "
+                   "variable k links nearer the constant), k = 1..layers-2 (0: off)")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -140,15 +143,24 @@ def main():
             h = hops[unlocked - 1]
         else:
             h = hops[rng.integers(unlocked - 1)]
-        x, y, positions = chains.token_batch(rng, settings[h], args.batch,
-                                             args.queries, args.any_link)
+        lookups = layers - 2 if args.lookup_weight else 0
+        x, y, positions, *reached = chains.token_batch(rng, settings[h], args.batch, args.queries,
+                                                       args.any_link, lookups)
         x = torch.from_numpy(x)
-        out = model.transformer(input_ids=x, output_hidden_states=bool(args.bind_weight))
+        out = model.transformer(input_ids=x, output_hidden_states=bool(args.bind_weight
+                                                                       or lookups))
         logits = model.lm_head(out.last_hidden_state[:, torch.from_numpy(positions)])
         loss = F.cross_entropy(logits.flatten(0, 1), torch.from_numpy(y).flatten())
         if args.bind_weight:
             loss = loss + args.bind_weight * binding_loss(model, out.hidden_states, x,
                                                           settings[h].n_statements)
+        if lookups:
+            at = torch.from_numpy(positions)
+            for k in range(1, lookups + 1):
+                logits_k = model.lm_head(model.transformer.ln_f(out.hidden_states[k + 1][:, at]))
+                target = torch.from_numpy(reached[0][:, :, k - 1])
+                loss = loss + args.lookup_weight * F.cross_entropy(logits_k.flatten(0, 1),
+                                                                   target.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -84,3 +84,23 @@ def test_registered():
     assert {q.bucket for q in questions} == {f"hops={h}" for h in chains.HOPS}
     shortcut = task.shortcuts(questions)["first constant"]
     assert len(shortcut) == len(questions) and set(shortcut) <= set(chains.VALUES)
+
+
+def test_token_batch_lookups():
+    """What k lookups reach: the variable k links nearer the constant, then the value."""
+    from mechprobe.tiny_models import word_tokenizer
+
+    tokenizer = word_tokenizer(chains.WORDS, 128)
+    setting = chains.Setting(3, 3)
+    x, y, positions, reached = chains.token_batch(np.random.default_rng(1), setting, 20, 4, True, 3)
+    assert reached.shape == (20, 4, 3)
+    for row, answers, steps in zip(x, y, reached):
+        words = tokenizer.convert_ids_to_tokens(row.tolist())
+        defs = {words[i]: words[i + 2] for i in range(0, 4 * setting.n_statements, 4)}
+        for position, answer, path in zip(positions, answers, steps):
+            var, expected = words[position], []
+            for _ in range(3):
+                var = defs.get(var, var)
+                expected.append(var)
+            assert tokenizer.convert_ids_to_tokens(path.tolist()) == expected
+            assert expected[-1] == tokenizer.convert_ids_to_tokens(int(answer))

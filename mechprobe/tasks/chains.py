@@ -114,7 +114,7 @@ SPECIALS = ("<pad>", "<unk>")           # mechprobe.tiny_models.word_tokenizer's
 TOKEN_ID = {w: len(SPECIALS) + i for i, w in enumerate(WORDS)}
 
 
-def token_batch(rng, setting, n, queries=1, any_link=False):
+def token_batch(rng, setting, n, queries=1, any_link=False, lookups=0):
     """n prompts of `setting` as token ids, drawn at once (training data; the same distribution
     as `question`, not the same draws), for a word_tokenizer(WORDS).
 
@@ -123,6 +123,8 @@ def token_batch(rng, setting, n, queries=1, any_link=False):
     queries (dense supervision) follow as `? var value`, each asking a variable drawn anew (it may
     repeat), the last one's value left out; with `any_link` a query may ask any variable of any chain (a variable
     `j` links from the constant is a (j+1)-hop question), else only the chains' last variables.
+    With `lookups` > 0 a fourth array (n, queries, lookups) holds, per query, what k lookups
+    reach (k = 1..lookups): the variable k links nearer the constant, or the value once there.
     """
     h, c = setting.hops, setting.n_chains
     names = np.argsort(rng.random((n, len(VARIABLES))), axis=1)[:, :h * c].reshape(n, c, h)
@@ -147,7 +149,14 @@ def token_batch(rng, setting, n, queries=1, any_link=False):
     answers = value_id[values[rows, chain]]
     tail = np.stack([np.full_like(asked, TOKEN_ID["?"]), asked, answers], axis=2).reshape(n, -1)
     positions = 4 * h * c + 1 + 3 * np.arange(queries)
-    return np.concatenate([tokens, tail[:, :-1]], axis=1), answers, positions
+    x = np.concatenate([tokens, tail[:, :-1]], axis=1)
+    if not lookups:
+        return x, answers, positions
+    k = np.arange(1, lookups + 1)
+    nearer = link[:, :, None] - k                                   # (n, queries, lookups)
+    reached = np.where(nearer >= 0, var_id[names[rows[:, :, None], chain[:, :, None],
+                                                 np.maximum(nearer, 0)]], answers[:, :, None])
+    return x, answers, positions, reached
 
 
 HOPS = (1, 2, 3, 4)          # the probed settings
