@@ -2,7 +2,7 @@
 the probe. docs/CHAINS_NOTES.md has the recipes tried and their numbers.
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=. python experiments/chains_train.py \\
-        --out runs/chains --max-hops 2 --minutes 20
+        --out runs/chains --minutes 25 --n-test 300      # the recipe of r8 (docs/CHAINS_NOTES.md)
 
 Self-contained loop (not mechprobe/training/loop.py): every step draws a fresh batch (seeded by
 (seed, step)) of one hop count, so there is no padding and no fixed training pool. Curriculum:
@@ -32,12 +32,12 @@ from mechprobe.tiny_models import TinyConfig, build_tiny  # noqa: E402
 def parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--max-hops", type=int, default=2)
+    p.add_argument("--max-hops", type=int, default=4)
     p.add_argument("--chains", type=int, default=chains.N_CHAINS)
     p.add_argument("--layers", type=int, default=None, help="default: max hops + 1")
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--steps", type=int, default=20000, help="schedule length (the run may end "
+    p.add_argument("--steps", type=int, default=12000, help="schedule length (the run may end "
                    "sooner: --minutes, or every hop count at --stop-at)")
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training")
     p.add_argument("--batch", type=int, default=64)
@@ -48,18 +48,18 @@ def parse():
                    "once the newest reaches this test accuracy (1.01: all from the start)")
     p.add_argument("--newest", type=float, default=0.5, help="share of steps on the newest "
                    "unlocked hop count (the rest uniform over the older ones)")
-    p.add_argument("--stop-at", type=float, default=1.01, help="stop once every hop count "
+    p.add_argument("--stop-at", type=float, default=0.99, help="stop once every hop count "
                    "reaches this test accuracy")
-    p.add_argument("--queries", type=int, default=1, help="training queries per prompt (dense "
+    p.add_argument("--queries", type=int, default=8, help="training queries per prompt (dense "
                    "supervision: `? var value` after the first, drawn with replacement)")
-    p.add_argument("--any-link", action="store_true", help="training queries ask any variable, "
+    p.add_argument("--any-link", action=argparse.BooleanOptionalAction, default=True, help="training queries ask any variable, "
                    "not only the chains' last ones (shorter hops inside longer prompts)")
     p.add_argument("--mimetic", type=float, default=1.0, help="initialise W_Q = W_K (scale "
                    "MIMETIC/sqrt(dim)) in layers 1.. so that attention starts matching alike "
                    "vectors (0: GPT-2's own init)")
     p.add_argument("--bind-weight", type=float, default=1.0, help="weight of the auxiliary loss: "
                    "layer 0's output at each statement's rhs predicts its lhs (0: off)")
-    p.add_argument("--lookup-weight", type=float, default=0.0, help="weight of the auxiliary "
+    p.add_argument("--lookup-weight", type=float, default=1.0, help="weight of the auxiliary "
                    "loss: layer k's output at each query predicts what k lookups reach (the "
                    "variable k links nearer the constant), k = 1..layers-2 (0: off)")
     p.add_argument("--eval-every", type=int, default=250)
