@@ -3,7 +3,7 @@ themselves) and any registered with mechprobe.tasks.base.register. probe.py's --
 the configs and the runners read it."""
 
 from mechprobe.cli import UserError
-from mechprobe.tasks import arc, jsonl, ksmallest, proofwriter  # noqa: F401  (they register)
+from mechprobe.tasks import arc, chains, jsonl, ksmallest, proofwriter  # noqa: F401  (they register)
 from mechprobe.tasks.base import TASKS
 
 
