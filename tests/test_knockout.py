@@ -216,7 +216,7 @@ def test_deeper_trees_get_one_condition_per_middle_class():
     assert list(sets)[-2:] == ["class_1", "class_2"] and "class_3" not in sets
     assert sets["class_1"] == [[1], [2]] and sets["class_2"] == [[2], [3]]
     assert sets["leaves"] == [[0], [1]] and sets["root"] == [[4], [3]]
-    assert knockout.label("class_2") == "(e) depth class 2 only"
+    assert knockout.condition_label("class_2") == "(e) depth class 2 only"
     shallow = [item([0, 1, -1]), item([1, -1, 0])]
     assert list(knockout.hidden_statements(shallow, [s.useful for s in shallow], 0)) == list(
         knockout.CONDITIONS)

@@ -85,7 +85,7 @@ def drawn(pool, n, rng):
     return sorted(rng.choice(pool, size=min(n, len(pool)), replace=False).tolist())
 
 
-def label(condition):
+def condition_label(condition):
     """A condition's name in tables and figures; class_<c>: one depth class of a deeper tree."""
     if condition in CONDITIONS:
         return CONDITIONS[condition]
@@ -255,7 +255,7 @@ def figure(body, title):
     errors = np.abs(np.array([r["accuracy_drop_ci"] for r in rows]).T - drops)
     left.bar(range(len(rows)), drops, yerr=errors, capsize=3,
              color=[colours[r["condition"]] for r in rows])
-    left.set_xticks(range(len(rows)), [label(r["condition"]) for r in rows], rotation=35,
+    left.set_xticks(range(len(rows)), [condition_label(r["condition"]) for r in rows], rotation=35,
                     ha="right", fontsize=8)
     left.axhline(0, color="grey", linewidth=0.8)
     left.set_ylabel("accuracy drop (95% bootstrap interval)")
@@ -267,7 +267,7 @@ def figure(body, title):
         starts = [r["layers"][0] for r in picked]
         ci = np.array([r["accuracy_drop_ci"] for r in picked])
         right.plot(starts, [r["accuracy_drop"] for r in picked], marker="o", markersize=4,
-                   color=colours[name], label=label(name))
+                   color=colours[name], label=condition_label(name))
         right.fill_between(starts, ci[:, 0], ci[:, 1], color=colours[name], alpha=0.15)
     width = len(body["windows"][0]["layers"]) if body["windows"] else 1
     right.set_xlabel(f"first layer of the window (window of {width} layer{'s' * (width > 1)}, 0-based)")
@@ -292,7 +292,7 @@ def print_tables(body):
           f"macro F1 {body['probe']['f1_useful_out_of_fold']:.4f}")
     print(f"\nknocked out at layers {span_label(body['layers'])} (drop = plain - knocked out; "
           "95% bootstrap interval)")
-    table = [{"condition": label(r["condition"]), "hidden": f"{r['statements_hidden']:.2f}",
+    table = [{"condition": condition_label(r["condition"]), "hidden": f"{r['statements_hidden']:.2f}",
               "accuracy": r["accuracy"],
               "accuracy_drop": format_interval(r["accuracy_drop"], r["accuracy_drop_ci"]),
               "logprob_drop": format_interval(r["logprob_drop"], r["logprob_drop_ci"])}
@@ -308,7 +308,7 @@ def print_tables(body):
     for name in [r["condition"] for r in body["conditions"]]:
         picked = {tuple(r["layers"]): r for r in body["windows"] if r["condition"] == name}
         if picked:
-            rows.append({"condition": label(name),
+            rows.append({"condition": condition_label(name),
                          **{f"layers {span_label(s)}": format_interval(picked[s]["accuracy_drop"],
                                                                        picked[s]["accuracy_drop_ci"])
                             for s in spans}})
