@@ -248,7 +248,7 @@ def span_label(layers):
 
 def figure(body, title):
     """Left: accuracy drop per condition at the chosen layers; right: per layer window."""
-    fig, (left, right) = subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.3]})
+    fig, (left, right) = subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [1, 1.3]})
     rows = body["conditions"]
     colours = {r["condition"]: f"C{i}" for i, r in enumerate(body["conditions"])}
     drops = np.array([r["accuracy_drop"] for r in rows])
@@ -276,7 +276,7 @@ def figure(body, title):
     right.set_title("knocked out in one layer window only")
     right.axhline(0, color="grey", linewidth=0.8)
     right.grid(alpha=0.3)
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))   # off the lines
     fig.suptitle(title)
     fig.tight_layout()
     return fig
