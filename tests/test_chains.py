@@ -104,3 +104,20 @@ def test_token_batch_lookups():
                 expected.append(var)
             assert tokenizer.convert_ids_to_tokens(path.tolist()) == expected
             assert expected[-1] == tokenizer.convert_ids_to_tokens(int(answer))
+
+
+def test_probe_py_dumps_the_generated_task_without_data(tmp_path):
+    """A generated task needs no --data: probe.py --task chains writes its examples (labels and
+    edges) straight away, and a text task that reads files still asks for --data."""
+    import json
+
+    from conftest import run_cli
+
+    code, _, err = run_cli("probe", "--task", "chains", "--n-examples", 3,
+                           "--dump-examples", tmp_path / "chains.jsonl")
+    assert code == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "chains.jsonl").read_text().splitlines()]
+    assert [r["bucket"] for r in rows] == [f"hops={h}" for h in (1, 2, 3, 4) for _ in range(3)]
+    assert all(sum(r["useful"]) == int(r["bucket"][-1]) for r in rows)
+    code, _, err = run_cli("probe", "--task", "proofwriter", "--dump-examples", tmp_path / "pw.jsonl")
+    assert code == 2 and "needs --data" in err

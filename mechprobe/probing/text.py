@@ -28,7 +28,7 @@ from mechprobe.tasks.prompts import (chosen_answers, fitting_prompts, prompt_ans
 def load_questions(config):
     """(task, the probed split's labelled questions) of a TextConfig; one line per problem."""
     task = task_named(config.task, config)
-    if config.data is None:
+    if config.data is None and task.needs_data:
         raise UserError(f"task {config.task} needs TextConfig.data: {task.how_to_get}")
     questions = check_questions(task.load(config.split), config.task)
     if not questions:

@@ -108,6 +108,7 @@ class TextTask(Task):
     defaults that suit a task without them."""
 
     suffix = ""                        # what follows the question in the prompt
+    needs_data = True                  # False: the task generates its questions (no --data)
     grouped_by = "example"             # what a cross-validation group is, for messages
     options = ()                       # TextConfig fields this task reads besides data/split
 

@@ -171,6 +171,7 @@ class Chains(TextTask):
     name = "chains"
     how_to_get = "generated (mechprobe/tasks/chains.py); train a model with experiments/chains_train.py"
     grouped_by = "example"
+    needs_data = False                 # generated: --data is not read
     seed = 0
 
     def load(self, split):
