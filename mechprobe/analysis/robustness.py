@@ -28,8 +28,7 @@ from mechprobe.models import load_model, position_limit
 from mechprobe.parallel import is_main_process, world_size
 from mechprobe.probing.config import FromArgs, check_options, option
 from mechprobe.probing.extraction import answer_scores, extract_pair
-from mechprobe.tasks.prompts import (chosen_answers, fitting_prompts, prompt_answer_ids,
-                                     shot_record, to_example)
+from mechprobe.tasks.prompts import chosen_answers, fitting_prompts, shot_record
 
 N_BINS = 8
 
@@ -140,12 +139,11 @@ def run(config, part, run_config, out):
                                    run_config.placement())
     layers = run_config.layers_of(model)
     reading = part.blank_reading(model, tokenizer, run_config)
-    shots, _ = part.prompts(questions, reading)
+    shots = part.shots(questions, reading)
     read, pad_id = reading.read, reading.pad_id
 
     def examples_of(items, indices):
-        return [to_example(tokenizer, item, shots[i], task.suffix, text.prompt)
-                for item, i in zip(items, indices)]
+        return [part.example(item, shots[i], reading) for item, i in zip(items, indices)]
 
     every = range(len(questions))
     prompts = [examples_of(forms, [i] * len(forms)) for i, forms in enumerate(
@@ -162,12 +160,11 @@ def run(config, part, run_config, out):
         questions, shots = ([x[i] for i in fits] for x in (questions, shots))
         versions = {kind: [v[i] for i in fits] for kind, v in versions.items()}
         every = range(len(questions))
-    if not all(q.target is not None and q.choices for q in questions):
+    answers = part.answer_tokens(questions, shots, reading)
+    if answers is None:
         raise UserError(f"{text.data}: the robustness run scores answers, and some questions have "
                         "none: give every question an answer and its choices (docs/DATA.md)")
-    words = list(dict.fromkeys(c for q in questions for c in q.choices))
-    word_ids = prompt_answer_ids(tokenizer, questions[0], shots[0], task.suffix, words,
-                                 text.prompt)
+    words, word_ids = answers
 
     clean = examples_of(questions, every)
     extracted = extract_pair(model, clean, layers, read, run_config.seed, pad_id, word_ids)

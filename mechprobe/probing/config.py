@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from mechprobe.attention.features import POOLS
 from mechprobe.cli import DEVICE_MAPS, ConfigError, names, require, whole
 from mechprobe.probing.crossval import ProbeConfig
-from mechprobe.probing.probes import PROBES, Probe
+from mechprobe.probing.probes import PROBES, make_probe
 from mechprobe.tasks.base import TASKS
 from mechprobe.tasks.registry import task_names
 from mechprobe.tasks.prompts import PROMPT_STYLES, SHOT_MODES
@@ -162,11 +162,11 @@ class RunConfig:
         require(whole(self.seed, 0, 2**32 - 1), f"RunConfig.seed must be a whole number from 0 to "
                 f"2**32-1, got {self.seed!r}")
         require(isinstance(self.read, ReadConfig), "RunConfig.read must be a ReadConfig")
-        require(self.probe in PROBES or isinstance(self.probe, Probe) or (
-                hasattr(self.probe, "fit") and hasattr(self.probe, "predict")),
-                f"RunConfig.probe must be one of {PROBES}, a probes.Probe or a scikit-learn "
-                f"classifier, got {self.probe!r}")
         check_options(self)
+        try:     # the probe's own check (probes.make_probe), under this field's name
+            make_probe(self.probe)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         require(isinstance(self.probe_c, (int, float)) and not isinstance(self.probe_c, bool)
                 and 0 < self.probe_c < float("inf"), "RunConfig.probe_c must be a number above 0, "
                 f"got {self.probe_c!r}")

@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import clone, is_classifier
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -73,10 +73,9 @@ class EstimatorProbe(Probe):
     name = "estimator"
 
     def __init__(self, estimator):
-        if not (is_classifier(estimator) or hasattr(estimator, "predict")) or not hasattr(
-                estimator, "fit"):
-            raise ValueError(f"RunConfig.probe must be 'knn', 'logistic' or a scikit-learn "
-                             f"classifier (with fit and predict), got {estimator!r}")
+        if not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
+            raise ValueError(f"RunConfig.probe must be one of {PROBES}, a probes.Probe or a "
+                             f"scikit-learn classifier (with fit and predict), got {estimator!r}")
         self._estimator = estimator
 
     def estimator(self):

@@ -101,10 +101,27 @@ class TextPart(Part):
 
     def prompts(self, questions, reading):
         """(per question its shots, its prompt as an Example), as the run probes it."""
+        shots = self.shots(questions, reading)
+        return shots, [self.example(q, these, reading) for q, these in zip(questions, shots)]
+
+    def shots(self, questions, reading):
+        """Per question its in-context shots (config.icl of them, per question or fixed)."""
         config = self.config
-        shots = shots_for(questions, reading.train, config.icl, config.shots, reading.seed)
-        return shots, [to_example(reading.tokenizer, q, these, self.task.suffix, config.prompt)
-                       for q, these in zip(questions, shots)]
+        return shots_for(questions, reading.train, config.icl, config.shots, reading.seed)
+
+    def example(self, question, shots, reading):
+        """One question's prompt with the given shots, as an Example (a corrupted question keeps
+        its clean version's shots)."""
+        return to_example(reading.tokenizer, question, shots, self.task.suffix, self.config.prompt)
+
+    def answer_tokens(self, questions, shots, reading):
+        """(answer words, their token ids after the prompt) of questions that all have answers
+        and choices; None where some have none (the probes run, accuracy is not scored)."""
+        if not all(q.target is not None and q.choices for q in questions):
+            return None
+        words = list(dict.fromkeys(c for q in questions for c in q.choices))
+        return words, prompt_answer_ids(reading.tokenizer, questions[0], shots[0],
+                                        self.task.suffix, words, self.config.prompt)
 
     def blank_reading(self, model, tokenizer, run):
         """A TextReading of no questions yet: how this part prompts `model` (its read defaults,
@@ -151,10 +168,9 @@ class TextPart(Part):
         reading.examples, reading.buckets, reading.flat, reading.shots = examples, buckets, flat, shots
         reading.skipped = skipped
         # Accuracy needs answers: a user's jsonl file may have none (then only the probes run).
-        if all(q.target is not None and q.choices for q in flat):
-            reading.words = list(dict.fromkeys(c for q in flat for c in q.choices))
-            reading.logit_ids = prompt_answer_ids(tokenizer, flat[0], shots[0], task.suffix,
-                                                  reading.words, config.prompt)
+        answers = self.answer_tokens(flat, shots, reading)
+        if answers is not None:
+            reading.words, reading.logit_ids = answers
             token = dict(zip(reading.words, reading.logit_ids))
             reading.targets = [int(token[q.target]) for q in flat]
             reading.choices = [[int(token[c]) for c in q.choices] for q in flat]
